@@ -1,0 +1,80 @@
+"""`python3 -m device_agent bench MODEL.tflite ...` or `... info`: print one JSON document on stdout.
+
+Anything the runtime prints is sent to stderr so that stdout carries exactly one JSON document.
+On failure the document has schema ``edgesdk.error/1`` and the exit code is non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from . import runtime, sysinfo
+from .protocol import ERROR_SCHEMA, INFO_SCHEMA, BenchSettings
+
+EXIT_ERROR = 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="device_agent", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("bench", help="measure a .tflite model")
+    b.add_argument("model")
+    b.add_argument("--runs", type=int, default=50, help="minimum timed runs (default 50)")
+    b.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
+    b.add_argument("--min-time", type=float, default=1.0, help="minimum seconds of timed runs")
+    b.add_argument("--threads", type=int, default=None, help="interpreter threads (default: runtime's)")
+    b.add_argument("--max-cv", type=float, default=0.15, help="re-measure above this variation")
+    b.add_argument("--retries", type=int, default=2, help="re-measurements allowed")
+    b.add_argument("--seed", type=int, default=0, help="seed of the generated inputs")
+    b.add_argument("--runtime", default=None, help="require this runtime module")
+    sub.add_parser("info", help="describe the device and its TFLite runtime")
+    return p
+
+
+def _info() -> dict[str, Any]:
+    doc: dict[str, Any] = {"schema": INFO_SCHEMA, "device": sysinfo.describe()}
+    try:
+        name, version, _ = runtime.load()
+        doc["runtime"] = {"name": name, "version": version}
+    except runtime.NoRuntimeError as exc:
+        doc["runtime"] = None
+        doc["runtime_error"] = str(exc)
+    return doc
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    real_stdout = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # C-level prints from runtimes land on stderr, not in our JSON
+    sys.stdout = sys.stderr
+    try:
+        if args.command == "info":
+            doc = _info()
+        else:
+            from . import bench  # numpy is only needed to measure
+
+            settings = BenchSettings(runs=args.runs, warmup=args.warmup, min_time_s=args.min_time,
+                                     threads=args.threads, max_cv=args.max_cv, retries=args.retries,
+                                     seed=args.seed)
+            doc = bench.run(args.model, settings, args.runtime)
+        code = 0
+    except runtime.NoRuntimeError as exc:
+        doc, code = {"schema": ERROR_SCHEMA, "error": "no_runtime", "message": str(exc)}, EXIT_ERROR
+    except FileNotFoundError as exc:
+        doc, code = {"schema": ERROR_SCHEMA, "error": "not_found", "message": str(exc)}, EXIT_ERROR
+    except ImportError as exc:
+        doc, code = {"schema": ERROR_SCHEMA, "error": "missing_dependency", "message": str(exc)}, EXIT_ERROR
+    except Exception as exc:  # noqa: BLE001 - the host must get a document, never a bare traceback
+        doc = {"schema": ERROR_SCHEMA, "error": "failed", "message": f"{type(exc).__name__}: {exc}"}
+        code = EXIT_ERROR
+    real_stdout.write(json.dumps(doc) + "\n")
+    real_stdout.flush()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

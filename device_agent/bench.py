@@ -1,0 +1,130 @@
+"""Measure one .tflite model with the local TFLite runtime and return a measurement document."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+import numpy as np
+
+from . import memory, runtime, sysinfo
+from .protocol import SCHEMA, BenchSettings
+
+
+def make_inputs(details: list[dict[str, Any]], seed: int) -> list[np.ndarray]:
+    """Deterministic inputs for each input tensor: the same model gets the same bytes every time."""
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for d in details:
+        shape = [int(s) if s > 0 else 1 for s in d["shape"]]
+        dtype = np.dtype(d["dtype"])
+        if dtype.kind == "f":
+            arrays.append(rng.standard_normal(shape).astype(dtype))
+        elif dtype.kind in "iu":
+            info = np.iinfo(dtype)
+            arrays.append(rng.integers(info.min, info.max, size=shape, endpoint=True, dtype=dtype))
+        elif dtype == np.bool_:
+            arrays.append(rng.integers(0, 2, size=shape).astype(np.bool_))
+        else:
+            raise ValueError(f"cannot generate input of dtype {dtype} for tensor {d['name']!r}")
+    return arrays
+
+
+def _stats(times_ms: list[float]) -> dict[str, float]:
+    arr = np.asarray(times_ms, dtype=np.float64)
+    mean = float(arr.mean())
+    median = float(np.median(arr))
+    return {
+        "mean_ms": mean,
+        "p50_ms": float(np.percentile(arr, 50)),
+        "p90_ms": float(np.percentile(arr, 90)),
+        "p99_ms": float(np.percentile(arr, 99)),
+        "min_ms": float(arr.min()),
+        "max_ms": float(arr.max()),
+        "std_ms": float(arr.std()),
+        "cv": float(arr.std() / mean) if mean > 0 else 0.0,
+        # Median absolute deviation, scaled to match std for normal data: rare outliers (an
+        # interrupt, a page fault) do not make it look unstable, throttling does.
+        "robust_cv": float(1.4826 * np.median(np.abs(arr - median)) / median) if median > 0 else 0.0,
+        "runs": len(times_ms),
+    }
+
+
+def _timed_runs(interp: Any, settings: BenchSettings) -> list[float]:
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < settings.runs or (time.perf_counter() - start) < settings.min_time_s:
+        t0 = time.perf_counter_ns()
+        interp.invoke()
+        times.append((time.perf_counter_ns() - t0) / 1e6)
+        if len(times) >= 100 * settings.runs:  # a very fast model: enough samples, stop
+            break
+    return times
+
+
+def run(model_path: str, settings: BenchSettings, runtime_name: str | None = None) -> dict[str, Any]:
+    """Benchmark ``model_path`` and return a document of schema ``edgesdk.measurement/1``."""
+    with open(model_path, "rb") as fh:
+        model_bytes = fh.read()
+    name, version, interpreter_cls = runtime.load(runtime_name)
+    warnings: list[str] = []
+
+    peak_reset = memory.reset_peak()
+    rss_before = memory.rss_bytes()
+    t0 = time.perf_counter_ns()
+    kwargs: dict[str, Any] = {"model_path": model_path}
+    if settings.threads is not None:
+        kwargs["num_threads"] = settings.threads
+    interp = interpreter_cls(**kwargs)
+    interp.allocate_tensors()
+    init_ms = (time.perf_counter_ns() - t0) / 1e6
+
+    inputs = make_inputs(interp.get_input_details(), settings.seed)
+    for detail, array in zip(interp.get_input_details(), inputs):
+        interp.set_tensor(detail["index"], array)
+    t0 = time.perf_counter_ns()
+    interp.invoke()
+    first_ms = (time.perf_counter_ns() - t0) / 1e6
+    checksum = hashlib.sha256()
+    for detail in interp.get_output_details():
+        checksum.update(np.ascontiguousarray(interp.get_tensor(detail["index"])).tobytes())
+
+    for _ in range(settings.warmup):
+        interp.invoke()
+    times = _timed_runs(interp, settings)
+    attempts = 1
+    # High variation usually means throttling or a noisy neighbour: measure again, keep the steadiest.
+    while _stats(times)["robust_cv"] > settings.max_cv and attempts <= settings.retries:
+        again = _timed_runs(interp, settings)
+        attempts += 1
+        if _stats(again)["robust_cv"] < _stats(times)["robust_cv"]:
+            times = again
+    latency: dict[str, Any] = _stats(times)
+    if latency["robust_cv"] > settings.max_cv:
+        warnings.append(f"high run-to-run variation: robust cv {latency['robust_cv']:.2f} > {settings.max_cv} "
+                        f"after {attempts} attempts (throttling or background load?)")
+    latency.update(warmup_runs=settings.warmup, first_inference_ms=first_ms, init_ms=init_ms,
+                   attempts=attempts)
+    peak = memory.peak_rss_bytes()
+    if not peak_reset:
+        warnings.append("peak RSS could not be reset before loading: the increase includes earlier peaks")
+
+    return {
+        "schema": SCHEMA,
+        "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
+        "runtime": {"name": name, "version": version},
+        "delegate": "xnnpack" if name == "ai_edge_litert" else "default",
+        "threads": settings.threads if settings.threads is not None else "default",
+        "settings": settings.to_dict(),
+        "device": sysinfo.describe(),
+        "latency": latency,
+        "memory": {
+            "peak_rss_bytes": peak,
+            "peak_rss_increase_bytes": max(0, peak - rss_before),
+            "model_bytes": len(model_bytes),
+        },
+        "power": {"value": None, "reason": "no power source on this device is supported yet"},
+        "output_checksum": checksum.hexdigest(),
+        "warnings": warnings,
+    }

@@ -1,0 +1,89 @@
+"""The versioned measurement schema spoken by the device agent.
+
+This module is the single source of truth for the protocol: the agent writes documents that
+``validate`` accepts, and the host SDK imports this module to parse them. Stdlib only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+SCHEMA = "edgesdk.measurement/1"
+INFO_SCHEMA = "edgesdk.deviceinfo/1"
+ERROR_SCHEMA = "edgesdk.error/1"
+
+LATENCY_FIELDS = (
+    "mean_ms", "p50_ms", "p90_ms", "p99_ms", "min_ms", "max_ms", "std_ms", "cv",
+    "runs", "warmup_runs", "first_inference_ms", "init_ms",
+)
+MEMORY_FIELDS = ("peak_rss_bytes", "peak_rss_increase_bytes", "model_bytes")
+REQUIRED = ("schema", "model_sha256", "runtime", "threads", "device", "latency", "memory",
+            "power", "output_checksum", "warnings")
+# Fields of the device description that identify the hardware/OS, and so go into its fingerprint.
+# Temperature, governor and current frequency change from run to run and stay out.
+FINGERPRINT_FIELDS = ("hostname", "machine", "cpu_model", "cores", "ram_bytes", "os")
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """How the agent measures. The host sends these as arguments and keys its cache on them."""
+
+    runs: int = 50
+    warmup: int = 5
+    min_time_s: float = 1.0
+    threads: int | None = None
+    max_cv: float = 0.15
+    retries: int = 2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.runs < 1:
+            raise ValueError(f"runs must be >= 1. Received: {self.runs}")
+        if self.warmup < 0:
+            raise ValueError(f"warmup must be >= 0. Received: {self.warmup}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1. Received: {self.threads}")
+        if self.min_time_s < 0 or self.max_cv <= 0 or self.retries < 0:
+            raise ValueError(f"min_time_s >= 0, max_cv > 0 and retries >= 0 are required. Received: {self}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_args(self) -> list[str]:
+        """The agent's command-line arguments for these settings."""
+        args = ["--runs", str(self.runs), "--warmup", str(self.warmup), "--min-time", str(self.min_time_s),
+                "--max-cv", str(self.max_cv), "--retries", str(self.retries), "--seed", str(self.seed)]
+        return args + (["--threads", str(self.threads)] if self.threads is not None else [])
+
+
+class ProtocolError(ValueError):
+    """A document does not follow the measurement schema."""
+
+
+def validate(doc: Any) -> dict[str, Any]:
+    """Check that ``doc`` is a measurement document of this schema version and return it.
+
+    Raises:
+        ProtocolError: naming the first missing or malformed field.
+    """
+    if not isinstance(doc, dict):
+        raise ProtocolError(f"expected a JSON object. Received: {type(doc).__name__}")
+    if doc.get("schema") != SCHEMA:
+        raise ProtocolError(f"expected schema {SCHEMA!r}. Received: {doc.get('schema')!r}")
+    for key in REQUIRED:
+        if key not in doc:
+            raise ProtocolError(f"measurement lacks field {key!r}")
+    for key in LATENCY_FIELDS:
+        value = doc["latency"].get(key)
+        if not isinstance(value, (int, float)) or value < 0:
+            raise ProtocolError(f"latency.{key} must be a non-negative number. Received: {value!r}")
+    for key in MEMORY_FIELDS:
+        if not isinstance(doc["memory"].get(key), int):
+            raise ProtocolError(f"memory.{key} must be an integer. Received: {doc['memory'].get(key)!r}")
+    runtime = doc["runtime"]
+    if not isinstance(runtime, dict) or not runtime.get("name") or not runtime.get("version"):
+        raise ProtocolError(f"runtime must name the runtime and its version. Received: {runtime!r}")
+    if not isinstance(doc["device"], dict) or not doc["device"].get("fingerprint"):
+        raise ProtocolError("device must carry a fingerprint")
+    return doc

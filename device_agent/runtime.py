@@ -1,0 +1,52 @@
+"""Find whichever TFLite runtime the device has: ai_edge_litert, tflite_runtime or tensorflow.lite."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Preference order: LiteRT is the maintained runtime; tflite_runtime is what older boards carry;
+# full TensorFlow is a last resort (its interpreter is deprecated).
+CANDIDATES = (
+    ("ai_edge_litert", "ai_edge_litert.interpreter", "ai-edge-litert"),
+    ("tflite_runtime", "tflite_runtime.interpreter", "tflite-runtime"),
+    ("tensorflow", "tensorflow.lite.python.interpreter", "tensorflow"),
+)
+
+INSTALL_HINT = ("no TFLite runtime found: install one on the device, e.g. "
+                "`python3 -m pip install numpy ai-edge-litert` (or `tflite-runtime 'numpy<2'` where "
+                "LiteRT has no wheel)")
+
+
+class NoRuntimeError(RuntimeError):
+    """No TFLite runtime could be imported."""
+
+
+def _version(dist: str) -> str:
+    try:
+        from importlib import metadata
+        return metadata.version(dist)
+    except Exception:  # noqa: BLE001 - any metadata failure just means "unknown"
+        return "unknown"
+
+
+def load(preferred: str | None = None) -> tuple[str, str, Any]:
+    """Return ``(name, version, Interpreter class)`` of the first runtime that imports.
+
+    Args:
+        preferred: a runtime name from ``CANDIDATES`` to require instead of searching.
+
+    Raises:
+        NoRuntimeError: when none (or not the preferred one) can be imported.
+    """
+    errors = []
+    for name, module, dist in CANDIDATES:
+        if preferred and name != preferred:
+            continue
+        try:
+            mod = importlib.import_module(module)
+        except Exception as exc:  # noqa: BLE001 - a broken install is reported, not raised
+            errors.append(f"{name}: {exc}")
+            continue
+        return name, _version(dist), mod.Interpreter
+    raise NoRuntimeError(INSTALL_HINT + ("; tried " + "; ".join(errors) if errors else ""))

@@ -1,0 +1,79 @@
+"""Describe the device: identity fields for the fingerprint, plus volatile state (governor, temperature)."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import platform
+import socket
+from typing import Any
+
+from .protocol import FINGERPRINT_FIELDS
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
+
+
+def _cpu_model() -> str:
+    text = _read("/proc/cpuinfo") or ""
+    # x86 says "model name"; many Arm boards only say "Hardware" or "Model" (Raspberry Pi).
+    for key in ("model name", "Model", "Hardware", "Processor"):
+        for line in text.splitlines():
+            if line.split(":")[0].strip() == key and ":" in line:
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def _ram_bytes() -> int:
+    for line in (_read("/proc/meminfo") or "").splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _os_name() -> str:
+    for line in (_read("/etc/os-release") or "").splitlines():
+        if line.startswith("PRETTY_NAME="):
+            return line.split("=", 1)[1].strip('"') + f" (kernel {platform.release()})"
+    return f"{platform.system()} {platform.release()}"
+
+
+def _temperature_c() -> float | None:
+    temps = []
+    for zone in sorted(glob.glob("/sys/class/thermal/thermal_zone*/temp")):
+        raw = _read(zone)
+        if raw and raw.lstrip("-").isdigit():
+            temps.append(int(raw) / 1000.0)
+    return max(temps) if temps else None
+
+
+def fingerprint(info: dict[str, Any]) -> str:
+    """A short stable hash of the fields that identify the hardware and OS."""
+    ident = {key: info.get(key) for key in FINGERPRINT_FIELDS}
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def describe() -> dict[str, Any]:
+    """Return the device description, fingerprint included."""
+    freq = _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq")
+    info: dict[str, Any] = {
+        "hostname": socket.gethostname(),
+        "machine": platform.machine(),
+        "cpu_model": _cpu_model(),
+        "cores": os.cpu_count() or 1,
+        "ram_bytes": _ram_bytes(),
+        "os": _os_name(),
+        "python": platform.python_version(),
+        "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+        "cpu_freq_khz": int(freq) if freq and freq.isdigit() else None,
+        "temperature_c": _temperature_c(),
+    }
+    info["fingerprint"] = fingerprint(info)
+    return info

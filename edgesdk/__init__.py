@@ -1,0 +1,36 @@
+"""edgesdk: compress Keras and TFLite models for a hardware profile and measure them on the device.
+
+The Python API mirrors the CLI::
+
+    import edgesdk
+    report = edgesdk.inspect_model("model.tflite")
+    result = edgesdk.compress("model.keras", profile="rpi5", recipe="prune=0.5,int8",
+                              output="model_int8.tflite", data="val.npz")
+    measurement = edgesdk.bench("model_int8.tflite", device="local")
+"""
+
+from device_agent.protocol import SCHEMA as MEASUREMENT_SCHEMA
+from device_agent.protocol import BenchSettings
+
+from .compress import CompressResult, compress
+from .errors import (DataError, DeployError, EdgeSdkError, MeasurementError, ModelError, ProfileError,
+                     RecipeError, StoreError)
+from .fit import Fit
+from .fit import check as check_fit
+from .inspect import ModelReport
+from .inspect import analyze as inspect_tflite
+from .measure import Measurement, bench, device_info
+from .models import ModelSource, identify
+from .profiles import Profile, list_profiles, load_profile
+from .store import Store
+from .techniques import Recipe, parse_recipe
+from .inspection import inspect_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MEASUREMENT_SCHEMA", "BenchSettings", "CompressResult", "DataError", "DeployError", "EdgeSdkError", "Fit",
+    "Measurement", "MeasurementError", "ModelError", "ModelReport", "ModelSource", "Profile", "ProfileError",
+    "Recipe", "RecipeError", "Store", "StoreError", "bench", "check_fit", "compress", "device_info", "identify",
+    "inspect_model", "inspect_tflite", "list_profiles", "load_profile", "parse_recipe",
+]

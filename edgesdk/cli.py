@@ -1,0 +1,296 @@
+"""The `edgesdk` command line: parse arguments, call the API, print with rich. Nothing else lives here."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before anything imports TensorFlow
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from . import __version__
+from .errors import EdgeSdkError
+
+app = typer.Typer(help="Compress Keras and TFLite models for a hardware target and measure them on the device.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  rich_markup_mode=None)
+profiles_app = typer.Typer(help="List and show hardware profiles.", no_args_is_help=True)
+app.add_typer(profiles_app, name="profiles")
+out = Console()
+err = Console(stderr=True, soft_wrap=True)  # one error, one line
+
+StoreOpt = Annotated[Optional[str], typer.Option("--store", help="results store URL (SQLAlchemy); default: "
+                                                 "EDGESDK_STORE or an SQLite file in your data directory")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON instead of tables")]
+
+
+def _print_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+
+
+def _bytes(n: int) -> str:
+    if n < 10_000:
+        return f"{n:,} B"
+    return f"{n / 1024:,.1f} KiB" if n < 2**20 else f"{n / 2**20:,.1f} MiB" if n < 2**30 else f"{n / 2**30:,.1f} GiB"
+
+
+def _warn(messages: list[str]) -> None:
+    for message in messages:
+        err.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log each stage")] = False) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
+                        handlers=[RichHandler(console=err, show_time=False, show_path=False)])
+
+
+@app.command("inspect")
+def inspect_cmd(
+    model: Annotated[Path, typer.Argument(help=".keras, .h5, SavedModel directory or .tflite")],
+    profile: Annotated[Optional[str], typer.Option("--profile", "-p", help="check the model against this "
+                                                  "profile (name or YAML path)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Operators, parameters, MACs, tensor sizes and memory of a model, and whether it fits a profile.
+
+    Keras and SavedModel models are converted to an fp32 .tflite in memory first.
+
+    Example: edgesdk inspect model.tflite --profile cortex-m4
+    """
+    from .inspection import inspect_model
+
+    result = inspect_model(model, profile)
+    if as_json:
+        _print_json(result)
+        return
+    rep, src = result["report"], result["source"]
+    out.print(f"[bold]{src['path']}[/bold] ({src['format']}, {_bytes(src['bytes'])}, sha256 {src['sha256'][:16]})")
+    summary = Table(show_header=False, box=None)
+    for label, value in (("precision", rep["precision"]), ("parameters", f"{rep['params']:,}"),
+                         ("MACs", f"{rep['macs']:,}"), ("tflite bytes", _bytes(rep["model_bytes"])),
+                         ("weight bytes", _bytes(rep["weight_bytes"])),
+                         ("peak activations", _bytes(rep["peak_activation_bytes"]) + " (estimate)"),
+                         ("inputs", ", ".join(f"{t['name']} {t['shape']} {t['dtype']}" for t in rep["inputs"])),
+                         ("outputs", ", ".join(f"{t['name']} {t['shape']} {t['dtype']}" for t in rep["outputs"]))):
+        summary.add_row(label, str(value))
+    out.print(summary)
+    ops = Table(title="operators")
+    ops.add_column("operator")
+    ops.add_column("version", justify="right")
+    ops.add_column("count", justify="right")
+    for op, version in rep["operators"].items():
+        ops.add_row(op, str(version), str(rep["op_counts"][op]))
+    out.print(ops)
+    layers = Table(title="layers")
+    for col in ("#", "operator", "output", "shape", "dtype", "MACs"):
+        layers.add_column(col, justify="right" if col in ("#", "MACs") else "left")
+    for layer in rep["layers"]:
+        layers.add_row(str(layer["index"]), layer["op"], layer["output"][:48], str(layer["output_shape"]),
+                       layer["dtype"], f"{layer['macs']:,}")
+    out.print(layers)
+    if result["fit"]:
+        _print_fit(result["fit"])
+
+
+def _print_fit(fit: dict[str, Any]) -> None:
+    verdict = "[green]fits[/green]" if fit["ok"] else "[red]does not fit[/red]"
+    out.print(f"profile [bold]{fit['profile']}[/bold]: {verdict} — RAM {_bytes(fit['ram_needed_bytes'])} of "
+              f"{_bytes(fit['ram_budget_bytes'])}, storage {_bytes(fit['storage_needed_bytes'])} of "
+              f"{_bytes(fit['storage_budget_bytes'])}")
+    for problem in fit["problems"]:
+        out.print(f"  [red]✗[/red] {problem}", highlight=False)
+    for warning in fit["warnings"]:
+        out.print(f"  [yellow]![/yellow] {warning}", highlight=False)
+
+
+@app.command()
+def compress(
+    model: Annotated[Path, typer.Argument(help=".keras, .h5 or SavedModel directory (the float source)")],
+    profile: Annotated[str, typer.Option("--profile", "-p", help="target profile name or YAML path")],
+    recipe: Annotated[str, typer.Option("--recipe", "-r", help="steps such as 'int8', 'prune=0.5,int8', "
+                                        "'prune=2:4,cluster=16,int8', 'qat' (see `edgesdk techniques`)")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="where to write the .tflite")],
+    data: Annotated[Optional[Path], typer.Option("--data", "-d", help=".npz with 'x' and optional 'y': "
+                                                 "calibration, fine-tuning and evaluation")] = None,
+    train_data: Annotated[Optional[Path], typer.Option("--train-data", help=".npz to calibrate and fine-tune "
+                                                       "on instead of --data, so evaluation stays honest")] = None,
+    epochs: Annotated[int, typer.Option(help="fine-tuning epochs for prune/cluster/qat", min=0)] = 2,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compress a model with a recipe for a hardware profile and write a .tflite.
+
+    With labels in --data, accuracy before and after is reported; with inputs only, fidelity to the
+    original model (top-1 agreement, SQNR). Without data, calibration uses random inputs (untrustworthy).
+
+    Example: edgesdk compress model.keras -p rpi5 -r prune=0.5,int8 -d val.npz -o model_int8.tflite
+    """
+    from .compress import compress as run_compress
+    from .store import Store
+
+    with err.status("compressing…") as status:
+        result = run_compress(model, profile, recipe, output, data, train_data=train_data, epochs=epochs, seed=seed, store=Store(store),
+                              progress=lambda message: status.update(message + "…"))
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    _warn(result.warnings)
+    table = Table(show_header=False, box=None)
+    table.add_row("wrote", f"{result.output} ({_bytes(result.model_bytes)}, gzipped {_bytes(result.gzip_bytes)})")
+    table.add_row("recipe", f"{result.recipe} → {result.precision} for {result.profile}")
+    q = result.quality
+    if q:
+        if q["metric"] in ("accuracy", "mse"):
+            table.add_row(q["metric"], f"{q['before']:.4f} → {q['after']:.4f} on {q['samples']} samples")
+        if "top1_agreement" in q:
+            table.add_row("top-1 agreement", f"{q['top1_agreement']:.4f}")
+        table.add_row("SQNR", f"{q['sqnr_db']:.1f} dB vs the float model")
+    out.print(table)
+
+
+@app.command()
+def bench(
+    model: Annotated[Path, typer.Argument(help="a .tflite model")],
+    device: Annotated[str, typer.Option("--device", help="where to measure: 'local' (ssh/adb to come)")] = "local",
+    runs: Annotated[int, typer.Option(help="minimum timed runs", min=1)] = 50,
+    warmup: Annotated[int, typer.Option(help="untimed runs first", min=0)] = 5,
+    min_time: Annotated[float, typer.Option("--min-time", help="minimum seconds of timed runs", min=0)] = 1.0,
+    threads: Annotated[Optional[int], typer.Option(help="interpreter threads (default: the runtime's)",
+                                                   min=1)] = None,
+    timeout: Annotated[float, typer.Option(help="seconds before the agent is stopped", min=1)] = 600.0,
+    fresh: Annotated[bool, typer.Option("--fresh", help="measure again even if the store has this result")] = False,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure a .tflite model on a device through the device agent (a separate process).
+
+    A repeated bench of the same model, device, runtime and settings is answered from the store.
+
+    Example: edgesdk bench model_int8.tflite --runs 100 --threads 1
+    """
+    from device_agent.protocol import BenchSettings
+
+    from .measure import bench as run_bench
+    from .store import Store
+
+    try:
+        settings = BenchSettings(runs=runs, warmup=warmup, min_time_s=min_time, threads=threads)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    with err.status(f"measuring on {device}…"):
+        m = run_bench(model, device, settings, store=Store(store), fresh=fresh, timeout_s=timeout)
+    doc = m.document
+    if as_json:
+        _print_json(m.to_dict())
+        return
+    _warn(doc["warnings"])
+    lat, mem, dev = doc["latency"], doc["memory"], doc["device"]
+    origin = "[cyan]from the store[/cyan] (use --fresh to measure again)" if m.cached else "measured now"
+    out.print(f"[bold]{model}[/bold] on {m.device}: {origin}")
+    table = Table(show_header=False, box=None)
+    table.add_row("latency", f"p50 {lat['p50_ms']:.3f} ms · mean {lat['mean_ms']:.3f} · p90 {lat['p90_ms']:.3f} · "
+                  f"p99 {lat['p99_ms']:.3f} · min {lat['min_ms']:.3f} · std {lat['std_ms']:.3f} ms "
+                  f"({lat['runs']} runs, {lat['warmup_runs']} warm-up)")
+    table.add_row("first inference", f"{lat['first_inference_ms']:.3f} ms (init {lat['init_ms']:.1f} ms)")
+    table.add_row("memory", f"peak RSS {_bytes(mem['peak_rss_bytes'])} (+{_bytes(mem['peak_rss_increase_bytes'])} "
+                  f"to load and run it); model {_bytes(mem['model_bytes'])}")
+    table.add_row("runtime", f"{doc['runtime']['name']} {doc['runtime']['version']}, threads {doc['threads']}")
+    table.add_row("device", f"{dev['hostname']} · {dev['cpu_model']} · {dev['cores']} cores · "
+                  f"fingerprint {dev['fingerprint']}")
+    power = doc["power"]
+    table.add_row("power", power["reason"] if power.get("value") is None else str(power["value"]))
+    out.print(table)
+
+
+@profiles_app.command("list")
+def profiles_list(as_json: JsonOpt = False) -> None:
+    """List the shipped hardware profiles."""
+    from .profiles import list_profiles, load_profile
+
+    loaded = [load_profile(name) for name in list_profiles()]
+    if as_json:
+        _print_json([p.model_dump(mode="json") for p in loaded])
+        return
+    table = Table()
+    for col in ("name", "class", "precisions", "RAM", "storage", "description"):
+        table.add_column(col)
+    for p in loaded:
+        table.add_row(p.name, p.compute_class, ", ".join(p.precisions), _bytes(p.memory.ram_bytes),
+                      _bytes(p.memory.storage_bytes), p.description)
+    out.print(table)
+
+
+@profiles_app.command("show")
+def profiles_show(name: Annotated[str, typer.Argument(help="profile name or YAML path")],
+                  as_json: JsonOpt = False) -> None:
+    """Show one hardware profile in full."""
+    from .profiles import load_profile
+
+    p = load_profile(name)
+    doc = p.model_dump(mode="json")
+    if isinstance(doc.get("operators"), list):
+        doc["operators"] = sorted(doc["operators"])
+    if as_json:
+        _print_json(doc)
+        return
+    import yaml
+
+    out.print(yaml.safe_dump(doc, sort_keys=False, width=100), highlight=False)
+
+
+@app.command()
+def techniques() -> None:
+    """List the compression techniques a recipe can use."""
+    from .techniques import REGISTRY
+
+    table = Table()
+    for col in ("step", "kind", "what it does"):
+        table.add_column(col)
+    for t in REGISTRY.values():
+        table.add_row(t.name, t.kind, t.help)
+    out.print(table)
+    out.print("Compose with commas: keras steps (prune, cluster, qat) run in that order, one conversion step last.")
+
+
+@app.command()
+def version() -> None:
+    """Print the edgesdk version."""
+    out.print(f"edgesdk {__version__}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: every error becomes one line on stderr and a non-zero exit code, never a traceback.
+
+    Usage errors are click's (exit 2 with the usage line); edgesdk's own errors print their message.
+    """
+    try:
+        app(args=argv, prog_name="edgesdk", standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+    except EdgeSdkError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.print("interrupted; nothing half-written was kept")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - last resort: a one-line report, traceback on request
+        if os.environ.get("EDGESDK_DEBUG"):
+            raise
+        err.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc} (set EDGESDK_DEBUG=1 for a traceback)",
+                  highlight=False)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""Apply a recipe to a model for a profile: load, transform, convert, check, evaluate, write, record."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import data as datamod
+from . import evaluate, fit, inspect, models
+from .errors import RecipeError
+from .profiles import Profile, load_profile
+from .techniques import Recipe, Step, parse_recipe
+
+log = logging.getLogger(__name__)
+
+CALIBRATION_SAMPLES = 200
+
+
+@dataclass(frozen=True)
+class CompressResult:
+    """What a compression produced; ``to_dict`` is what the CLI prints with --json and the store keeps."""
+
+    output: str
+    sha256: str
+    model_bytes: int
+    gzip_bytes: int
+    recipe: str
+    profile: str
+    precision: str
+    source: str
+    source_sha256: str
+    config_hash: str
+    quality: dict[str, Any] | None
+    fit: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _versions() -> dict[str, str]:
+    import tensorflow as tf
+    import tensorflow_model_optimization as tfmot
+
+    return {"tensorflow": tf.__version__, "tfmot": tfmot.__version__}
+
+
+def _config_hash(source: models.ModelSource, recipe: Recipe, profile: Profile, data: datamod.Dataset | None,
+                 train: datamod.Dataset | None, epochs: int, seed: int) -> str:
+    text = json.dumps({"model": source.sha256, "recipe": str(recipe), "profile": profile.model_dump(mode="json"),
+                       "data": data.sha256 if data else None, "train": train.sha256 if train else None,
+                       "epochs": epochs, "seed": seed,
+                       "versions": _versions()}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _write_atomic(path: Path, content: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _input_shape(keras_model: Any, float_report: inspect.ModelReport) -> list[int]:
+    if keras_model is not None and not isinstance(keras_model, str):
+        shape = keras_model.inputs[0].shape
+        return [-1 if s is None else int(s) for s in shape]
+    return float_report.inputs[0].shape
+
+
+def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str | Recipe,
+             output: str | os.PathLike[str], data: str | os.PathLike[str] | None = None, *,
+             train_data: str | os.PathLike[str] | None = None, epochs: int = 2, seed: int = 0, store: Any = None,
+             progress: Callable[[str], None] | None = None) -> CompressResult:
+    """Compress ``model`` with ``recipe`` for ``profile`` and write the .tflite to ``output``.
+
+    Args:
+        model: a .keras, .h5, SavedModel directory (a .tflite cannot be re-compressed).
+        profile: a profile name, path, or :class:`Profile`.
+        recipe: e.g. ``"prune=0.5,cluster=16,int8"``.
+        output: where to write the .tflite; written only if everything succeeded.
+        data: an .npz with ``x`` and optional ``y``; used to evaluate, and to calibrate and fine-tune
+            unless ``train_data`` is given.
+        train_data: an .npz to calibrate and fine-tune on, kept apart from the evaluation data.
+        epochs: fine-tuning epochs for prune/cluster/qat when data is given (0 disables).
+        store: a :class:`edgesdk.store.Store` to record the result in, or None.
+        progress: called with a short message as each stage starts.
+
+    Raises:
+        ModelError, ProfileError, RecipeError, DataError: with a one-line reason; nothing is written.
+    """
+    say = progress or (lambda message: log.info(message))
+    prof = profile if isinstance(profile, Profile) else load_profile(profile)
+    rec = recipe if isinstance(recipe, Recipe) else parse_recipe(recipe)
+    problem = fit.precision_problem(prof, rec.precision)
+    if problem:
+        raise RecipeError(f"recipe {rec} is refused: {problem}")
+    source = models.identify(model)
+    if source.format == "tflite":
+        raise RecipeError(f"{source.path}: a .tflite model is already converted; compress its float "
+                          "source (.keras, .h5 or SavedModel). `edgesdk inspect` and `edgesdk bench` take .tflite")
+    dataset = datamod.load_npz(data) if data is not None else None
+    trainset = datamod.load_npz(train_data) if train_data is not None else dataset
+    warnings: list[str] = []
+
+    say(f"loading {source.path} ({source.format})")
+    keras_model = models.load_source(source)
+    if rec.keras_steps and isinstance(keras_model, str):
+        raise RecipeError(f"{source.path}: the SavedModel has no Keras model, so "
+                          f"{', '.join(s.name for s in rec.keras_steps)} cannot apply; use a quantization-only recipe")
+    from .techniques import cluster, convert, prune, qat
+    from .techniques.training import FineTune
+
+    say("converting the float reference")
+    float_bytes = convert.convert(keras_model, Step("fp32"), None)
+    float_report = inspect.analyze(str(source.path), data=float_bytes)
+    shape = _input_shape(keras_model, float_report)
+    input_name = float_report.inputs[0].name
+    x = datamod.fit_to_input(dataset, shape, input_name) if dataset else None
+    x_train = datamod.fit_to_input(trainset, shape, input_name) if trainset else None
+    reference = evaluate.predict(float_bytes, x) if x is not None else None
+
+    tune = None
+    if x_train is not None and trainset is not None and epochs > 0 and rec.keras_steps:
+        teacher = reference if trainset is dataset else evaluate.predict(float_bytes, x_train)
+        tune = FineTune(x=x_train, y=trainset.y, teacher=teacher, epochs=epochs, seed=seed)
+        if trainset is dataset:
+            warnings.append("fine-tuned and evaluated on the same --data: the quality reported is optimistic; "
+                            "pass --train-data to keep them apart")
+    if rec.keras_steps and tune is None and any(s.name in ("prune", "cluster") for s in rec.keras_steps):
+        warnings.append("no training data: pruning/clustering applied one-shot without fine-tuning")
+    current = keras_model
+    for step in rec.keras_steps:
+        say(f"applying {step}")
+        if step.name == "prune":
+            current = prune.apply(current, step.value, tune)
+        elif step.name == "cluster":
+            pruned = any(s.name == "prune" for s in rec.keras_steps)
+            current = cluster.apply(current, step.value, tune, preserve_sparsity=pruned)
+        elif step.name == "qat":
+            current = qat.apply(current, tune)
+
+    calibration = None
+    if rec.convert.name in ("int8", "int16x8"):
+        if x_train is not None:
+            rng = np.random.default_rng(seed)
+            calibration = x_train[rng.permutation(len(x_train))[:CALIBRATION_SAMPLES]]
+        else:
+            calibration = datamod.random_calibration(shape, seed=seed)
+            warnings.append(datamod.RANDOM_WARNING)
+    say(f"converting ({rec.convert})")
+    tflite = convert.convert(current, rec.convert, calibration)
+    report = inspect.analyze(str(output), data=tflite)
+    checked = fit.check(report, prof)
+    if not checked.ok:
+        raise RecipeError(f"recipe {rec} is refused for profile {prof.name}: {'; '.join(checked.problems)}")
+    warnings.extend(checked.warnings)
+
+    quality = None
+    if x is not None and reference is not None:
+        say(f"evaluating on {len(x)} samples")
+        quality = evaluate.quality(reference, evaluate.predict(tflite, x), dataset.y if dataset else None)
+    elif dataset is None:
+        warnings.append("no data: quality not measured")
+
+    out = Path(output)
+    _write_atomic(out, tflite)
+    result = CompressResult(
+        output=str(out), sha256=hashlib.sha256(tflite).hexdigest(), model_bytes=len(tflite),
+        gzip_bytes=len(gzip.compress(tflite, compresslevel=9, mtime=0)), recipe=str(rec), profile=prof.name,
+        precision=report.precision, source=str(source.path), source_sha256=source.sha256,
+        config_hash=_config_hash(source, rec, prof, dataset, trainset, epochs, seed), quality=quality,
+        fit=checked.to_dict(), warnings=warnings)
+    if store is not None:
+        store.add_compression(result.to_dict())
+    return result
+

@@ -1,0 +1,37 @@
+"""One exception tree. The CLI prints ``str(error)`` on one line and exits with ``exit_code``."""
+
+from __future__ import annotations
+
+
+class EdgeSdkError(Exception):
+    """Base of every error edgesdk raises on purpose."""
+
+    exit_code = 2
+
+
+class ModelError(EdgeSdkError):
+    """A model file is missing, empty, corrupt, of an unsupported format, or cannot be handled."""
+
+
+class ProfileError(EdgeSdkError):
+    """A hardware profile is unknown or invalid."""
+
+
+class RecipeError(EdgeSdkError):
+    """A compression recipe is malformed or cannot run on the chosen profile."""
+
+
+class DataError(EdgeSdkError):
+    """A data file (.npz) is missing, malformed or does not fit the model."""
+
+
+class DeployError(EdgeSdkError):
+    """The model or the agent could not be put on, or run on, the device."""
+
+
+class MeasurementError(EdgeSdkError):
+    """The device agent failed or returned a document that does not follow the protocol."""
+
+
+class StoreError(EdgeSdkError):
+    """The results store cannot be opened or written."""

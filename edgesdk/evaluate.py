@@ -1,0 +1,71 @@
+"""Quality of a compressed model: accuracy with labels, fidelity to the float model without.
+
+Both models run here on the host through LiteRT, sample by sample, with quantized inputs and
+outputs handled through their scale and zero point.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def predict(model_bytes: bytes, x: np.ndarray) -> np.ndarray:
+    """Outputs (first output tensor, dequantized to float) of a .tflite model for every sample."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from ._native import quiet
+
+    with quiet():
+        interp = Interpreter(model_content=model_bytes)
+        interp.allocate_tensors()
+    inp = interp.get_input_details()[0]
+    out = interp.get_output_details()[0]
+    in_scale, in_zero = inp["quantization"]
+    out_scale, out_zero = out["quantization"]
+    results = []
+    for sample in x:
+        value = sample[None, ...].reshape(inp["shape"]) if sample.size == np.prod(inp["shape"]) else sample[None, ...]
+        if np.issubdtype(inp["dtype"], np.integer) and in_scale:
+            info = np.iinfo(inp["dtype"])
+            value = np.clip(np.round(value / in_scale + in_zero), info.min, info.max)
+        interp.set_tensor(inp["index"], value.astype(inp["dtype"]))
+        interp.invoke()
+        result = interp.get_tensor(out["index"]).astype(np.float32)
+        if np.issubdtype(out["dtype"], np.integer) and out_scale:
+            result = (result - out_zero) * out_scale
+        results.append(result[0])
+    return np.stack(results)
+
+
+def sqnr_db(reference: np.ndarray, test: np.ndarray) -> float:
+    """Signal-to-quantization-noise ratio of ``test`` against ``reference``, in dB."""
+    noise = float(np.sum((reference.astype(np.float64) - test) ** 2))
+    signal = float(np.sum(reference.astype(np.float64) ** 2))
+    if noise == 0:
+        return float("inf")
+    return 10.0 * float(np.log10(signal / noise)) if signal > 0 else float("-inf")
+
+
+def is_classifier(outputs: np.ndarray) -> bool:
+    return outputs.ndim == 2 and outputs.shape[1] > 1
+
+
+def quality(reference: np.ndarray, test: np.ndarray, y: np.ndarray | None) -> dict[str, Any]:
+    """Compare outputs: accuracy before/after when integer labels are given, fidelity otherwise."""
+    result: dict[str, Any] = {"samples": len(test), "sqnr_db": sqnr_db(reference, test)}
+    if y is not None and np.issubdtype(y.dtype, np.integer) and is_classifier(test):
+        labels = y.reshape(-1)
+        result.update(metric="accuracy",
+                      before=float(np.mean(reference.argmax(axis=1) == labels)),
+                      after=float(np.mean(test.argmax(axis=1) == labels)))
+    elif y is not None:
+        target = y.reshape(reference.shape).astype(np.float64)
+        result.update(metric="mse", before=float(np.mean((reference - target) ** 2)),
+                      after=float(np.mean((test - target) ** 2)))
+    else:
+        result["metric"] = "fidelity"
+    if is_classifier(test):
+        result["top1_agreement"] = float(np.mean(reference.argmax(axis=1) == test.argmax(axis=1)))
+    return result

@@ -1,0 +1,67 @@
+"""Does a model fit a profile? Precision, operators and memory budgets, before any device time."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .inspect import ModelReport
+from .profiles import Profile
+
+
+@dataclass(frozen=True)
+class Fit:
+    """``problems`` make the model unusable on the target; ``warnings`` are worth knowing."""
+
+    profile: str
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    unsupported_operators: list[str] = field(default_factory=list)
+    ram_needed_bytes: int = 0
+    ram_budget_bytes: int = 0
+    storage_needed_bytes: int = 0
+    storage_budget_bytes: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+
+def precision_problem(profile: Profile, precision: str) -> str | None:
+    """Why ``profile`` cannot run ``precision``, or None if it can."""
+    if precision in profile.precisions:
+        return None
+    return (f"profile {profile.name!r} ({profile.compute_class}) does not run {precision} models; "
+            f"it runs: {', '.join(profile.precisions)}")
+
+
+def check(report: ModelReport, profile: Profile) -> Fit:
+    """Check a .tflite model's report against ``profile``."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    problem = precision_problem(profile, report.precision)
+    if problem:
+        problems.append(problem)
+    elif report.precision not in profile.preferred_precisions:
+        warnings.append(f"{report.precision} runs on {profile.name} but not well; preferred: "
+                        f"{', '.join(profile.preferred_precisions)}")
+    missing = sorted(op for op in report.operators if not profile.supports_operator(op))
+    if missing:
+        text = f"operators {', '.join(missing)} are not supported by {profile.name}"
+        if profile.unsupported_operators == "refuse":
+            problems.append(text)
+        else:
+            warnings.append(text + "; they will fall back to the CPU, slowly")
+    ram = report.peak_activation_bytes + (report.weight_bytes if profile.memory.weights_in_ram else 0)
+    if ram > profile.memory.ram_bytes:
+        what = "activations + weights" if profile.memory.weights_in_ram else "peak activations"
+        problems.append(f"{what} need {ram:,} bytes of RAM; {profile.name} has a budget of "
+                        f"{profile.memory.ram_bytes:,}")
+    if report.model_bytes > profile.memory.storage_bytes:
+        problems.append(f"the model is {report.model_bytes:,} bytes; {profile.name} can store "
+                        f"{profile.memory.storage_bytes:,}")
+    return Fit(profile.name, problems, warnings, missing, ram, profile.memory.ram_bytes,
+               report.model_bytes, profile.memory.storage_bytes)

@@ -1,0 +1,197 @@
+"""Facts about a .tflite flatbuffer: operators and versions, parameters, MACs, tensor sizes, memory.
+
+Parsed with the flatbuffer schema that ships with ai-edge-litert; no interpreter is created, so this
+is fast and works for models no local runtime can run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelError
+
+# Operators whose input 1 is a weight matrix/filter (and input 2 a bias).
+WEIGHT_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "CONV_3D",
+              "BATCH_MATMUL", "EMBEDDING_LOOKUP"}
+_BOUNDARY_OPS = {"QUANTIZE", "DEQUANTIZE"}
+_DTYPE_BYTES = {"FLOAT32": 4, "FLOAT16": 2, "INT32": 4, "UINT8": 1, "INT64": 8, "BOOL": 1,
+                "INT16": 2, "INT8": 1, "FLOAT64": 8, "UINT32": 4, "UINT16": 2, "INT4": 1}
+
+
+def _enum_names(enum_cls: type) -> dict[int, str]:
+    return {v: k for k, v in vars(enum_cls).items() if not k.startswith("_") and isinstance(v, int)}
+
+
+@dataclass(frozen=True)
+class OpInfo:
+    index: int
+    op: str
+    version: int
+    output: str
+    output_shape: list[int]
+    dtype: str
+    macs: int
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    index: int
+    name: str
+    shape: list[int]
+    dtype: str
+    bytes: int
+    constant: bool
+
+
+@dataclass(frozen=True)
+class ModelReport:
+    """What `edgesdk inspect` prints; JSON-serializable through ``to_dict``."""
+
+    path: str
+    model_bytes: int
+    operators: dict[str, int]            # "CONV_2D" -> highest version used
+    op_counts: dict[str, int]
+    params: int
+    weight_bytes: int
+    macs: int
+    peak_activation_bytes: int
+    precision: str                        # fp32 | fp16 | dynamic | int8 | int16x8
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+    layers: list[OpInfo] = field(repr=False)
+    tensors: list[TensorInfo] = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _elems(shape: list[int]) -> int:
+    return math.prod(max(int(s), 1) for s in shape) if shape else 1
+
+
+def _macs(op: str, ins: list[TensorInfo | None], outs: list[TensorInfo]) -> int:
+    if not outs or not ins:
+        return 0
+    out = _elems(outs[0].shape)
+    weight = ins[1] if len(ins) > 1 else None
+    if op == "CONV_2D" and weight is not None and len(weight.shape) == 4:
+        _, kh, kw, cin = weight.shape
+        return out * kh * kw * cin
+    if op == "DEPTHWISE_CONV_2D" and weight is not None and len(weight.shape) == 4:
+        return out * weight.shape[1] * weight.shape[2]
+    if op == "FULLY_CONNECTED" and weight is not None and weight.shape:
+        return out * weight.shape[-1]
+    if op == "TRANSPOSE_CONV" and weight is not None and len(ins) > 2 and ins[2] is not None:
+        cout, kh, kw, _ = weight.shape
+        return _elems(ins[2].shape) * kh * kw * cout
+    if op == "BATCH_MATMUL" and ins[0] is not None and ins[0].shape:
+        return out * ins[0].shape[-1]
+    return 0
+
+
+def _precision(layers: list[OpInfo], tensors: list[TensorInfo], weight_types: set[str]) -> str:
+    act = {layer.dtype for layer in layers if layer.op not in _BOUNDARY_OPS}
+    if "INT16" in act:
+        return "int16x8"
+    if act and act <= {"INT8", "UINT8", "INT32", "INT64", "BOOL"}:
+        return "int8"
+    if weight_types & {"INT8", "UINT8"}:
+        return "dynamic"
+    if any(t.constant and t.dtype == "FLOAT16" for t in tensors):
+        return "fp16"
+    return "fp32"
+
+
+def analyze(path: str | Path, data: bytes | None = None) -> ModelReport:
+    """Parse a .tflite file (or its bytes) and compute the report.
+
+    Raises:
+        ModelError: the bytes are not a readable TFLite flatbuffer.
+    """
+    from ai_edge_litert import schema_py_generated as fb
+
+    buf = Path(path).read_bytes() if data is None else data
+    if len(buf) < 8 or buf[4:8] != b"TFL3":
+        raise ModelError(f"{path}: not a TFLite flatbuffer (no TFL3 identifier)")
+    try:
+        model = fb.ModelT.InitFromPackedBuf(buf, 0)
+    except Exception as exc:  # noqa: BLE001 - flatbuffers raises anything on garbage
+        raise ModelError(f"{path}: corrupt TFLite flatbuffer: {type(exc).__name__}: {exc}") from exc
+    op_names = _enum_names(fb.BuiltinOperator)
+    type_names = _enum_names(fb.TensorType)
+    graph = model.subgraphs[0]
+
+    def const(t: Any) -> bool:
+        b = model.buffers[t.buffer] if t.buffer < len(model.buffers) else None
+        return b is not None and ((b.data is not None and len(b.data) > 0) or (b.size or 0) > 0)
+
+    tensors: list[TensorInfo] = []
+    for i, t in enumerate(graph.tensors):
+        shape = [int(s) for s in (t.shape if t.shape is not None else [])]
+        dtype = type_names.get(t.type, str(t.type))
+        name = t.name.decode() if isinstance(t.name, bytes) else str(t.name)
+        tensors.append(TensorInfo(i, name, shape, dtype, _elems(shape) * _DTYPE_BYTES.get(dtype, 4), const(t)))
+
+    layers: list[OpInfo] = []
+    operators: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    param_tensors: set[int] = set()
+    weight_types: set[str] = set()
+    for i, op in enumerate(graph.operators or []):
+        code = model.operatorCodes[op.opcodeIndex]
+        builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+        name = op_names.get(builtin, str(builtin))
+        if name == "CUSTOM":
+            name = "CUSTOM:" + (code.customCode.decode() if isinstance(code.customCode, bytes) else str(code.customCode))
+        operators[name] = max(operators.get(name, 0), int(code.version))
+        counts[name] = counts.get(name, 0) + 1
+        ins = [tensors[j] if j >= 0 else None for j in (op.inputs if op.inputs is not None else [])]
+        outs = [tensors[j] for j in (op.outputs if op.outputs is not None else [])]
+        for pos, t in enumerate(ins):
+            if t is None or not t.constant:
+                continue
+            # int32 constants are shapes/axes, except biases of weight ops.
+            if t.dtype not in ("INT32", "INT64") or (name in WEIGHT_OPS and pos == 2):
+                param_tensors.add(t.index)
+            if name in WEIGHT_OPS and pos == 1:
+                weight_types.add(t.dtype)
+        layers.append(OpInfo(i, name, int(code.version), outs[0].name if outs else "",
+                             outs[0].shape if outs else [], outs[0].dtype if outs else "", _macs(name, ins, outs)))
+
+    # Liveness: a non-constant tensor lives from the op that writes it to its last reader.
+    last_use: dict[int, int] = {}
+    n_ops = len(layers)
+    for i, op in enumerate(graph.operators or []):
+        for j in op.inputs if op.inputs is not None else []:
+            if j >= 0:
+                last_use[j] = i
+    for j in graph.outputs if graph.outputs is not None else []:
+        last_use[j] = n_ops
+    live = {j: tensors[j].bytes for j in (graph.inputs if graph.inputs is not None else [])}
+    peak = sum(live.values())
+    for i, op in enumerate(graph.operators or []):
+        for j in op.outputs if op.outputs is not None else []:
+            if not tensors[j].constant:
+                live[j] = tensors[j].bytes
+        peak = max(peak, sum(live.values()))
+        for j in [j for j in live if last_use.get(j, -1) <= i]:
+            del live[j]
+
+    return ModelReport(
+        path=str(path),
+        model_bytes=len(buf),
+        operators=dict(sorted(operators.items())),
+        op_counts=dict(sorted(counts.items())),
+        params=sum(_elems(tensors[j].shape) for j in param_tensors),
+        weight_bytes=sum(t.bytes for t in tensors if t.constant),
+        macs=sum(layer.macs for layer in layers),
+        peak_activation_bytes=peak,
+        precision=_precision(layers, tensors, weight_types),
+        inputs=[tensors[j] for j in (graph.inputs if graph.inputs is not None else [])],
+        outputs=[tensors[j] for j in (graph.outputs if graph.outputs is not None else [])],
+        layers=layers,
+        tensors=tensors,
+    )

@@ -1,0 +1,120 @@
+"""Hardware profiles: YAML data describing a target, validated on load.
+
+A profile bounds what edgesdk may produce for a target: the precisions it runs, the operators it
+has, its memory budgets, a roofline for estimates and its power source. Ship one YAML per target
+beside this module; users pass a path to their own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..errors import ProfileError
+
+PROFILE_DIR = Path(__file__).parent
+PRECISIONS = ("fp32", "fp16", "dynamic", "int8", "int16x8")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Memory(_Strict):
+    ram_bytes: int = Field(gt=0, description="working memory for one model (tensor arena on an MCU)")
+    storage_bytes: int = Field(gt=0, description="where the model is stored (flash on an MCU)")
+    weights_in_ram: bool = Field(description="weights are loaded into RAM (CPU/GPU) or read from flash")
+
+
+class Roofline(_Strict):
+    peak_macs_per_s: dict[str, float]
+    memory_bandwidth_bytes_per_s: float = Field(gt=0)
+
+
+class Power(_Strict):
+    source: Literal["mains", "usb", "battery"]
+    idle_w: float = Field(ge=0)
+    active_w: float = Field(gt=0)
+
+
+class Profile(_Strict):
+    """A hardware target. Immutable; build it with :func:`load_profile`."""
+
+    name: str
+    description: str
+    compute_class: Literal["cpu", "gpu", "npu", "mcu"]
+    runtime: str
+    precisions: tuple[str, ...]
+    preferred_precisions: tuple[str, ...]
+    operators: Literal["all"] | frozenset[str]
+    unsupported_operators: Literal["refuse", "cpu-fallback"]
+    memory: Memory
+    roofline: Roofline
+    power: Power
+    path: str = ""
+
+    @field_validator("precisions", "preferred_precisions")
+    @classmethod
+    def _known_precisions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [p for p in value if p not in PRECISIONS]
+        if unknown:
+            raise ValueError(f"unknown precision(s) {unknown}; expected some of {list(PRECISIONS)}")
+        if not value:
+            raise ValueError("at least one precision is required")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Profile:
+        if not set(self.preferred_precisions) <= set(self.precisions):
+            raise ValueError("preferred_precisions must be a subset of precisions")
+        missing = [p for p in self.precisions if p not in self.roofline.peak_macs_per_s]
+        if missing:
+            raise ValueError(f"roofline.peak_macs_per_s lacks precision(s) {missing}")
+        return self
+
+    def supports_operator(self, op: str) -> bool:
+        return self.operators == "all" or op in self.operators
+
+
+def _format_error(path: Path, exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{path}: field {where!r}: {first['msg']}{more}"
+
+
+def load_profile(name_or_path: str | Path) -> Profile:
+    """Load a shipped profile by name (``rpi5``) or a user's YAML file by path.
+
+    Raises:
+        ProfileError: unknown name, unreadable file, or a field that fails validation (named).
+    """
+    text = str(name_or_path)
+    path = Path(text)
+    if not (text.endswith((".yaml", ".yml")) or path.is_file()):
+        path = PROFILE_DIR / f"{text}.yaml"
+        if not path.is_file():
+            raise ProfileError(f"unknown profile {text!r}; expected one of {', '.join(list_profiles())} "
+                               "or a path to a .yaml profile")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ProfileError(f"{path}: cannot read profile: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(raw, dict):
+        raise ProfileError(f"{path}: a profile must be a YAML mapping. Received: {type(raw).__name__}")
+    if raw.get("operators") not in (None, "all") and isinstance(raw.get("operators"), list):
+        raw["operators"] = frozenset(raw["operators"])
+    try:
+        return Profile(**raw, path=str(path))
+    except ValidationError as exc:
+        raise ProfileError(_format_error(path, exc)) from exc
+
+
+def list_profiles() -> list[str]:
+    """Names of the profiles shipped with edgesdk."""
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))

@@ -1,0 +1,119 @@
+"""The results store: every compression and measurement, keyed so that a repeat can be answered.
+
+SQLite in the user's data directory by default; any SQLAlchemy URL with ``--store`` or
+``EDGESDK_STORE``. Each write is one transaction, so an interrupted run never leaves half a record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, create_engine, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from .errors import StoreError
+
+metadata = MetaData()
+compressions = Table(
+    "compressions", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("config_hash", String(64), index=True, nullable=False),
+    Column("source_sha256", String(64), index=True, nullable=False),
+    Column("recipe", String(200), nullable=False),
+    Column("profile", String(100), nullable=False),
+    Column("artifact_sha256", String(64), index=True, nullable=False),
+    Column("output", Text, nullable=False),
+    Column("record", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+measurements = Table(
+    "measurements", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(64), index=True, nullable=False),
+    Column("model_sha256", String(64), index=True, nullable=False),
+    Column("device_fingerprint", String(64), nullable=False),
+    Column("runtime", String(100), nullable=False),
+    Column("settings", Text, nullable=False),
+    Column("transport", String(200), nullable=False),
+    Column("document", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+
+def default_url() -> str:
+    """``EDGESDK_STORE`` if set, else an SQLite file in the user's data directory."""
+    env = os.environ.get("EDGESDK_STORE")
+    if env:
+        return env
+    directory = Path(platformdirs.user_data_dir("edgesdk"))
+    return f"sqlite:///{directory / 'results.sqlite'}"
+
+
+def measurement_key(model_sha256: str, device_fingerprint: str, runtime: dict[str, str],
+                    settings: dict[str, Any]) -> str:
+    """The identity of a measurement: same model, device, runtime and settings -> same key."""
+    text = json.dumps([model_sha256, device_fingerprint, runtime.get("name"), runtime.get("version"), settings],
+                      sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Store:
+    """Results database. Cheap to create; tables are made on first use."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or default_url()
+        try:
+            if self.url.startswith("sqlite:///"):
+                Path(self.url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            self.engine = create_engine(self.url)
+            metadata.create_all(self.engine)
+        except (SQLAlchemyError, OSError, ValueError) as exc:
+            raise StoreError(f"cannot open results store {self.url}: {str(exc).splitlines()[0]}") from exc
+
+    def _write(self, table: Table, row: dict[str, Any]) -> None:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(table.insert().values(**row, created_at=datetime.now(timezone.utc)))
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot write to results store {self.url}: {str(exc).splitlines()[0]}") from exc
+
+    def add_compression(self, record: dict[str, Any]) -> None:
+        self._write(compressions, {
+            "config_hash": record["config_hash"], "source_sha256": record["source_sha256"],
+            "recipe": record["recipe"], "profile": record["profile"], "artifact_sha256": record["sha256"],
+            "output": record["output"], "record": json.dumps(record, default=str)})
+
+    def add_measurement(self, key: str, document: dict[str, Any], transport: str) -> None:
+        self._write(measurements, {
+            "key": key, "model_sha256": document["model_sha256"],
+            "device_fingerprint": document["device"]["fingerprint"],
+            "runtime": f"{document['runtime']['name']} {document['runtime']['version']}",
+            "settings": json.dumps(document.get("settings", {}), sort_keys=True), "transport": transport,
+            "document": json.dumps(document)})
+
+    def find_measurement(self, key: str) -> dict[str, Any] | None:
+        """The newest measurement stored under ``key``, or None."""
+        query = select(measurements.c.document).where(measurements.c.key == key).order_by(measurements.c.id.desc())
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(query).first()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read results store {self.url}: {str(exc).splitlines()[0]}") from exc
+        return json.loads(row[0]) if row else None
+
+    def list_compressions(self, source_sha256: str | None = None) -> list[dict[str, Any]]:
+        query = select(compressions.c.record).order_by(compressions.c.id)
+        if source_sha256:
+            query = query.where(compressions.c.source_sha256 == source_sha256)
+        with self.engine.connect() as conn:
+            return [json.loads(r[0]) for r in conn.execute(query)]
+
+    def count_measurements(self) -> int:
+        with self.engine.connect() as conn:
+            return len(conn.execute(select(measurements.c.id)).all())

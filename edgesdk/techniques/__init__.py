@@ -1,0 +1,145 @@
+"""Compression techniques and recipes.
+
+A recipe is a comma-separated list of steps, e.g. ``prune=0.5,cluster=16,int8``. Keras-level steps
+(prune, cluster, qat) transform the model in that order; one conversion step (fp32, dynamic, fp16,
+int8, int16x8) comes last and fixes the precision of the .tflite (fp32 if none is named, int8 after
+qat). Each technique declares the values a search may try.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import RecipeError
+
+
+@dataclass(frozen=True)
+class Technique:
+    """What a recipe step may be: its kind, how its value is parsed, and its search values."""
+
+    name: str
+    kind: str                           # "keras" (transforms the model) or "convert" (final precision)
+    help: str
+    search_values: tuple[Any, ...] = ()
+    order: int = 0                      # keras steps run in ascending order
+
+
+def _sparsity(value: str | None) -> Any:
+    if value is None:
+        raise RecipeError("prune needs a value: a sparsity in (0, 1) such as prune=0.5, or prune=2:4")
+    if ":" in value:
+        n, m = value.split(":", 1)
+        if not (n.isdigit() and m.isdigit()) or not 0 < int(n) < int(m):
+            raise RecipeError(f"prune=N:M needs 0 < N < M, e.g. prune=2:4. Received: prune={value}")
+        return (int(n), int(m))
+    try:
+        sparsity = float(value)
+    except ValueError:
+        raise RecipeError(f"prune expects a sparsity in (0, 1) or N:M. Received: prune={value}") from None
+    if not 0.0 < sparsity < 1.0:
+        raise RecipeError(f"prune sparsity must be in (0, 1). Received: prune={value}")
+    return sparsity
+
+
+def _clusters(value: str | None) -> int:
+    if value is None or not value.isdigit() or not 2 <= int(value) <= 256:
+        raise RecipeError(f"cluster expects a number of clusters from 2 to 256, e.g. cluster=16. "
+                          f"Received: cluster={value}")
+    return int(value)
+
+
+def _int8(value: str | None) -> bool:
+    if value not in (None, "io"):
+        raise RecipeError(f"int8 takes no value, or int8=io for int8 inputs and outputs. Received: int8={value}")
+    return value == "io"
+
+
+def _none(name: str) -> Any:
+    def parse(value: str | None) -> None:
+        if value is not None:
+            raise RecipeError(f"{name} takes no value. Received: {name}={value}")
+    return parse
+
+
+REGISTRY: dict[str, Technique] = {
+    t.name: t for t in (
+        Technique("prune", "keras", "magnitude pruning to a sparsity (prune=0.5) or N:M (prune=2:4)",
+                  (0.25, 0.5, 0.75, (2, 4)), order=1),
+        Technique("cluster", "keras", "weight clustering into N shared values (cluster=16)",
+                  (8, 16, 32), order=2),
+        Technique("qat", "keras", "quantization-aware training, then int8 conversion", (True,), order=3),
+        Technique("fp32", "convert", "plain float32 conversion"),
+        Technique("dynamic", "convert", "dynamic-range: int8 weights, float activations"),
+        Technique("fp16", "convert", "float16 weights (GPU delegates compute in fp16)"),
+        Technique("int8", "convert", "full-integer int8, calibrated; int8=io also makes inputs/outputs int8",
+                  (False, True)),
+        Technique("int16x8", "convert", "int16 activations, int8 weights, calibrated"),
+    )
+}
+PARSERS = {"prune": _sparsity, "cluster": _clusters, "int8": _int8, "qat": _none("qat"),
+           "fp32": _none("fp32"), "dynamic": _none("dynamic"), "fp16": _none("fp16"),
+           "int16x8": _none("int16x8")}
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    value: Any = None
+
+    def __str__(self) -> str:
+        if self.value is None or self.value is False:
+            return self.name
+        if self.value is True:
+            return f"{self.name}=io" if self.name == "int8" else self.name
+        if isinstance(self.value, tuple):
+            return f"{self.name}={self.value[0]}:{self.value[1]}"
+        return f"{self.name}={self.value}"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A parsed, validated recipe: keras steps in order, then exactly one conversion step."""
+
+    keras_steps: tuple[Step, ...]
+    convert: Step
+
+    @property
+    def precision(self) -> str:
+        return "int8" if self.convert.name == "int8" else self.convert.name
+
+    def __str__(self) -> str:
+        return ",".join(str(s) for s in (*self.keras_steps, self.convert))
+
+
+def parse_recipe(text: str) -> Recipe:
+    """Parse ``text`` such as ``prune=0.5,cluster=16,int8`` into a :class:`Recipe`.
+
+    Raises:
+        RecipeError: unknown technique, bad value, repeated step, or several conversion steps.
+    """
+    if not text or not text.strip():
+        raise RecipeError(f"empty recipe; expected steps such as 'int8' or 'prune=0.5,int8' "
+                          f"from: {', '.join(REGISTRY)}")
+    keras_steps: list[Step] = []
+    converts: list[Step] = []
+    for token in (t.strip() for t in text.split(",")):
+        name, _, raw = token.partition("=")
+        name = name.strip().lower()
+        if name not in REGISTRY:
+            raise RecipeError(f"unknown technique {name!r} in recipe {text!r}; expected one of "
+                              f"{', '.join(REGISTRY)}")
+        step = Step(name, PARSERS[name](raw.strip() if raw else None))
+        if any(s.name == name for s in (*keras_steps, *converts)):
+            raise RecipeError(f"technique {name!r} appears twice in recipe {text!r}")
+        (keras_steps if REGISTRY[name].kind == "keras" else converts).append(step)
+    if len(converts) > 1:
+        raise RecipeError(f"a recipe has one conversion step; {text!r} has "
+                          f"{', '.join(s.name for s in converts)}")
+    has_qat = any(s.name == "qat" for s in keras_steps)
+    if has_qat and converts and converts[0].name != "int8":
+        raise RecipeError(f"qat produces an int8 model; it cannot be combined with {converts[0].name} "
+                          "(16x8 conversion of QAT models is not supported by the TFLite converter)")
+    convert = converts[0] if converts else Step("int8", False) if has_qat else Step("fp32")
+    keras_steps.sort(key=lambda s: REGISTRY[s.name].order)
+    return Recipe(tuple(keras_steps), convert)

@@ -1,0 +1,70 @@
+"""Conversion to .tflite at the recipe's precision (post-training quantization happens here)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from .._native import quiet
+from ..errors import RecipeError
+from . import Step
+
+log = logging.getLogger(__name__)
+
+
+def converter_for(source: Any) -> Any:
+    """A TFLiteConverter for a tf_keras model or a SavedModel directory path."""
+    import tensorflow as tf
+
+    if isinstance(source, str):
+        return tf.lite.TFLiteConverter.from_saved_model(source)
+    return tf.lite.TFLiteConverter.from_keras_model(source)
+
+
+def representative(calibration: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
+    def gen() -> Iterator[list[np.ndarray]]:
+        for sample in calibration:
+            yield [sample[None, ...].astype(np.float32)]
+    return gen
+
+
+def convert(source: Any, step: Step, calibration: np.ndarray | None) -> bytes:
+    """Convert ``source`` with the settings of the conversion ``step``.
+
+    Args:
+        source: a tf_keras model (possibly pruned, clustered or QAT-wrapped) or a SavedModel path.
+        step: one of fp32, dynamic, fp16, int8 (value True: int8 inputs/outputs), int16x8.
+        calibration: samples for int8/int16x8 calibration.
+
+    Raises:
+        RecipeError: the converter refuses the model at this precision.
+    """
+    import tensorflow as tf
+
+    conv = converter_for(source)
+    if step.name != "fp32":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    if step.name == "fp16":
+        conv.target_spec.supported_types = [tf.float16]
+    elif step.name in ("int8", "int16x8"):
+        if calibration is None:
+            raise RecipeError(f"{step.name} needs calibration samples")
+        conv.representative_dataset = representative(calibration)
+        if step.name == "int8":
+            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            if step.value:
+                conv.inference_input_type = tf.int8
+                conv.inference_output_type = tf.int8
+        else:
+            conv.target_spec.supported_ops = [
+                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    try:
+        with quiet():
+            return bytes(conv.convert())
+    except Exception as exc:  # noqa: BLE001 - the converter raises many types; report its first line
+        message = str(exc).strip().splitlines()
+        raise RecipeError(f"the TFLite converter refused {step}: "
+                          f"{message[-1][:300] if message else type(exc).__name__}") from exc

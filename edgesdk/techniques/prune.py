@@ -1,0 +1,88 @@
+"""Magnitude pruning (unstructured sparsity or N:M) through TFMOT, or one-shot without data."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from ..errors import RecipeError
+from .training import FineTune, fit, fresh_copy
+
+log = logging.getLogger(__name__)
+
+PRUNABLE = ("Conv2D", "Dense", "DepthwiseConv2D", "Conv2DTranspose", "Conv1D")
+NM_PRUNABLE = ("Conv2D", "Dense")  # TFMOT supports N:M sparsity on these only
+
+
+def _targets(model: Any, nm: bool) -> list[Any]:
+    kinds = NM_PRUNABLE if nm else PRUNABLE
+    return [layer for layer in model.layers if type(layer).__name__ in kinds]
+
+
+def one_shot(model: Any, value: Any) -> Any:
+    """Zero the smallest-magnitude kernel weights of each prunable layer (no training data)."""
+    model = fresh_copy(model)
+    nm = isinstance(value, tuple)
+    layers = _targets(model, nm)
+    if not layers:
+        raise RecipeError("prune found no Conv/Dense layer to prune in this model")
+    for layer in layers:
+        weights = layer.get_weights()
+        kernel = weights[0]
+        if nm:
+            n, m = value
+            # N:M along the input-channel axis, as TFMOT and sparse tensor cores define it.
+            k = np.moveaxis(kernel, -2, -1) if kernel.ndim > 2 else kernel.T
+            blocks = k.reshape(-1, m) if k.size % m == 0 else None
+            if blocks is None:
+                raise RecipeError(f"layer {layer.name!r}: {kernel.shape[-2]} input channels are not a "
+                                  f"multiple of {m}, so {n}:{m} sparsity cannot apply")
+            order = np.argsort(np.abs(blocks), axis=1)
+            mask = np.ones_like(blocks, dtype=bool)
+            np.put_along_axis(mask, order[:, : m - n], False, axis=1)
+            pruned = (blocks * mask).reshape(k.shape)
+            kernel = np.moveaxis(pruned, -1, -2) if kernel.ndim > 2 else pruned.T
+        else:
+            flat = np.abs(kernel).ravel()
+            count = int(round(value * flat.size))
+            if count:
+                threshold_idx = np.argpartition(flat, count - 1)[:count]
+                mask = np.ones(flat.size, dtype=bool)
+                mask[threshold_idx] = False
+                kernel = (kernel.ravel() * mask).reshape(kernel.shape)
+        layer.set_weights([kernel, *weights[1:]])
+    return model
+
+
+def apply(model: Any, value: Any, tune: FineTune | None) -> Any:
+    """Prune ``model`` to ``value`` (a sparsity or an (N, M) tuple), fine-tuning when data is given."""
+    if tune is None or tune.epochs == 0:
+        return one_shot(model, value)
+    import tensorflow_model_optimization as tfmot
+    import tf_keras
+
+    nm = isinstance(value, tuple)
+    sparsity = 1 - value[0] / value[1] if nm else value
+    schedule = tfmot.sparsity.keras.ConstantSparsity(sparsity, begin_step=0,
+                                                     frequency=max(1, tune.steps // 10))
+    names = {layer.name for layer in _targets(model, nm)}
+    if not names:
+        raise RecipeError("prune found no Conv/Dense layer to prune in this model")
+    kwargs: dict[str, Any] = {"pruning_schedule": schedule}
+    if nm:
+        kwargs["sparsity_m_by_n"] = (value[0], value[1])
+
+    def wrap(layer: Any) -> Any:
+        return tfmot.sparsity.keras.prune_low_magnitude(layer, **kwargs) if layer.name in names else layer
+
+    try:
+        # clone_function receives the layers of a throwaway copy: returning them (wrapped or not)
+        # keeps their weights.
+        wrapped = tf_keras.models.clone_model(fresh_copy(model), clone_function=wrap)
+    except ValueError as exc:
+        raise RecipeError(f"prune: {str(exc).splitlines()[0]}") from exc
+    fit(wrapped, tune, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+    return tfmot.sparsity.keras.strip_pruning(wrapped)
+

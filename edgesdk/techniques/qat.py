@@ -1,0 +1,22 @@
+"""Quantization-aware training through TFMOT; conversion to int8 follows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import RecipeError
+from .training import FineTune, fit, fresh_copy
+
+
+def apply(model: Any, tune: FineTune | None) -> Any:
+    """Insert fake-quantization and fine-tune; needs data (labels, or inputs to distil from)."""
+    import tensorflow_model_optimization as tfmot
+
+    if tune is None or tune.epochs == 0:
+        raise RecipeError("qat needs training data: pass --data with at least inputs 'x' "
+                          "(labels 'y' optional) and epochs >= 1")
+    try:
+        qmodel = tfmot.quantization.keras.quantize_model(fresh_copy(model))
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise RecipeError(f"qat: {str(exc).splitlines()[0]}") from exc
+    return fit(qmodel, tune)

@@ -1,0 +1,74 @@
+"""Fine-tuning shared by the training-based techniques (pruning, clustering, QAT).
+
+With labels, the model is fine-tuned on them. With inputs only, it is fine-tuned to reproduce the
+original model's outputs (self-distillation), which keeps fidelity without labelled data.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FineTune:
+    """Data and settings for fine-tuning. ``y`` None means: distil from ``teacher`` outputs."""
+
+    x: np.ndarray
+    y: np.ndarray | None
+    teacher: np.ndarray
+    epochs: int = 2
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0:
+            raise ValueError(f"epochs must be >= 0. Received: {self.epochs}")
+        if len(self.x) == 0:
+            raise ValueError("fine-tuning needs at least one sample")
+
+    @property
+    def steps(self) -> int:
+        return max(1, -(-len(self.x) // self.batch_size)) * max(self.epochs, 1)
+
+
+def fresh_copy(model: Any) -> Any:
+    """A new tf_keras model with the same graph and weights (TFMOT mutates what it is given)."""
+    import tf_keras
+
+    clone = tf_keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def _outputs_are_probabilities(teacher: np.ndarray) -> bool:
+    t = teacher.reshape(len(teacher), -1)
+    return bool(t.shape[1] > 1 and (t >= -1e-6).all() and np.allclose(t.sum(axis=1), 1.0, atol=1e-3))
+
+
+def fit(model: Any, tune: FineTune, callbacks: list[Any] | None = None) -> Any:
+    """Compile ``model`` with a loss that fits the data, and train it for ``tune.epochs`` epochs."""
+    import tensorflow as tf
+    import tf_keras
+
+    tf.random.set_seed(tune.seed)
+    if tune.y is not None and np.issubdtype(tune.y.dtype, np.integer) and tune.teacher.ndim == 2:
+        loss: Any = tf_keras.losses.SparseCategoricalCrossentropy(
+            from_logits=not _outputs_are_probabilities(tune.teacher))
+        target = tune.y
+    elif tune.y is not None:
+        loss, target = tf_keras.losses.MeanSquaredError(), tune.y
+    else:
+        loss, target = tf_keras.losses.MeanSquaredError(), tune.teacher
+    model.compile(optimizer=tf_keras.optimizers.Adam(tune.learning_rate), loss=loss)
+    if tune.epochs:
+        log.info("fine-tuning for %d epoch(s) on %d samples", tune.epochs, len(tune.x))
+        model.fit(tune.x, target, epochs=tune.epochs, batch_size=tune.batch_size, shuffle=True,
+                  callbacks=callbacks or [], verbose=0)
+    return model
