@@ -13,18 +13,26 @@ from device_agent.protocol import SCHEMA as MEASUREMENT_SCHEMA
 from device_agent.protocol import BenchSettings
 
 from .compress import CompressResult, compress
-from .errors import (DataError, DeployError, EdgeSdkError, MeasurementError, ModelError, ProfileError,
-                     RecipeError, StoreError)
+from .errors import (
+                     DataError,
+                     DeployError,
+                     EdgeSdkError,
+                     MeasurementError,
+                     ModelError,
+                     ProfileError,
+                     RecipeError,
+                     StoreError,
+)
 from .fit import Fit
 from .fit import check as check_fit
 from .inspect import ModelReport
 from .inspect import analyze as inspect_tflite
+from .inspection import inspect_model
 from .measure import Measurement, bench, device_info
 from .models import ModelSource, identify
 from .profiles import Profile, list_profiles, load_profile
 from .store import Store
 from .techniques import Recipe, parse_recipe
-from .inspection import inspect_model
 
 __version__ = "0.1.0"
 

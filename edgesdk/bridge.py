@@ -75,7 +75,7 @@ def _layer_config(layer_cls: type, class_name: str, config: dict[str, Any]) -> d
     return {key: value for key, value in translated.items() if key in accepted}
 
 
-def _tf_keras_layer_class(class_name: str, layer_name: str) -> type:
+def _tf_keras_layer_class(class_name: str, layer_name: str) -> Any:
     import tf_keras
 
     layer_cls = getattr(tf_keras.layers, class_name, None)

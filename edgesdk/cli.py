@@ -139,7 +139,8 @@ def compress(
     from .store import Store
 
     with err.status("compressing…") as status:
-        result = run_compress(model, profile, recipe, output, data, train_data=train_data, epochs=epochs, seed=seed, store=Store(store),
+        result = run_compress(model, profile, recipe, output, data, train_data=train_data, epochs=epochs, seed=seed,
+                              store=Store(store),
                               progress=lambda message: status.update(message + "…"))
     if as_json:
         _print_json(result.to_dict())

@@ -137,7 +137,7 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
 
     tune = None
     if x_train is not None and trainset is not None and epochs > 0 and rec.keras_steps:
-        teacher = reference if trainset is dataset else evaluate.predict(float_bytes, x_train)
+        teacher = reference if trainset is dataset and reference is not None else evaluate.predict(float_bytes, x_train)
         tune = FineTune(x=x_train, y=trainset.y, teacher=teacher, epochs=epochs, seed=seed)
         if trainset is dataset:
             warnings.append("fine-tuned and evaluated on the same --data: the quality reported is optimistic; "
@@ -165,6 +165,8 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
             warnings.append(datamod.RANDOM_WARNING)
     say(f"converting ({rec.convert})")
     tflite = convert.convert(current, rec.convert, calibration)
+    if any(s.name == "strip" for s in rec.post_steps):
+        tflite = convert.strip_strings(tflite)
     report = inspect.analyze(str(output), data=tflite)
     checked = fit.check(report, prof)
     if not checked.ok:
@@ -174,7 +176,9 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
     quality = None
     if x is not None and reference is not None:
         say(f"evaluating on {len(x)} samples")
-        quality = evaluate.quality(reference, evaluate.predict(tflite, x), dataset.y if dataset else None)
+        labels = dataset.y if dataset else None
+        quality = evaluate.quality(reference, evaluate.predict(tflite, x), labels,
+                                   classifier=evaluate.looks_like_classifier(float_report, labels))
     elif dataset is None:
         warnings.append("no data: quality not measured")
 

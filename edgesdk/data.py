@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ class Dataset:
         return len(self.x)
 
 
-def load_npz(path: str | Path) -> Dataset:
+def load_npz(path: str | os.PathLike[str]) -> Dataset:
     """Load an .npz holding ``x`` (and optionally ``y``).
 
     Raises:
@@ -62,7 +63,7 @@ def fit_to_input(data: Dataset, shape: list[int], name: str) -> np.ndarray:
     """
     want = [int(s) for s in shape[1:]]
     got = list(data.x.shape[1:])
-    if len(want) == len(got) and all(w in (-1, None, g) for w, g in zip(want, got)):
+    if len(want) == len(got) and all(w in (-1, None, g) for w, g in zip(want, got, strict=True)):
         return data.x.astype(np.float32, copy=False)
     if int(np.prod(got)) == int(np.prod([w for w in want if w and w > 0])) and all(w and w > 0 for w in want):
         return data.x.reshape(len(data.x), *want).astype(np.float32)

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from .inspect import ModelReport
+
 
 def predict(model_bytes: bytes, x: np.ndarray) -> np.ndarray:
     """Outputs (first output tensor, dequantized to float) of a .tflite model for every sample."""
@@ -48,14 +50,21 @@ def sqnr_db(reference: np.ndarray, test: np.ndarray) -> float:
     return 10.0 * float(np.log10(signal / noise)) if signal > 0 else float("-inf")
 
 
-def is_classifier(outputs: np.ndarray) -> bool:
-    return outputs.ndim == 2 and outputs.shape[1] > 1
+def looks_like_classifier(report: ModelReport, y: np.ndarray | None) -> bool:
+    """Integer labels, or a graph that ends in a softmax over several classes."""
+    out = report.outputs[0]
+    several = len(out.shape) == 2 and out.shape[1] > 1
+    if y is not None:
+        return several and np.issubdtype(y.dtype, np.integer)
+    producers = [layer.op for layer in report.layers if layer.output == out.name]
+    return several and bool(producers) and producers[-1] in ("SOFTMAX", "LOG_SOFTMAX")
 
 
-def quality(reference: np.ndarray, test: np.ndarray, y: np.ndarray | None) -> dict[str, Any]:
-    """Compare outputs: accuracy before/after when integer labels are given, fidelity otherwise."""
+def quality(reference: np.ndarray, test: np.ndarray, y: np.ndarray | None, classifier: bool) -> dict[str, Any]:
+    """Compare outputs: accuracy before/after with integer labels, fidelity (SQNR, and top-1
+    agreement for classifiers) otherwise."""
     result: dict[str, Any] = {"samples": len(test), "sqnr_db": sqnr_db(reference, test)}
-    if y is not None and np.issubdtype(y.dtype, np.integer) and is_classifier(test):
+    if y is not None and np.issubdtype(y.dtype, np.integer) and classifier:
         labels = y.reshape(-1)
         result.update(metric="accuracy",
                       before=float(np.mean(reference.argmax(axis=1) == labels)),
@@ -66,6 +75,6 @@ def quality(reference: np.ndarray, test: np.ndarray, y: np.ndarray | None) -> di
                       after=float(np.mean((test - target) ** 2)))
     else:
         result["metric"] = "fidelity"
-    if is_classifier(test):
+    if classifier:
         result["top1_agreement"] = float(np.mean(reference.argmax(axis=1) == test.argmax(axis=1)))
     return result

@@ -145,7 +145,8 @@ def analyze(path: str | Path, data: bytes | None = None) -> ModelReport:
         builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
         name = op_names.get(builtin, str(builtin))
         if name == "CUSTOM":
-            name = "CUSTOM:" + (code.customCode.decode() if isinstance(code.customCode, bytes) else str(code.customCode))
+            custom = code.customCode
+            name = "CUSTOM:" + (custom.decode() if isinstance(custom, bytes) else str(custom))
         operators[name] = max(operators.get(name, 0), int(code.version))
         counts[name] = counts.get(name, 0) + 1
         ins = [tensors[j] if j >= 0 else None for j in (op.inputs if op.inputs is not None else [])]

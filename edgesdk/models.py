@@ -147,6 +147,13 @@ def load_keras(source: ModelSource) -> Any:
 
 def load_source(source: ModelSource) -> Any:
     """The object a TFLite converter is built from: a tf_keras model, or a SavedModel path."""
+    from ._native import quiet
+
+    with quiet():
+        return _load_source(source)
+
+
+def _load_source(source: ModelSource) -> Any:
     if source.format == "savedmodel":
         try:
             return load_keras(source)

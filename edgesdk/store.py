@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +79,7 @@ class Store:
     def _write(self, table: Table, row: dict[str, Any]) -> None:
         try:
             with self.engine.begin() as conn:
-                conn.execute(table.insert().values(**row, created_at=datetime.now(timezone.utc)))
+                conn.execute(table.insert().values(**row, created_at=datetime.now(UTC)))
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot write to results store {self.url}: {str(exc).splitlines()[0]}") from exc
 

@@ -29,5 +29,5 @@ class Transport(abc.ABC):
     def run_agent(self, args: list[str], timeout: float) -> AgentRun:
         """Run ``python3 -m device_agent ARGS`` on the device, within ``timeout`` seconds."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most transports hold nothing
         """Release connections; the default has none."""

@@ -2,8 +2,8 @@
 
 A recipe is a comma-separated list of steps, e.g. ``prune=0.5,cluster=16,int8``. Keras-level steps
 (prune, cluster, qat) transform the model in that order; one conversion step (fp32, dynamic, fp16,
-int8, int16x8) comes last and fixes the precision of the .tflite (fp32 if none is named, int8 after
-qat). Each technique declares the values a search may try.
+int8, int16x8) fixes the precision of the .tflite (fp32 if none is named, int8 after qat); post steps
+(strip) rewrite the flatbuffer. Each technique declares the values a search may try.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ class Technique:
     """What a recipe step may be: its kind, how its value is parsed, and its search values."""
 
     name: str
-    kind: str                           # "keras" (transforms the model) or "convert" (final precision)
+    kind: str                           # "keras" (model), "convert" (final precision) or "post" (flatbuffer)
     help: str
     search_values: tuple[Any, ...] = ()
     order: int = 0                      # keras steps run in ascending order
@@ -75,11 +75,13 @@ REGISTRY: dict[str, Technique] = {
         Technique("int8", "convert", "full-integer int8, calibrated; int8=io also makes inputs/outputs int8",
                   (False, True)),
         Technique("int16x8", "convert", "int16 activations, int8 weights, calibrated"),
+        Technique("strip", "post", "drop tensor names and signatures: a smaller file for flash-limited targets",
+                  (False, True)),
     )
 }
 PARSERS = {"prune": _sparsity, "cluster": _clusters, "int8": _int8, "qat": _none("qat"),
            "fp32": _none("fp32"), "dynamic": _none("dynamic"), "fp16": _none("fp16"),
-           "int16x8": _none("int16x8")}
+           "int16x8": _none("int16x8"), "strip": _none("strip")}
 
 
 @dataclass(frozen=True)
@@ -103,13 +105,14 @@ class Recipe:
 
     keras_steps: tuple[Step, ...]
     convert: Step
+    post_steps: tuple[Step, ...] = ()
 
     @property
     def precision(self) -> str:
         return "int8" if self.convert.name == "int8" else self.convert.name
 
     def __str__(self) -> str:
-        return ",".join(str(s) for s in (*self.keras_steps, self.convert))
+        return ",".join(str(s) for s in (*self.keras_steps, self.convert, *self.post_steps))
 
 
 def parse_recipe(text: str) -> Recipe:
@@ -123,6 +126,7 @@ def parse_recipe(text: str) -> Recipe:
                           f"from: {', '.join(REGISTRY)}")
     keras_steps: list[Step] = []
     converts: list[Step] = []
+    post_steps: list[Step] = []
     for token in (t.strip() for t in text.split(",")):
         name, _, raw = token.partition("=")
         name = name.strip().lower()
@@ -130,9 +134,9 @@ def parse_recipe(text: str) -> Recipe:
             raise RecipeError(f"unknown technique {name!r} in recipe {text!r}; expected one of "
                               f"{', '.join(REGISTRY)}")
         step = Step(name, PARSERS[name](raw.strip() if raw else None))
-        if any(s.name == name for s in (*keras_steps, *converts)):
+        if any(s.name == name for s in (*keras_steps, *converts, *post_steps)):
             raise RecipeError(f"technique {name!r} appears twice in recipe {text!r}")
-        (keras_steps if REGISTRY[name].kind == "keras" else converts).append(step)
+        {"keras": keras_steps, "convert": converts, "post": post_steps}[REGISTRY[name].kind].append(step)
     if len(converts) > 1:
         raise RecipeError(f"a recipe has one conversion step; {text!r} has "
                           f"{', '.join(s.name for s in converts)}")
@@ -142,4 +146,4 @@ def parse_recipe(text: str) -> Recipe:
                           "(16x8 conversion of QAT models is not supported by the TFLite converter)")
     convert = converts[0] if converts else Step("int8", False) if has_qat else Step("fp32")
     keras_steps.sort(key=lambda s: REGISTRY[s.name].order)
-    return Recipe(tuple(keras_steps), convert)
+    return Recipe(tuple(keras_steps), convert, tuple(post_steps))

@@ -50,5 +50,11 @@ def test_bad_recipes_are_refused_with_a_reason(text, fragment):
 def test_every_technique_has_a_parser_and_help():
     for name, technique in REGISTRY.items():
         assert technique.help
-        assert technique.kind in ("keras", "convert")
+        assert technique.kind in ("keras", "convert", "post")
         parse_recipe(name if name not in ("prune", "cluster") else f"{name}={'0.5' if name == 'prune' else '8'}")
+
+
+def test_post_steps_come_last():
+    recipe = parse_recipe("strip,prune=0.5,int8=io")
+    assert [s.name for s in recipe.post_steps] == ["strip"]
+    assert str(recipe) == "prune=0.5,int8=io,strip"

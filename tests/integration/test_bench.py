@@ -1,0 +1,100 @@
+"""Bench through the device agent in its own process, the store answering repeats."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import edgesdk
+from device_agent.protocol import ERROR_SCHEMA, SCHEMA, BenchSettings
+from edgesdk.deploy import LocalTransport
+from edgesdk.errors import DeployError, MeasurementError, ModelError
+
+FAST = BenchSettings(runs=20, warmup=2, min_time_s=0.05)
+
+
+def test_measurement_document(tflite_path):
+    m = edgesdk.bench(tflite_path, "local", FAST, store=edgesdk.Store())
+    doc = m.document
+    assert not m.cached and doc["schema"] == SCHEMA
+    lat = doc["latency"]
+    assert lat["runs"] >= 20 and lat["warmup_runs"] == 2
+    assert 0 < lat["min_ms"] <= lat["p50_ms"] <= lat["p90_ms"] <= lat["p99_ms"] <= lat["max_ms"]
+    assert lat["first_inference_ms"] > 0 and lat["init_ms"] > 0
+    assert doc["memory"]["model_bytes"] == tflite_path.stat().st_size
+    assert doc["memory"]["peak_rss_bytes"] >= doc["memory"]["peak_rss_increase_bytes"] > 0
+    assert doc["runtime"]["name"] == "ai_edge_litert" and doc["runtime"]["version"] == "2.3.0"
+    assert doc["device"]["cores"] >= 1 and len(doc["device"]["fingerprint"]) == 16
+    assert doc["power"]["value"] is None and doc["power"]["reason"]
+
+
+def test_agent_runs_in_a_separate_process(tflite_path):
+    import os
+
+    transport = LocalTransport()
+    run = transport.run_agent(["bench", str(tflite_path), *FAST.to_args()], timeout=120)
+    doc = json.loads(run.stdout)
+    assert run.returncode == 0 and doc["schema"] == SCHEMA
+    assert doc["device"]["hostname"] == os.uname().nodename
+    # the checksum of the outputs is deterministic for the same model and inputs
+    again = json.loads(transport.run_agent(["bench", str(tflite_path), *FAST.to_args()], timeout=120).stdout)
+    assert again["output_checksum"] == doc["output_checksum"]
+
+
+def test_store_answers_a_repeat_unless_fresh(tflite_path):
+    store = edgesdk.Store()
+    first = edgesdk.bench(tflite_path, "local", FAST, store=store)
+    second = edgesdk.bench(tflite_path, "local", FAST, store=store)
+    assert second.cached and second.document == first.document and second.key == first.key
+    assert store.count_measurements() == 1
+    fresh = edgesdk.bench(tflite_path, "local", FAST, store=store, fresh=True)
+    assert not fresh.cached and store.count_measurements() == 2
+    other = edgesdk.bench(tflite_path, "local", BenchSettings(runs=21, warmup=2, min_time_s=0.05), store=store)
+    assert not other.cached and other.key != first.key
+
+
+def test_threads_setting_reaches_the_runtime(tflite_path):
+    m = edgesdk.bench(tflite_path, "local", BenchSettings(runs=5, warmup=0, min_time_s=0, threads=1))
+    assert m.document["threads"] == 1 and m.document["settings"]["threads"] == 1
+
+
+def test_bench_refuses_non_tflite(keras3_path):
+    with pytest.raises(ModelError, match="bench measures .tflite models"):
+        edgesdk.bench(keras3_path)
+
+
+def test_unknown_device_scheme():
+    with pytest.raises(DeployError, match="unsupported device 'ftp://x'"):
+        from edgesdk.deploy import open_transport
+        open_transport("ftp://x")
+
+
+def test_agent_timeout_is_a_deploy_error(tflite_path):
+    slow = BenchSettings(runs=10_000_000, warmup=0, min_time_s=60)
+    with pytest.raises(DeployError, match="timeout"):
+        edgesdk.bench(tflite_path, "local", slow, timeout_s=3)
+
+
+def test_missing_interpreter_is_a_deploy_error(tflite_path, tmp_path):
+    with pytest.raises(DeployError, match="cannot start the device agent"):
+        edgesdk.bench(tflite_path, LocalTransport(python=str(tmp_path / "no-python")))
+
+
+def test_device_without_a_tflite_runtime(tflite_path, tmp_path):
+    """Python without site-packages (no numpy, no runtime), as on a fresh board; the agent itself
+    still travels on PYTHONPATH."""
+    bare = tmp_path / "bare-python"
+    bare.write_text(f"#!/bin/sh\nexec {sys.executable} -S \"$@\"\n")
+    bare.chmod(0o755)
+    with pytest.raises(MeasurementError, match="no TFLite runtime found.*pip install"):
+        edgesdk.bench(tflite_path, LocalTransport(python=str(bare)))
+
+
+def test_agent_reports_errors_as_documents(tmp_path):
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"\x00\x00\x00\x00TFL3garbage")
+    proc = subprocess.run([sys.executable, "-m", "device_agent", "bench", str(bad), "--runs", "1"],
+                          capture_output=True, text=True, check=False)
+    doc = json.loads(proc.stdout)
+    assert proc.returncode != 0 and doc["schema"] == ERROR_SCHEMA and doc["message"]

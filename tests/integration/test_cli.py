@@ -1,0 +1,95 @@
+"""The `edgesdk` console script as a user runs it: exit codes, one-line errors, JSON output."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EDGESDK = shutil.which("edgesdk", path=str(Path(sys.executable).parent)) or "edgesdk"
+
+
+def run(*args, check_rc=None):
+    proc = subprocess.run([EDGESDK, *map(str, args)], capture_output=True, text=True, env=os.environ.copy(),
+                          stdin=subprocess.DEVNULL, check=False, timeout=600)
+    if check_rc is not None:
+        assert proc.returncode == check_rc, proc.stderr + proc.stdout
+    return proc
+
+
+def test_help_lists_every_command():
+    out = run("--help", check_rc=0).stdout
+    for command in ("inspect", "compress", "bench", "profiles", "techniques"):
+        assert command in out
+    assert "--recipe" in run("compress", "--help", check_rc=0).stdout
+
+
+def test_profiles_list_and_show():
+    names = {p["name"] for p in json.loads(run("profiles", "list", "--json", check_rc=0).stdout)}
+    assert {"host", "rpi5", "cortex-m4", "edgetpu"} <= names
+    shown = json.loads(run("profiles", "show", "cortex-m4", "--json", check_rc=0).stdout)
+    assert shown["memory"]["ram_bytes"] == 655360 and "CONV_2D" in shown["operators"]
+    assert "ram_bytes" in run("profiles", "show", "rpi5", check_rc=0).stdout
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["inspect", "{tmp}/missing.tflite"], "no such file"),
+    (["inspect", "{tmp}/empty.tflite"], "the file is empty"),
+    (["inspect", "{tmp}/corrupt.tflite"], "not a TFLite flatbuffer"),
+    (["inspect", "{tmp}/corrupt.keras"], "not a valid .keras file"),
+    (["inspect", "{tmp}/model.onnx"], "unsupported model format"),
+    (["inspect", "{tflite}", "--profile", "nope"], "unknown profile 'nope'"),
+    (["compress", "{keras}", "-p", "host", "-r", "int9", "-o", "{tmp}/o.tflite"], "unknown technique 'int9'"),
+    (["compress", "{keras}", "-p", "edgetpu", "-r", "fp16", "-o", "{tmp}/o.tflite"], "does not run fp16"),
+    (["compress", "{keras}", "-p", "host", "-r", "int8", "-d", "{tmp}/no.npz", "-o", "{tmp}/o.tflite"],
+     "no such data file"),
+    (["bench", "{keras}"], "bench measures .tflite models"),
+    (["bench", "{tflite}", "--device", "ssh://pi@nowhere"], "unsupported device"),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path, tflite_path, keras3_path, args, fragment):
+    (tmp_path / "empty.tflite").write_bytes(b"")
+    (tmp_path / "corrupt.tflite").write_bytes(b"not a model at all")
+    (tmp_path / "corrupt.keras").write_bytes(b"not a zip")
+    (tmp_path / "model.onnx").write_bytes(b"onnx")
+    argv = [a.format(tmp=tmp_path, tflite=tflite_path, keras=keras3_path) for a in args]
+    proc = run(*argv)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], proc.stderr
+    assert not (tmp_path / "o.tflite").exists()
+
+
+def test_usage_errors_exit_2_with_usage():
+    proc = run("compress", "model.keras", "-p", "host", "-o", "x.tflite")
+    assert proc.returncode == 2 and "Missing option" in proc.stderr and "Traceback" not in proc.stderr
+    assert run("bench", "x.tflite", "--runs", "0").returncode == 2
+
+
+@pytest.mark.slow
+def test_compress_then_bench_then_cached(keras3_path, data_files, tmp_path):
+    train, val, _ = data_files
+    out = tmp_path / "model.tflite"
+    done = json.loads(run("compress", keras3_path, "-p", "rpi5", "-r", "prune=0.5,int8", "-d", val,
+                          "--train-data", train, "--epochs", "1", "-o", out, "--json", check_rc=0).stdout)
+    assert done["precision"] == "int8" and out.is_file() and done["quality"]["metric"] == "accuracy"
+    human = run("compress", keras3_path, "-p", "host", "-r", "int8", "-d", val, "-o", tmp_path / "b.tflite",
+                check_rc=0)
+    assert "accuracy" in human.stdout and "SQNR" in human.stdout
+    first = json.loads(run("bench", out, "--runs", "10", "--min-time", "0.05", "--json", check_rc=0).stdout)
+    assert first["cached"] is False and first["latency"]["p50_ms"] > 0
+    second = run("bench", out, "--runs", "10", "--min-time", "0.05", check_rc=0)
+    assert "from the store" in second.stdout
+    third = json.loads(run("bench", out, "--runs", "10", "--min-time", "0.05", "--fresh", "--json",
+                           check_rc=0).stdout)
+    assert third["cached"] is False
+
+
+def test_inspect_json_and_table(tflite_path):
+    doc = json.loads(run("inspect", tflite_path, "--profile", "cortex-m4", "--json", check_rc=0).stdout)
+    assert doc["report"]["precision"] == "int8" and doc["fit"]["ok"]
+    table = run("inspect", tflite_path, "-p", "cortex-m4", check_rc=0).stdout
+    assert "CONV_2D" in table and "MACs" in table and "fits" in table
