@@ -91,11 +91,11 @@ def inspect_cmd(
         ops.add_row(op, str(version), str(rep["op_counts"][op]))
     out.print(ops)
     layers = Table(title="layers")
-    for col in ("#", "operator", "output", "shape", "dtype", "MACs"):
-        layers.add_column(col, justify="right" if col in ("#", "MACs") else "left")
+    for col in ("#", "operator", "output", "shape", "dtype", "bytes", "MACs"):
+        layers.add_column(col, justify="right" if col in ("#", "bytes", "MACs") else "left")
     for layer in rep["layers"]:
         layers.add_row(str(layer["index"]), layer["op"], layer["output"][:48], str(layer["output_shape"]),
-                       layer["dtype"], f"{layer['macs']:,}")
+                       layer["dtype"], f"{layer['output_bytes']:,}", f"{layer['macs']:,}")
     out.print(layers)
     if result["fit"]:
         _print_fit(result["fit"])

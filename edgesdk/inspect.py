@@ -33,6 +33,7 @@ class OpInfo:
     output: str
     output_shape: list[int]
     dtype: str
+    output_bytes: int
     macs: int
 
 
@@ -159,8 +160,9 @@ def analyze(path: str | Path, data: bytes | None = None) -> ModelReport:
                 param_tensors.add(t.index)
             if name in WEIGHT_OPS and pos == 1:
                 weight_types.add(t.dtype)
-        layers.append(OpInfo(i, name, int(code.version), outs[0].name if outs else "",
-                             outs[0].shape if outs else [], outs[0].dtype if outs else "", _macs(name, ins, outs)))
+        first = outs[0] if outs else None
+        layers.append(OpInfo(i, name, int(code.version), first.name if first else "", first.shape if first else [],
+                             first.dtype if first else "", first.bytes if first else 0, _macs(name, ins, outs)))
 
     # Liveness: a non-constant tensor lives from the op that writes it to its last reader.
     last_use: dict[int, int] = {}

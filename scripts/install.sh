@@ -15,7 +15,7 @@ pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
 echo "installing the pinned runtime stack (TensorFlow CPU, LiteRT, ...)"
 "${pip[@]}" install -r requirements.txt
 "${pip[@]}" install --no-deps -r requirements-nodeps.txt
-"${pip[@]}" install --no-deps --no-build-isolation -e . 2>/dev/null || "${pip[@]}" install --no-deps -e .
+"${pip[@]}" install --no-deps -e .
 if [ "${1:-}" = "--dev" ]; then
   "${pip[@]}" install -r requirements-dev.txt
 fi

@@ -61,3 +61,11 @@ def test_fit_against_profiles(tflite_path):
 def test_float_model_on_an_int8_only_npu_does_not_fit(keras3_path):
     fit = edgesdk.inspect_model(keras3_path, "edgetpu")["fit"]
     assert not fit["ok"] and any("does not run fp32" in p for p in fit["problems"])
+
+
+def test_tensor_sizes(known_model):
+    rep = edgesdk.inspect_model(known_model)["report"]
+    conv = next(layer for layer in rep["layers"] if layer["op"] == "CONV_2D")
+    assert conv["output_shape"] == [1, 8, 8, 4] and conv["output_bytes"] == 8 * 8 * 4 * 4
+    kernel = next(t for t in rep["tensors"] if t["constant"] and t["shape"] == [4, 3, 3, 1])
+    assert kernel["bytes"] == 36 * 4 and kernel["dtype"] == "FLOAT32"
