@@ -133,7 +133,7 @@ def analyze(path: str | Path, data: bytes | None = None) -> ModelReport:
     for i, t in enumerate(graph.tensors):
         shape = [int(s) for s in (t.shape if t.shape is not None else [])]
         dtype = type_names.get(t.type, str(t.type))
-        name = t.name.decode() if isinstance(t.name, bytes) else str(t.name)
+        name = t.name.decode() if isinstance(t.name, bytes) else ""  # None once stripped
         tensors.append(TensorInfo(i, name, shape, dtype, _elems(shape) * _DTYPE_BYTES.get(dtype, 4), const(t)))
 
     layers: list[OpInfo] = []

@@ -109,7 +109,7 @@ def tflite_path(tmp_path_factory, keras3_path):
 
 
 @pytest.fixture
-def mlperf():
+def mlperf_dir():
     if not MLPERF.is_dir():
         pytest.skip(f"MLPerf Tiny models not found at {MLPERF} (../shared is absent)")
     return MLPERF

@@ -15,9 +15,9 @@ def _task(root, name):
     return next(t for t in mlperf.tasks(root) if t.name == name)
 
 
-def test_reference_models_inspect_consistently(mlperf):
+def test_reference_models_inspect_consistently(mlperf_dir):
     expected_macs = {"ic": 12_501_632, "kws": 2_656_768, "ad": 264_192, "vww": 7_489_664}
-    for task in mlperf.tasks(mlperf):
+    for task in mlperf.tasks(mlperf_dir):
         float_rep, int8_rep = analyze(task.float_tflite), analyze(task.reference_int8)
         assert float_rep.macs == int8_rep.macs == expected_macs[task.name]
         assert int8_rep.precision == "int8"
@@ -26,8 +26,8 @@ def test_reference_models_inspect_consistently(mlperf):
 
 
 @pytest.mark.slow
-def test_kws_savedmodel_int8_end_to_end(mlperf, tmp_path):
-    task = _task(mlperf, "kws")
+def test_kws_savedmodel_int8_end_to_end(mlperf_dir, tmp_path):
+    task = _task(mlperf_dir, "kws")
     cal, val = tmp_path / "cal.npz", tmp_path / "val.npz"
     np.savez(cal, x=mlperf.calibration(task))
     np.savez(val, x=task.real_inputs)
@@ -41,8 +41,8 @@ def test_kws_savedmodel_int8_end_to_end(mlperf, tmp_path):
 
 
 @pytest.mark.slow
-def test_ic_keras2_h5_agrees_with_float(mlperf, tmp_path):
-    task = _task(mlperf, "ic")
+def test_ic_keras2_h5_agrees_with_float(mlperf_dir, tmp_path):
+    task = _task(mlperf_dir, "ic")
     cal = tmp_path / "cal.npz"
     np.savez(cal, x=mlperf.calibration(task))
     out = tmp_path / "ic_int8.tflite"
