@@ -83,6 +83,29 @@ def _input_shape(keras_model: Any, float_report: inspect.ModelReport) -> list[in
     return float_report.inputs[0].shape
 
 
+def _apply_keras_steps(model: Any, recipe: Recipe, tune: Any, say: Callable[[str], None]) -> Any:
+    """Run prune, cluster and qat in recipe order; each returns a new tf_keras model."""
+    from .techniques import cluster, prune, qat
+
+    for step in recipe.keras_steps:
+        say(f"applying {step}")
+        if step.name == "prune":
+            model = prune.apply(model, step.value, tune)
+        elif step.name == "cluster":
+            pruned = any(s.name == "prune" for s in recipe.keras_steps)
+            model = cluster.apply(model, step.value, tune, preserve_sparsity=pruned)
+        elif step.name == "qat":
+            model = qat.apply(model, tune)
+    return model
+
+
+def _calibration(x_train: np.ndarray | None, shape: list[int], seed: int) -> np.ndarray:
+    """Up to CALIBRATION_SAMPLES training inputs in a seeded order, or random ones without data."""
+    if x_train is None:
+        return datamod.random_calibration(shape, seed=seed)
+    return x_train[np.random.default_rng(seed).permutation(len(x_train))[:CALIBRATION_SAMPLES]]
+
+
 def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str | Recipe,
              output: str | os.PathLike[str], data: str | os.PathLike[str] | None = None, *,
              train_data: str | os.PathLike[str] | None = None, epochs: int = 2, seed: int = 0, store: Any = None,
@@ -123,7 +146,7 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
     if rec.keras_steps and isinstance(keras_model, str):
         raise RecipeError(f"{source.path}: the SavedModel has no Keras model, so "
                           f"{', '.join(s.name for s in rec.keras_steps)} cannot apply; use a quantization-only recipe")
-    from .techniques import cluster, convert, prune, qat
+    from .techniques import convert
     from .techniques.training import FineTune
 
     say("converting the float reference")
@@ -144,24 +167,11 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
                             "pass --train-data to keep them apart")
     if rec.keras_steps and tune is None and any(s.name in ("prune", "cluster") for s in rec.keras_steps):
         warnings.append("no training data: pruning/clustering applied one-shot without fine-tuning")
-    current = keras_model
-    for step in rec.keras_steps:
-        say(f"applying {step}")
-        if step.name == "prune":
-            current = prune.apply(current, step.value, tune)
-        elif step.name == "cluster":
-            pruned = any(s.name == "prune" for s in rec.keras_steps)
-            current = cluster.apply(current, step.value, tune, preserve_sparsity=pruned)
-        elif step.name == "qat":
-            current = qat.apply(current, tune)
-
+    current = _apply_keras_steps(keras_model, rec, tune, say)
     calibration = None
     if rec.convert.name in ("int8", "int16x8"):
-        if x_train is not None:
-            rng = np.random.default_rng(seed)
-            calibration = x_train[rng.permutation(len(x_train))[:CALIBRATION_SAMPLES]]
-        else:
-            calibration = datamod.random_calibration(shape, seed=seed)
+        calibration = _calibration(x_train, shape, seed)
+        if x_train is None:
             warnings.append(datamod.RANDOM_WARNING)
     say(f"converting ({rec.convert})")
     tflite = convert.convert(current, rec.convert, calibration)
@@ -174,7 +184,7 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
     warnings.extend(checked.warnings)
 
     quality = None
-    if x is not None and reference is not None:
+    if x is not None and reference is not None:  # both or neither
         say(f"evaluating on {len(x)} samples")
         labels = dataset.y if dataset else None
         quality = evaluate.quality(reference, evaluate.predict(tflite, x), labels,
