@@ -31,8 +31,18 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--retries", type=int, default=2, help="re-measurements allowed")
     b.add_argument("--seed", type=int, default=0, help="seed of the generated inputs")
     b.add_argument("--runtime", default=None, help="require this runtime module")
+    b.add_argument("--lock", default=None, help="hold an exclusive lock on this file while measuring, so that "
+                   "measurements on one device never overlap")
     sub.add_parser("info", help="describe the device and its TFLite runtime")
     return p
+
+
+def _lock(path: str) -> Any:
+    import fcntl
+
+    handle = open(path, "a")  # noqa: SIM115 - held open for the whole measurement
+    fcntl.flock(handle, fcntl.LOCK_EX)  # waits while another measurement runs
+    return handle
 
 
 def _info() -> dict[str, Any]:
@@ -57,10 +67,15 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from . import bench  # numpy is only needed to measure
 
+            lock = _lock(args.lock) if args.lock else None
             settings = BenchSettings(runs=args.runs, warmup=args.warmup, min_time_s=args.min_time,
                                      threads=args.threads, max_cv=args.max_cv, retries=args.retries,
                                      seed=args.seed)
-            doc = bench.run(args.model, settings, args.runtime)
+            try:
+                doc = bench.run(args.model, settings, args.runtime)
+            finally:
+                if lock is not None:
+                    lock.close()  # closing the descriptor releases the flock
         code = 0
     except runtime.NoRuntimeError as exc:
         doc, code = {"schema": ERROR_SCHEMA, "error": "no_runtime", "message": str(exc)}, EXIT_ERROR

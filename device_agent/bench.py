@@ -69,6 +69,7 @@ def run(model_path: str, settings: BenchSettings, runtime_name: str | None = Non
         model_bytes = fh.read()
     name, version, interpreter_cls = runtime.load(runtime_name)
     warnings: list[str] = []
+    started_at = time.time()
 
     peak_reset = memory.reset_peak()
     rss_before = memory.rss_bytes()
@@ -127,4 +128,6 @@ def run(model_path: str, settings: BenchSettings, runtime_name: str | None = Non
         "power": {"value": None, "reason": "no power source on this device is supported yet"},
         "output_checksum": checksum.hexdigest(),
         "warnings": warnings,
+        "started_at": started_at,
+        "finished_at": time.time(),
     }

@@ -162,7 +162,8 @@ def compress(
 @app.command()
 def bench(
     model: Annotated[Path, typer.Argument(help="a .tflite model")],
-    device: Annotated[str, typer.Option("--device", help="where to measure: 'local' (ssh/adb to come)")] = "local",
+    device: Annotated[str, typer.Option("--device", help="where to measure: 'local' or "
+                                        "ssh://user@host[:port][?python=/path/to/python]")] = "local",
     runs: Annotated[int, typer.Option(help="minimum timed runs", min=1)] = 50,
     warmup: Annotated[int, typer.Option(help="untimed runs first", min=0)] = 5,
     min_time: Annotated[float, typer.Option("--min-time", help="minimum seconds of timed runs", min=0)] = 1.0,
@@ -170,6 +171,8 @@ def bench(
                                                    min=1)] = None,
     timeout: Annotated[float, typer.Option(help="seconds before the agent is stopped", min=1)] = 600.0,
     fresh: Annotated[bool, typer.Option("--fresh", help="measure again even if the store has this result")] = False,
+    trust_new_host: Annotated[bool, typer.Option("--trust-new-host", help="accept and record an unknown SSH host "
+                                                 "key (a changed key is always refused)")] = False,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -177,7 +180,11 @@ def bench(
 
     A repeated bench of the same model, device, runtime and settings is answered from the store.
 
+    Over SSH the agent (one file) and the model are uploaded once into ~/.cache/edgesdk-device on the
+    device, checked against known_hosts, and measurements on one device never overlap.
+
     Example: edgesdk bench model_int8.tflite --runs 100 --threads 1
+    Example: edgesdk bench model.tflite --device ssh://pi@raspberrypi.local?python=/home/pi/venv/bin/python
     """
     from device_agent.protocol import BenchSettings
 
@@ -189,7 +196,8 @@ def bench(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     with err.status(f"measuring on {device}…"):
-        m = run_bench(model, device, settings, store=Store(store), fresh=fresh, timeout_s=timeout)
+        m = run_bench(model, device, settings, store=Store(store), fresh=fresh, timeout_s=timeout,
+                      trust_new_host=trust_new_host)
     doc = m.document
     if as_json:
         _print_json(m.to_dict())

@@ -64,11 +64,13 @@ def device_info(transport: Transport, timeout: float = 120.0) -> dict[str, Any]:
 
 
 def bench(model: str | os.PathLike[str], device: str | Transport = "local", settings: BenchSettings | None = None,
-          *, store: Store | None = None, fresh: bool = False, timeout_s: float = 600.0) -> Measurement:
+          *, store: Store | None = None, fresh: bool = False, timeout_s: float = 600.0,
+          trust_new_host: bool = False) -> Measurement:
     """Measure a .tflite model on a device through the agent, or answer from the store.
 
     A stored measurement with the same model sha256, device fingerprint, runtime version and
-    settings answers the call unless ``fresh``.
+    settings answers the call unless ``fresh``. ``device`` is ``local``, ``ssh://user@host[:port]``
+    or a :class:`Transport`; ``trust_new_host`` records an unknown SSH host key instead of refusing.
 
     Raises:
         ModelError: the file is not a .tflite model.
@@ -79,7 +81,7 @@ def bench(model: str | os.PathLike[str], device: str | Transport = "local", sett
     if source.format != "tflite":
         raise ModelError(f"{source.path}: bench measures .tflite models; compress this {source.format} "
                          "model first (`edgesdk compress`)")
-    transport = open_transport(device) if isinstance(device, str) else device
+    transport = open_transport(device, trust_new_host=trust_new_host) if isinstance(device, str) else device
     try:
         info = device_info(transport, timeout=timeout_s)
         key = measurement_key(source.sha256, info["device"]["fingerprint"], info["runtime"], settings.to_dict())

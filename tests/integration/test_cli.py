@@ -47,7 +47,8 @@ def test_profiles_list_and_show():
     (["compress", "{keras}", "-p", "host", "-r", "int8", "-d", "{tmp}/no.npz", "-o", "{tmp}/o.tflite"],
      "no such data file"),
     (["bench", "{keras}"], "bench measures .tflite models"),
-    (["bench", "{tflite}", "--device", "ssh://pi@nowhere"], "unsupported device"),
+    (["bench", "{tflite}", "--device", "ftp://pi@nowhere"], "unsupported device"),
+    (["bench", "{tflite}", "--device", "ssh://pi@no-such-host.invalid"], "cannot connect"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, tflite_path, keras3_path, args, fragment):
     (tmp_path / "empty.tflite").write_bytes(b"")

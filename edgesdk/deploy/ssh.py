@@ -1,0 +1,189 @@
+"""SSH transport (paramiko): verified host keys, a content-addressed cache on the device, one lock.
+
+URL: ``ssh://[user@]host[:port][?python=/path/to/python]``. Keys come from the SSH agent, ~/.ssh
+and ~/.ssh/config (IdentityFile, User, Port, HostName). Host keys are checked against known_hosts: an
+unknown host is refused unless ``trust_new_host`` (then it is recorded), a changed key always.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shlex
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from ..errors import DeployError
+from .bundle import agent_zipapp
+from .transport import AgentRun, Transport
+
+log = logging.getLogger(__name__)
+
+REMOTE_CACHE = ".cache/edgesdk-device"  # under the remote home; apart from the host-side cache
+
+
+def parse_url(url: str) -> dict[str, Any]:
+    """Split an ssh:// URL into user, host, port and options.
+
+    Raises:
+        DeployError: not an ssh:// URL, or no host.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "ssh" or not parts.hostname:
+        raise DeployError(f"expected a device URL like ssh://user@host[:port]. Received: {url!r}")
+    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    unknown = set(query) - {"python"}
+    if unknown:
+        raise DeployError(f"{url}: unknown option(s) {', '.join(sorted(unknown))}; expected: python")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise DeployError(f"{url}: invalid port") from exc
+    return {"user": parts.username, "host": parts.hostname, "port": port, "python": query.get("python")}
+
+
+class _RecordNewHost:
+    """Host-key policy for --trust-new-host: accept an unknown key and write it to known_hosts."""
+
+    def __init__(self, known_hosts: Path) -> None:
+        self.known_hosts = known_hosts
+
+    def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+        client.save_host_keys(str(self.known_hosts))
+        log.warning("trusted new host key for %s: %s %s", hostname, key.get_name(), key.get_fingerprint().hex())
+
+
+class SshTransport(Transport):
+    """A device reached over SSH. ``python`` is the interpreter that runs the agent there."""
+
+    def __init__(self, url: str, *, trust_new_host: bool = False, known_hosts: str | os.PathLike[str] | None = None,
+                 key_filename: str | None = None, python: str | None = None, connect_timeout: float = 10.0,
+                 ssh_config: str | os.PathLike[str] | None = None) -> None:
+        import paramiko
+
+        self.url = url
+        target = parse_url(url)
+        config = paramiko.SSHConfig()
+        config_path = Path(ssh_config) if ssh_config else Path.home() / ".ssh" / "config"
+        if config_path.is_file():
+            config = paramiko.SSHConfig.from_path(str(config_path))
+        entry = config.lookup(target["host"])
+        self.host = entry.get("hostname", target["host"])
+        self.port = int(target["port"] or entry.get("port", 22))
+        self.user = target["user"] or entry.get("user") or os.environ.get("USER") or "root"
+        self.python = python or target["python"] or "python3"
+        self.known_hosts = Path(known_hosts) if known_hosts else Path.home() / ".ssh" / "known_hosts"
+        keys = [key_filename] if key_filename else entry.get("identityfile")
+        self.uploads = 0
+        self._home: str | None = None
+
+        client = paramiko.SSHClient()
+        if self.known_hosts.is_file():
+            client.load_host_keys(str(self.known_hosts))
+        client.set_missing_host_key_policy(_RecordNewHost(self.known_hosts) if trust_new_host
+                                           else paramiko.RejectPolicy())
+        where = f"{self.user}@{self.host}:{self.port}"
+        try:
+            client.connect(self.host, port=self.port, username=self.user, key_filename=keys,
+                           timeout=connect_timeout, banner_timeout=connect_timeout, auth_timeout=connect_timeout,
+                           allow_agent=True, look_for_keys=keys is None)
+        except paramiko.BadHostKeyException as exc:
+            raise DeployError(f"{where}: the host key CHANGED (got {exc.key.get_name()} "
+                              f"{exc.key.get_fingerprint().hex()}); refusing to connect. If the device was "
+                              f"reinstalled, remove its line from {self.known_hosts}") from exc
+        except paramiko.SSHException as exc:
+            if "not found in known_hosts" in str(exc):
+                raise DeployError(f"{where}: unknown host key; refusing to connect. Check the device, then pass "
+                                  "--trust-new-host to record its key") from exc
+            if isinstance(exc, paramiko.AuthenticationException):
+                raise DeployError(f"{where}: authentication failed ({exc}); check the user and your SSH keys") from exc
+            raise DeployError(f"{where}: SSH failed: {exc}") from exc
+        except (TimeoutError, OSError) as exc:
+            raise DeployError(f"{where}: cannot connect: {exc.strerror or exc}") from exc
+        self.client = client
+
+    # -- remote helpers ---------------------------------------------------------------------------
+    def _exec(self, command: str, timeout: float) -> AgentRun:
+        import paramiko
+
+        try:
+            _, stdout, stderr = self.client.exec_command(command, timeout=timeout)
+            out = stdout.read().decode(errors="replace")
+            err = stderr.read().decode(errors="replace")
+            code = stdout.channel.recv_exit_status()
+        except TimeoutError as exc:
+            raise DeployError(f"{self.url}: no answer from the device agent within {timeout:g} s") from exc
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise DeployError(f"{self.url}: the connection dropped while running the agent: {exc}") from exc
+        return AgentRun(code, out, err)
+
+    def _cache_dir(self) -> str:
+        if self._home is None:
+            run = self._exec("printf %s \"$HOME\"", 30)
+            self._home = run.stdout.strip() or "."
+            self._exec(f"mkdir -p {shlex.quote(self._home + '/' + REMOTE_CACHE)}", 30)
+        return f"{self._home}/{REMOTE_CACHE}"
+
+    def _upload(self, path: Path, name: str) -> str:
+        """Upload ``path`` as ``name`` in the cache unless a file of that name and size is there."""
+        remote = f"{self._cache_dir()}/{name}"
+        size = path.stat().st_size
+        try:
+            sftp = self.client.open_sftp()
+        except Exception as exc:  # noqa: BLE001 - paramiko raises SSHException or OSError here
+            raise DeployError(f"{self.url}: cannot open SFTP (is the sftp subsystem enabled?): {exc}") from exc
+        try:
+            try:
+                if sftp.stat(remote).st_size == size:
+                    return remote
+            except OSError:
+                pass
+            partial = f"{remote}.part-{os.getpid()}-{time.monotonic_ns()}"
+            try:
+                sftp.put(str(path), partial, confirm=True)
+                sftp.posix_rename(partial, remote)
+            except OSError as exc:
+                try:
+                    sftp.remove(partial)
+                except OSError:
+                    pass
+                raise DeployError(f"{self.url}: cannot upload {path.name} ({exc}); is the device's disk full?") from exc
+            self.uploads += 1
+            return remote
+        finally:
+            sftp.close()
+
+    # -- Transport --------------------------------------------------------------------------------
+    def put(self, path: Path) -> str:
+        if not path.is_file():
+            raise DeployError(f"{path}: no such file to deploy")
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        return self._upload(path, f"{digest}-{path.name}")
+
+    def run_agent(self, args: list[str], timeout: float) -> AgentRun:
+        agent = self._upload(agent_zipapp(), agent_zipapp().name)
+        extra = ["--lock", f"{self._cache_dir()}/bench.lock"] if args and args[0] == "bench" else []
+        # coreutils/busybox `timeout` stops the agent on the device too, not just our wait for it.
+        command = " ".join(shlex.quote(a) for a in ["timeout", f"{max(1, int(timeout))}", self.python, agent,
+                                                     *args, *extra])
+        run = self._exec(command, timeout + 15)
+        if run.returncode == 124:
+            raise DeployError(f"{self.url}: the device agent ran over the {timeout:g} s timeout and was stopped")
+        if run.returncode == 127 and not run.stdout:
+            raise DeployError(f"{self.url}: {self.python!r} not found on the device; install python3 or name the "
+                              "interpreter with ?python=/path/to/python in the device URL")
+        return run
+
+    def clean(self) -> int:
+        """Remove everything edgesdk uploaded to the device's cache; return how many files."""
+        directory = self._cache_dir()
+        run = self._exec(f"ls -1 {shlex.quote(directory)} | wc -l; rm -rf {shlex.quote(directory)}", 60)
+        return int(run.stdout.split()[0]) if run.stdout.split() else 0
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,158 @@
+"""Deploy and measure over a real OpenSSH server on loopback; host keys, auth and faults."""
+
+import sys
+
+import pytest
+
+import edgesdk
+from device_agent.protocol import BenchSettings
+from edgesdk.deploy.ssh import SshTransport, parse_url
+from edgesdk.errors import DeployError, MeasurementError
+from tests import sshd
+
+pytestmark = pytest.mark.skipif(sshd.available() is not None, reason=str(sshd.available()))
+FAST = BenchSettings(runs=10, warmup=1, min_time_s=0.05)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    s = sshd.start(tmp_path_factory.mktemp("sshd"))
+    yield s
+    s.stop()
+
+
+def transport(server, python=sys.executable, **kwargs):
+    kwargs.setdefault("known_hosts", server.known_hosts)
+    kwargs.setdefault("key_filename", str(server.user_key))
+    return SshTransport(server.url(python), ssh_config="/dev/null", **kwargs)
+
+
+def test_bench_over_ssh_uploads_once_and_caches(server, tflite_path):
+    store = edgesdk.Store()
+    first_t = transport(server)
+    first_t.clean()  # a clean device cache
+    first_t = transport(server)
+    m = edgesdk.bench(tflite_path, first_t, FAST, store=store)
+    assert not m.cached and m.latency["p50_ms"] > 0 and m.device == server.url(sys.executable)
+    assert first_t.uploads == 2  # the agent zipapp and the model
+    again_t = transport(server)
+    again = edgesdk.bench(tflite_path, again_t, FAST, store=store, fresh=True)
+    assert not again.cached and again_t.uploads == 0  # both already on the device
+    assert again.document["output_checksum"] == m.document["output_checksum"]
+    cached = edgesdk.bench(tflite_path, transport(server), FAST, store=store)
+    assert cached.cached and store.count_measurements() == 2
+
+
+def test_unknown_host_is_refused_until_trusted(server, tmp_path):
+    known = tmp_path / "known_hosts"
+    with pytest.raises(DeployError, match="unknown host key; refusing.*--trust-new-host"):
+        transport(server, known_hosts=known)
+    transport(server, known_hosts=known, trust_new_host=True).close()
+    assert server.host_pub.split()[1] in known.read_text()
+    transport(server, known_hosts=known).close()  # now known: no flag needed
+
+
+def test_changed_host_key_is_always_refused(server, tmp_path):
+    other = sshd.keygen(tmp_path / "other")
+    algo, key = (tmp_path / "other.pub").read_text().split()[:2]
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{server.port} {algo} {key}\n")
+    assert other.exists()
+    for trust in (False, True):
+        with pytest.raises(DeployError, match="host key CHANGED"):
+            transport(server, known_hosts=known, trust_new_host=trust)
+
+
+def test_authentication_failure(server, tmp_path):
+    stranger = sshd.keygen(tmp_path / "stranger")
+    with pytest.raises(DeployError, match="authentication failed"):
+        transport(server, key_filename=str(stranger))
+
+
+def test_unreachable_host(server):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    with pytest.raises(DeployError, match="cannot connect"):
+        SshTransport(f"ssh://root@127.0.0.1:{closed_port}", known_hosts=server.known_hosts,
+                     key_filename=str(server.user_key), ssh_config="/dev/null", connect_timeout=3)
+
+
+def test_device_without_tflite_runtime(server, tflite_path):
+    """Debian's /usr/bin/python3 over a non-interactive login has no numpy and no runtime."""
+    store = edgesdk.Store()
+    with pytest.raises(MeasurementError, match="no TFLite runtime found.*pip install"):
+        edgesdk.bench(tflite_path, transport(server, python="/usr/bin/python3"), FAST, store=store)
+    assert store.count_measurements() == 0
+
+
+def test_missing_interpreter_on_device(server, tflite_path):
+    with pytest.raises(DeployError, match="not found on the device"):
+        edgesdk.bench(tflite_path, transport(server, python="/nonexistent/python3"), FAST)
+
+
+def test_agent_over_timeout_is_stopped_and_nothing_stored(server, tflite_path):
+    store = edgesdk.Store()
+    slow = BenchSettings(runs=10_000_000, warmup=0, min_time_s=120)
+    with pytest.raises(DeployError, match="timeout"):
+        edgesdk.bench(tflite_path, transport(server), slow, store=store, timeout_s=4)
+    assert store.count_measurements() == 0
+
+
+@pytest.mark.parametrize("url, fragment", [
+    ("ssh://", "expected a device URL"),
+    ("http://host", "expected a device URL"),
+    ("ssh://pi@host:99999", "invalid port"),
+    ("ssh://pi@host?colour=red", "unknown option"),
+])
+def test_bad_urls(url, fragment):
+    with pytest.raises(DeployError, match=None) as info:
+        parse_url(url)
+    assert fragment in str(info.value)
+
+
+def test_url_parts():
+    assert parse_url("ssh://pi@raspberrypi.local:2222?python=/home/pi/venv/bin/python") == {
+        "user": "pi", "host": "raspberrypi.local", "port": 2222, "python": "/home/pi/venv/bin/python"}
+
+
+def test_measurements_on_one_device_never_overlap(server, tflite_path):
+    """Two hosts measuring the same device at once: the agent's lock runs them one after the other."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    settings = BenchSettings(runs=10, warmup=1, min_time_s=1.0)
+
+    def one(_):
+        return edgesdk.bench(tflite_path, transport(server), settings, fresh=True).document
+
+    with ThreadPoolExecutor(2) as pool:
+        a, b = pool.map(one, range(2))
+    first, second = sorted((a, b), key=lambda d: d["started_at"])
+    assert second["started_at"] >= first["finished_at"]
+
+
+def test_cli_bench_over_ssh_with_ssh_config_and_trust(server, tflite_path, tmp_path):
+    """As a user runs it: a Host alias from ~/.ssh/config, an unknown host refused, then trusted."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "config").write_text(
+        f"Host testdevice\n  HostName 127.0.0.1\n  Port {server.port}\n  User {server.user}\n"
+        f"  IdentityFile {server.user_key}\n")
+    edgesdk_bin = shutil.which("edgesdk", path=str(Path(sys.executable).parent))
+    env = dict(os.environ, HOME=str(home))
+    argv = [edgesdk_bin, "bench", str(tflite_path), "--device", f"ssh://testdevice?python={sys.executable}",
+            "--runs", "5", "--min-time", "0", "--json"]
+    refused = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    assert refused.returncode == 2 and "unknown host key" in refused.stderr and "Traceback" not in refused.stderr
+    trusted = subprocess.run([*argv, "--trust-new-host"], capture_output=True, text=True, env=env, check=False)
+    assert trusted.returncode == 0, trusted.stderr
+    assert json.loads(trusted.stdout)["latency"]["runs"] >= 5
+    assert server.host_pub.split()[1] in (home / ".ssh" / "known_hosts").read_text()
