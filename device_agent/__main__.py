@@ -1,7 +1,8 @@
 """`python3 -m device_agent bench MODEL.tflite ...` or `... info`: print one JSON document on stdout.
 
 Anything the runtime prints is sent to stderr so that stdout carries exactly one JSON document.
-On failure the document has schema ``edgesdk.error/1`` and the exit code is non-zero.
+On failure the document has schema ``edgesdk.error/1`` (error: no_runtime, unsupported_model, not_found,
+missing_dependency or failed) and the exit code is non-zero.
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
                 if lock is not None:
                     lock.close()  # closing the descriptor releases the flock
         code = 0
+    except runtime.UnsupportedModel as exc:
+        doc, code = {"schema": ERROR_SCHEMA, "error": "unsupported_model", "message": str(exc)}, EXIT_ERROR
     except runtime.NoRuntimeError as exc:
         doc, code = {"schema": ERROR_SCHEMA, "error": "no_runtime", "message": str(exc)}, EXIT_ERROR
     except FileNotFoundError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from typing import Any
 
@@ -10,6 +11,9 @@ import numpy as np
 
 from . import memory, runtime, sysinfo
 from .protocol import SCHEMA, BenchSettings
+
+_UNSUPPORTED_OP = re.compile(r"Didn't find (?:op for builtin opcode|custom op for name) '([^']+)'"
+                             r"(?: version '(\d+)')?")
 
 
 def make_inputs(details: list[dict[str, Any]], seed: int) -> list[np.ndarray]:
@@ -77,8 +81,16 @@ def run(model_path: str, settings: BenchSettings, runtime_name: str | None = Non
     kwargs: dict[str, Any] = {"model_path": model_path}
     if settings.threads is not None:
         kwargs["num_threads"] = settings.threads
-    interp = interpreter_cls(**kwargs)
-    interp.allocate_tensors()
+    try:
+        interp = interpreter_cls(**kwargs)
+        interp.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        found = _UNSUPPORTED_OP.search(str(exc))
+        if found:
+            raise runtime.UnsupportedModel(f"{name} {version} cannot run this model: it has no kernel for "
+                                   f"{found.group(1)} version {found.group(2)} (the model needs a newer runtime, "
+                                   "or a recipe that avoids that operator version)") from exc
+        raise
     init_ms = (time.perf_counter_ns() - t0) / 1e6
 
     inputs = make_inputs(interp.get_input_details(), settings.seed)

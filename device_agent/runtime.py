@@ -22,6 +22,10 @@ class NoRuntimeError(RuntimeError):
     """No TFLite runtime could be imported."""
 
 
+class UnsupportedModel(RuntimeError):
+    """The device runtime refuses the model before running it (an operator or version it lacks)."""
+
+
 def _version(dist: str) -> str:
     try:
         from importlib import metadata

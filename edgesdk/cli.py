@@ -24,6 +24,8 @@ app = typer.Typer(help="Compress Keras and TFLite models for a hardware target a
                   rich_markup_mode=None)
 profiles_app = typer.Typer(help="List and show hardware profiles.", no_args_is_help=True)
 app.add_typer(profiles_app, name="profiles")
+devices_app = typer.Typer(help="Name devices, check them, clean what edgesdk left on them.", no_args_is_help=True)
+app.add_typer(devices_app, name="devices")
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # one error, one line
 
@@ -255,6 +257,104 @@ def profiles_show(name: Annotated[str, typer.Argument(help="profile name or YAML
     import yaml
 
     out.print(yaml.safe_dump(doc, sort_keys=False, width=100), highlight=False)
+
+
+@devices_app.command("add")
+def devices_add(name: Annotated[str, typer.Argument(help="a name, e.g. pi5-lab")],
+                url: Annotated[str, typer.Argument(help="local or ssh://user@host[:port][?python=PATH]")],
+                replace: Annotated[bool, typer.Option("--replace", help="overwrite a device of that name")] = False,
+                store: StoreOpt = None) -> None:
+    """Name a device URL; the name then works wherever --device takes a URL.
+
+    Example: edgesdk devices add pi5 "ssh://pi@raspberrypi.local?python=/home/pi/venv/bin/python"
+    """
+    from . import devices
+    from .store import Store
+
+    devices.add(Store(store), name, url, replace=replace)
+    out.print(f"added device [bold]{name}[/bold] → {url}", highlight=False)
+
+
+@devices_app.command("list")
+def devices_list(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """List the named devices."""
+    from .store import Store
+
+    known = Store(store).devices()
+    if as_json:
+        _print_json(known)
+        return
+    if not known:
+        out.print("no named devices yet; add one with `edgesdk devices add NAME URL`")
+        return
+    table = Table()
+    table.add_column("name")
+    table.add_column("url")
+    for name, url in known.items():
+        table.add_row(name, url)
+    out.print(table)
+
+
+@devices_app.command("remove")
+def devices_remove(name: Annotated[str, typer.Argument(help="a named device")], store: StoreOpt = None) -> None:
+    """Forget a named device (what was uploaded to it stays; see `devices clean`)."""
+    from .errors import DeployError
+    from .store import Store
+
+    if not Store(store).remove_device(name):
+        raise DeployError(f"no device named {name!r}")
+    out.print(f"removed device {name}")
+
+
+@devices_app.command("check")
+def devices_check(device: Annotated[str, typer.Argument(help="a named device or a URL")],
+                  trust_new_host: Annotated[bool, typer.Option("--trust-new-host", help="accept and record an "
+                                                               "unknown SSH host key")] = False,
+                  store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """Is the device reachable? Which python, TFLite runtime and version, power source?
+
+    Exits 1 when the device cannot measure (unreachable, or no TFLite runtime), saying why.
+    """
+    from . import devices
+    from .store import Store
+
+    result = devices.check(device, Store(store), trust_new_host=trust_new_host)
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        table = Table(show_header=False, box=None)
+        table.add_row("device", f"{result.device} ({result.url})")
+        table.add_row("reachable", "yes" if result.reachable else f"[red]no[/red]: {result.error}")
+        if result.reachable:
+            table.add_row("python", result.python or f"[red]?[/red] {result.error or ''}")
+            runtime = result.runtime
+            table.add_row("runtime", f"{runtime['name']} {runtime['version']}" if runtime
+                          else f"[red]none[/red]: {result.runtime_error}")
+            table.add_row("power", result.power or "")
+            table.add_row("fingerprint", result.fingerprint or "")
+        out.print(table)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@devices_app.command("clean")
+def devices_clean(device: Annotated[str, typer.Argument(help="a named device or an ssh:// URL")],
+                  store: StoreOpt = None) -> None:
+    """Remove the agent and models edgesdk uploaded to a device."""
+    from . import devices
+    from .deploy import open_transport
+    from .deploy.ssh import SshTransport
+    from .errors import DeployError
+    from .store import Store
+
+    transport = open_transport(devices.resolve(device, Store(store)))
+    try:
+        if not isinstance(transport, SshTransport):
+            raise DeployError(f"{device}: nothing is uploaded to the local device")
+        removed = transport.clean()
+    finally:
+        transport.close()
+    out.print(f"removed {removed} file(s) edgesdk had uploaded to {device}")
 
 
 @app.command()

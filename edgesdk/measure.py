@@ -46,6 +46,8 @@ def _parse(run_stdout: str, stderr: str, returncode: int) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise MeasurementError(f"the device agent returned malformed JSON: {exc}") from exc
     if isinstance(doc, dict) and doc.get("schema") == ERROR_SCHEMA:
+        if doc.get("error") in ("unsupported_model", "no_runtime"):
+            raise MeasurementError(str(doc.get("message")))  # already a complete sentence for the user
         raise MeasurementError(f"the device agent failed ({doc.get('error')}): {doc.get('message')}")
     if returncode != 0:
         raise MeasurementError(f"the device agent exited with code {returncode}")
@@ -69,8 +71,9 @@ def bench(model: str | os.PathLike[str], device: str | Transport = "local", sett
     """Measure a .tflite model on a device through the agent, or answer from the store.
 
     A stored measurement with the same model sha256, device fingerprint, runtime version and
-    settings answers the call unless ``fresh``. ``device`` is ``local``, ``ssh://user@host[:port]``
-    or a :class:`Transport`; ``trust_new_host`` records an unknown SSH host key instead of refusing.
+    settings answers the call unless ``fresh``. ``device`` is ``local``, ``ssh://user@host[:port]``,
+    a device name recorded in ``store``, or a :class:`Transport`; ``trust_new_host`` records an
+    unknown SSH host key instead of refusing.
 
     Raises:
         ModelError: the file is not a .tflite model.
@@ -81,7 +84,12 @@ def bench(model: str | os.PathLike[str], device: str | Transport = "local", sett
     if source.format != "tflite":
         raise ModelError(f"{source.path}: bench measures .tflite models; compress this {source.format} "
                          "model first (`edgesdk compress`)")
-    transport = open_transport(device, trust_new_host=trust_new_host) if isinstance(device, str) else device
+    if isinstance(device, str):
+        from .devices import resolve
+
+        transport = open_transport(resolve(device, store), trust_new_host=trust_new_host)
+    else:
+        transport = device
     try:
         info = device_info(transport, timeout=timeout_s)
         key = measurement_key(source.sha256, info["device"]["fingerprint"], info["runtime"], settings.to_dict())

@@ -44,6 +44,12 @@ measurements = Table(
     Column("document", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+devices = Table(
+    "devices", metadata,
+    Column("name", String(100), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
 
 
 def default_url() -> str:
@@ -113,6 +119,28 @@ class Store:
             query = query.where(compressions.c.source_sha256 == source_sha256)
         with self.engine.connect() as conn:
             return [json.loads(r[0]) for r in conn.execute(query)]
+
+    def add_device(self, name: str, url: str, *, replace: bool = False) -> None:
+        """Record a named device; refuses to overwrite one unless ``replace``."""
+        try:
+            with self.engine.begin() as conn:
+                exists = conn.execute(select(devices.c.name).where(devices.c.name == name)).first()
+                if exists and not replace:
+                    raise StoreError(f"a device named {name!r} exists already; remove it first or pass --replace")
+                if exists:
+                    conn.execute(devices.delete().where(devices.c.name == name))
+                conn.execute(devices.insert().values(name=name, url=url, created_at=datetime.now(UTC)))
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot write to results store {self.url}: {str(exc).splitlines()[0]}") from exc
+
+    def remove_device(self, name: str) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(devices.delete().where(devices.c.name == name)).rowcount > 0
+
+    def devices(self) -> dict[str, str]:
+        """Named devices, name -> URL."""
+        with self.engine.connect() as conn:
+            return {r.name: r.url for r in conn.execute(select(devices.c.name, devices.c.url).order_by(devices.c.name))}
 
     def count_measurements(self) -> int:
         with self.engine.connect() as conn:

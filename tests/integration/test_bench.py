@@ -98,3 +98,21 @@ def test_agent_reports_errors_as_documents(tmp_path):
                           capture_output=True, text=True, check=False)
     doc = json.loads(proc.stdout)
     assert proc.returncode != 0 and doc["schema"] == ERROR_SCHEMA and doc["message"]
+
+
+def test_operator_version_the_runtime_lacks_is_named_before_running(tflite_path, tmp_path):
+    """A model asking for an operator version newer than the device runtime has (as TF 2.21 models do
+    on tflite-runtime 2.14): the real runtime refuses it at load time and the error says which."""
+    from ai_edge_litert import schema_py_generated as fb
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(tflite_path))
+    for code in model.operatorCodes:
+        if max(code.builtinCode, code.deprecatedBuiltinCode) == fb.BuiltinOperator.CONV_2D:
+            code.version = 99
+    newer = tmp_path / "newer.tflite"
+    flatbuffer_utils.write_model(model, str(newer))
+    store = edgesdk.Store()
+    with pytest.raises(MeasurementError, match="ai_edge_litert 2.3.0 cannot run this model.*CONV_2D version 99"):
+        edgesdk.bench(newer, "local", FAST, store=store)
+    assert store.count_measurements() == 0

@@ -156,3 +156,47 @@ def test_cli_bench_over_ssh_with_ssh_config_and_trust(server, tflite_path, tmp_p
     assert trusted.returncode == 0, trusted.stderr
     assert json.loads(trusted.stdout)["latency"]["runs"] >= 5
     assert server.host_pub.split()[1] in (home / ".ssh" / "known_hosts").read_text()
+
+
+
+def _user_home(server, tmp_path):
+    """A HOME whose ~/.ssh knows the test server under the alias 'testdevice'."""
+    import shutil
+
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "config").write_text(
+        f"Host testdevice\n  HostName 127.0.0.1\n  Port {server.port}\n  User {server.user}\n"
+        f"  IdentityFile {server.user_key}\n")
+    shutil.copy(server.known_hosts, home / ".ssh" / "known_hosts")
+    return home
+
+
+def test_cli_devices_check_and_clean_over_ssh(server, tflite_path, tmp_path):
+    import json
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    env = dict(os.environ, HOME=str(_user_home(server, tmp_path)))
+    cli = shutil.which("edgesdk", path=str(Path(sys.executable).parent))
+
+    def run(*args):
+        return subprocess.run([cli, *args], capture_output=True, text=True, env=env, check=False)
+
+    assert run("devices", "add", "bare", "ssh://testdevice?python=/usr/bin/python3").returncode == 0
+    assert run("devices", "add", "venv", f"ssh://testdevice?python={sys.executable}").returncode == 0
+    bare = run("devices", "check", "bare", "--json")
+    doc = json.loads(bare.stdout)
+    assert bare.returncode == 1 and doc["reachable"] and doc["runtime"] is None
+    assert "pip install" in doc["runtime_error"]
+    assert doc["python"] and doc["python"].count(".") == 2  # Debian's python3 answered
+    good = run("devices", "check", "venv")
+    assert good.returncode == 0 and "ai_edge_litert 2.3.0" in good.stdout
+    measured = run("bench", str(tflite_path), "--device", "venv", "--runs", "5", "--min-time", "0")
+    assert measured.returncode == 0, measured.stderr
+    cleaned = run("devices", "clean", "venv")
+    assert cleaned.returncode == 0 and "removed 3 file(s)" in cleaned.stdout, cleaned.stdout  # agent, model, lock
+    unreachable = run("devices", "check", "ssh://nobody@127.0.0.1:1")
+    assert unreachable.returncode == 1 and "cannot connect" in unreachable.stdout
