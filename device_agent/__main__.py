@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--max-cv", type=float, default=0.15, help="re-measure above this variation")
     b.add_argument("--retries", type=int, default=2, help="re-measurements allowed")
     b.add_argument("--seed", type=int, default=0, help="seed of the generated inputs")
+    b.add_argument("--power-cmd", default=None, help="a command that prints the power in watts (external meter)")
+    b.add_argument("--no-power", action="store_true", help="skip the energy measurement")
     b.add_argument("--runtime", default=None, help="require this runtime module")
     b.add_argument("--lock", default=None, help="hold an exclusive lock on this file while measuring, so that "
                    "measurements on one device never overlap")
@@ -47,7 +49,11 @@ def _lock(path: str) -> Any:
 
 
 def _info() -> dict[str, Any]:
-    doc: dict[str, Any] = {"schema": INFO_SCHEMA, "device": sysinfo.describe()}
+    from . import power
+
+    source, note = power.discover()
+    doc: dict[str, Any] = {"schema": INFO_SCHEMA, "device": sysinfo.describe(),
+                           "power": {"source": source.name if source else None, "reason": None if source else note}}
     try:
         name, version, _ = runtime.load()
         doc["runtime"] = {"name": name, "version": version}
@@ -71,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             lock = _lock(args.lock) if args.lock else None
             settings = BenchSettings(runs=args.runs, warmup=args.warmup, min_time_s=args.min_time,
                                      threads=args.threads, max_cv=args.max_cv, retries=args.retries,
-                                     seed=args.seed)
+                                     seed=args.seed, power=not args.no_power, power_cmd=args.power_cmd)
             try:
                 doc = bench.run(args.model, settings, args.runtime)
             finally:

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from . import memory, runtime, sysinfo
+from . import memory, power, runtime, sysinfo
 from .protocol import SCHEMA, BenchSettings
 
 _UNSUPPORTED_OP = re.compile(r"Didn't find (?:op for builtin opcode|custom op for name) '([^']+)'"
@@ -67,6 +67,17 @@ def _timed_runs(interp: Any, settings: BenchSettings) -> list[float]:
     return times
 
 
+def _power(settings: BenchSettings, interp: Any) -> dict[str, Any]:
+    """Energy per inference in a phase of its own, after the latency runs, so sampling never
+    perturbs the latency figures."""
+    if not settings.power:
+        return {"source": None, "reason": "skipped (--no-power)"}
+    source, note = power.discover(settings.power_cmd)
+    if source is None:
+        return {"source": None, "reason": note}
+    return power.measure(source, interp.invoke)
+
+
 def run(model_path: str, settings: BenchSettings, runtime_name: str | None = None) -> dict[str, Any]:
     """Benchmark ``model_path`` and return a document of schema ``edgesdk.measurement/1``."""
     with open(model_path, "rb") as fh:
@@ -94,7 +105,7 @@ def run(model_path: str, settings: BenchSettings, runtime_name: str | None = Non
     init_ms = (time.perf_counter_ns() - t0) / 1e6
 
     inputs = make_inputs(interp.get_input_details(), settings.seed)
-    for detail, array in zip(interp.get_input_details(), inputs):  # noqa: B905 - agent supports 3.9
+    for detail, array in zip(interp.get_input_details(), inputs):
         interp.set_tensor(detail["index"], array)
     t0 = time.perf_counter_ns()
     interp.invoke()
@@ -120,6 +131,7 @@ def run(model_path: str, settings: BenchSettings, runtime_name: str | None = Non
     latency.update(warmup_runs=settings.warmup, first_inference_ms=first_ms, init_ms=init_ms,
                    attempts=attempts)
     peak = memory.peak_rss_bytes()
+    power_doc = _power(settings, interp)
     if not peak_reset:
         warnings.append("peak RSS could not be reset before loading: the increase includes earlier peaks")
 
@@ -137,7 +149,7 @@ def run(model_path: str, settings: BenchSettings, runtime_name: str | None = Non
             "peak_rss_increase_bytes": max(0, peak - rss_before),
             "model_bytes": len(model_bytes),
         },
-        "power": {"value": None, "reason": "no power source on this device is supported yet"},
+        "power": power_doc,
         "output_checksum": checksum.hexdigest(),
         "warnings": warnings,
         "started_at": started_at,

@@ -36,6 +36,8 @@ class BenchSettings:
     max_cv: float = 0.15
     retries: int = 2
     seed: int = 0
+    power: bool = True                 # measure energy when the device has a power source
+    power_cmd: str | None = None       # an external meter: a command that prints watts
 
     def __post_init__(self) -> None:
         if self.runs < 1:
@@ -54,7 +56,9 @@ class BenchSettings:
         """The agent's command-line arguments for these settings."""
         args = ["--runs", str(self.runs), "--warmup", str(self.warmup), "--min-time", str(self.min_time_s),
                 "--max-cv", str(self.max_cv), "--retries", str(self.retries), "--seed", str(self.seed)]
-        return args + (["--threads", str(self.threads)] if self.threads is not None else [])
+        args += ["--threads", str(self.threads)] if self.threads is not None else []
+        args += ["--power-cmd", self.power_cmd] if self.power_cmd else []
+        return args + ([] if self.power else ["--no-power"])
 
 
 class ProtocolError(ValueError):
@@ -86,4 +90,13 @@ def validate(doc: Any) -> dict[str, Any]:
         raise ProtocolError(f"runtime must name the runtime and its version. Received: {runtime!r}")
     if not isinstance(doc["device"], dict) or not doc["device"].get("fingerprint"):
         raise ProtocolError("device must carry a fingerprint")
+    power = doc["power"]
+    if not isinstance(power, dict) or "source" not in power:
+        raise ProtocolError(f"power must be an object with a 'source'. Received: {power!r}")
+    if power["source"] is None and not power.get("reason"):
+        raise ProtocolError("power without a source must say why (power.reason)")
+    if power["source"] is not None:
+        for key in ("idle_w", "active_w", "energy_per_inference_mj"):
+            if not isinstance(power.get(key), (int, float)) or power[key] < 0:
+                raise ProtocolError(f"power.{key} must be a non-negative number. Received: {power.get(key)!r}")
     return doc

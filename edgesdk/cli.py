@@ -175,6 +175,9 @@ def bench(
     fresh: Annotated[bool, typer.Option("--fresh", help="measure again even if the store has this result")] = False,
     trust_new_host: Annotated[bool, typer.Option("--trust-new-host", help="accept and record an unknown SSH host "
                                                  "key (a changed key is always refused)")] = False,
+    power_cmd: Annotated[Optional[str], typer.Option("--power-cmd", help="external power meter: a command run on "
+                                                     "the device that prints watts")] = None,
+    no_power: Annotated[bool, typer.Option("--no-power", help="skip the energy measurement")] = False,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -194,7 +197,8 @@ def bench(
     from .store import Store
 
     try:
-        settings = BenchSettings(runs=runs, warmup=warmup, min_time_s=min_time, threads=threads)
+        settings = BenchSettings(runs=runs, warmup=warmup, min_time_s=min_time, threads=threads,
+                                 power=not no_power, power_cmd=power_cmd)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     with err.status(f"measuring on {device}…"):
@@ -219,7 +223,13 @@ def bench(
     table.add_row("device", f"{dev['hostname']} · {dev['cpu_model']} · {dev['cores']} cores · "
                   f"fingerprint {dev['fingerprint']}")
     power = doc["power"]
-    table.add_row("power", power["reason"] if power.get("value") is None else str(power["value"]))
+    if power.get("source") is None:
+        table.add_row("power", f"not measured: {power.get('reason')}")
+    else:
+        flag = " (estimated)" if power.get("estimated") else ""
+        table.add_row("energy", f"{power['energy_per_inference_mj']:.4f} mJ per inference{flag} · active "
+                      f"{power['active_w']:.3f} W, idle {power['idle_w']:.3f} W ({power['source']}, "
+                      f"{power['samples']} samples)")
     out.print(table)
 
 

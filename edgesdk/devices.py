@@ -105,5 +105,6 @@ def check(device: str, store: Store | None = None, *, trust_new_host: bool = Fal
     info = doc.get("device", {})
     return DeviceCheck(device, url, reachable=True, python=info.get("python"), runtime=doc.get("runtime"),
                        runtime_error=doc.get("runtime_error"),
-                       power="none: no power source is supported by the agent yet",
+                       power=(doc.get("power") or {}).get("source") or
+                       f"none: {(doc.get('power') or {}).get('reason')}",
                        fingerprint=info.get("fingerprint"), description=info)

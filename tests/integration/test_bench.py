@@ -26,7 +26,8 @@ def test_measurement_document(tflite_path):
     assert doc["memory"]["peak_rss_bytes"] >= doc["memory"]["peak_rss_increase_bytes"] > 0
     assert doc["runtime"]["name"] == "ai_edge_litert" and doc["runtime"]["version"] == "2.3.0"
     assert doc["device"]["cores"] >= 1 and len(doc["device"]["fingerprint"]) == 16
-    assert doc["power"]["value"] is None and doc["power"]["reason"]
+    # this machine has no power sensor: the reason is given, and no number is made up
+    assert doc["power"]["source"] is None and "no power source found" in doc["power"]["reason"]
 
 
 def test_agent_runs_in_a_separate_process(tflite_path):
@@ -116,3 +117,25 @@ def test_operator_version_the_runtime_lacks_is_named_before_running(tflite_path,
     with pytest.raises(MeasurementError, match="ai_edge_litert 2.3.0 cannot run this model.*CONV_2D version 99"):
         edgesdk.bench(newer, "local", FAST, store=store)
     assert store.count_measurements() == 0
+
+
+def test_energy_through_the_agent_from_a_sysfs_tree(tflite_path, tmp_path, monkeypatch):
+    """The agent process finds a hwmon sensor (here a tree the test wrote) and reports energy."""
+    sensor = tmp_path / "sys/class/hwmon/hwmon0/power1_input"
+    sensor.parent.mkdir(parents=True)
+    sensor.write_text("2500000\n")  # a constant 2.5 W: active == idle, so no energy above idle
+    monkeypatch.setenv("EDGESDK_SYSFS_ROOT", str(tmp_path))
+    doc = edgesdk.bench(tflite_path, "local", FAST).document
+    assert doc["power"]["source"] == "hwmon"
+    assert doc["power"]["idle_w"] == pytest.approx(2.5) and doc["power"]["active_w"] == pytest.approx(2.5)
+    assert doc["power"]["energy_per_inference_mj"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_external_meter_command_through_the_agent(tflite_path, tmp_path):
+    meter = tmp_path / "meter.sh"
+    meter.write_text("#!/bin/sh\necho 4.5\n")
+    meter.chmod(0o755)
+    settings = BenchSettings(runs=5, warmup=0, min_time_s=0, power_cmd=str(meter))
+    doc = edgesdk.bench(tflite_path, "local", settings).document
+    assert doc["power"]["source"] == "command" and doc["power"]["active_w"] == pytest.approx(4.5)
+    assert doc["settings"]["power_cmd"] == str(meter)

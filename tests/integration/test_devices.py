@@ -42,5 +42,6 @@ def test_check_and_bench_a_named_local_device(tflite_path):
     result = devices.check("here", store)
     assert result.ok and result.runtime == {"name": "ai_edge_litert", "version": "2.3.0"}
     assert result.fingerprint and result.python
+    assert result.power.startswith("none: no power source found")  # this machine has no sensor
     m = edgesdk.bench(tflite_path, "here", edgesdk.BenchSettings(runs=5, warmup=0, min_time_s=0), store=store)
     assert m.document["device"]["fingerprint"] == result.fingerprint

@@ -11,7 +11,7 @@ GOOD = {
     "latency": {k: 1.0 for k in ("mean_ms", "p50_ms", "p90_ms", "p99_ms", "min_ms", "max_ms", "std_ms", "cv",
                                  "first_inference_ms", "init_ms")} | {"runs": 10, "warmup_runs": 2},
     "memory": {"peak_rss_bytes": 10, "peak_rss_increase_bytes": 5, "model_bytes": 3},
-    "power": {"value": None, "reason": "none"}, "output_checksum": "00", "warnings": [],
+    "power": {"source": None, "reason": "none"}, "output_checksum": "00", "warnings": [],
 }
 
 
@@ -26,6 +26,9 @@ def test_a_good_document_validates():
     (lambda d: d["memory"].update(model_bytes="3"), "memory.model_bytes"),
     (lambda d: d.update(runtime={"name": "x"}), "runtime must name"),
     (lambda d: d.update(device={}), "fingerprint"),
+    (lambda d: d.update(power=None), "power must be an object"),
+    (lambda d: d.update(power={"source": None}), "must say why"),
+    (lambda d: d.update(power={"source": "hwmon", "idle_w": 1.0, "active_w": 2.0}), "energy_per_inference_mj"),
 ])
 def test_malformed_documents_are_rejected(mutate, fragment):
     doc = copy.deepcopy(GOOD)
