@@ -38,6 +38,11 @@ class Measurement:
 
 def _parse(run_stdout: str, stderr: str, returncode: int) -> dict[str, Any]:
     lines = [line for line in run_stdout.splitlines() if line.startswith("{")]
+    # A signal: negative locally; 128+N through a remote shell or `timeout`.
+    signal_no = -returncode if returncode < 0 else returncode - 128 if 128 < returncode < 160 else 0
+    if not lines and signal_no:
+        raise MeasurementError(f"the device agent was killed (signal {signal_no}) before it answered; "
+                               "nothing was stored")
     if not lines:
         tail = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit code {returncode}"
         raise MeasurementError(f"the device agent returned no result: {tail}")

@@ -1,6 +1,6 @@
 """SSH transport (paramiko): verified host keys, a content-addressed cache on the device, one lock.
 
-URL: ``ssh://[user@]host[:port][?python=/path/to/python]``. Keys come from the SSH agent, ~/.ssh
+URL: ``ssh://[user@]host[:port][?python=/path/to/python][&cache=/dir/on/device]``. Keys come from the SSH agent, ~/.ssh
 and ~/.ssh/config (IdentityFile, User, Port, HostName). Host keys are checked against known_hosts: an
 unknown host is refused unless ``trust_new_host`` (then it is recorded), a changed key always.
 """
@@ -35,14 +35,15 @@ def parse_url(url: str) -> dict[str, Any]:
     if parts.scheme != "ssh" or not parts.hostname:
         raise DeployError(f"expected a device URL like ssh://user@host[:port]. Received: {url!r}")
     query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-    unknown = set(query) - {"python"}
+    unknown = set(query) - {"python", "cache"}
     if unknown:
-        raise DeployError(f"{url}: unknown option(s) {', '.join(sorted(unknown))}; expected: python")
+        raise DeployError(f"{url}: unknown option(s) {', '.join(sorted(unknown))}; expected: python, cache")
     try:
         port = parts.port
     except ValueError as exc:
         raise DeployError(f"{url}: invalid port") from exc
-    return {"user": parts.username, "host": parts.hostname, "port": port, "python": query.get("python")}
+    return {"user": parts.username, "host": parts.hostname, "port": port, "python": query.get("python"),
+            "cache": query.get("cache")}
 
 
 class _RecordNewHost:
@@ -77,10 +78,11 @@ class SshTransport(Transport):
         self.port = int(target["port"] or entry.get("port", 22))
         self.user = target["user"] or entry.get("user") or os.environ.get("USER") or "root"
         self.python = python or target["python"] or "python3"
+        self._cache = target["cache"]
         self.known_hosts = Path(known_hosts) if known_hosts else Path.home() / ".ssh" / "known_hosts"
         keys = [key_filename] if key_filename else entry.get("identityfile")
         self.uploads = 0
-        self._home: str | None = None
+        self._cache_made = False
 
         client = paramiko.SSHClient()
         if self.known_hosts.is_file():
@@ -120,14 +122,22 @@ class SshTransport(Transport):
             raise DeployError(f"{self.url}: no answer from the device agent within {timeout:g} s") from exc
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise DeployError(f"{self.url}: the connection dropped while running the agent: {exc}") from exc
+        if code == -1:  # no exit status: the connection went, or the process died from a signal
+            transport = self.client.get_transport()
+            if transport is None or not transport.is_active():
+                raise DeployError(f"{self.url}: the connection dropped while the agent was running; "
+                                  "nothing was stored")
+            code = 128 + 9  # paramiko drops `exit-signal`; report it as a kill
         return AgentRun(code, out, err)
 
     def _cache_dir(self) -> str:
-        if self._home is None:
-            run = self._exec("printf %s \"$HOME\"", 30)
-            self._home = run.stdout.strip() or "."
-            self._exec(f"mkdir -p {shlex.quote(self._home + '/' + REMOTE_CACHE)}", 30)
-        return f"{self._home}/{REMOTE_CACHE}"
+        if self._cache is None:
+            home = self._exec("printf %s \"$HOME\"", 30).stdout.strip() or "."
+            self._cache = f"{home}/{REMOTE_CACHE}"
+        if not self._cache_made:
+            self._exec(f"mkdir -p {shlex.quote(self._cache)}", 30)
+            self._cache_made = True
+        return self._cache
 
     def _upload(self, path: Path, name: str) -> str:
         """Upload ``path`` as ``name`` in the cache unless a file of that name and size is there."""
@@ -168,9 +178,11 @@ class SshTransport(Transport):
     def run_agent(self, args: list[str], timeout: float) -> AgentRun:
         agent = self._upload(agent_zipapp(), agent_zipapp().name)
         extra = ["--lock", f"{self._cache_dir()}/bench.lock"] if args and args[0] == "bench" else []
-        # coreutils/busybox `timeout` stops the agent on the device too, not just our wait for it.
-        command = " ".join(shlex.quote(a) for a in ["timeout", f"{max(1, int(timeout))}", self.python, agent,
-                                                     *args, *extra])
+        # coreutils/busybox `timeout` stops the agent on the device too, not just our wait for it;
+        # `sh -c '...; exit $?'` turns death by a signal into an exit status (128 + N) that SSH carries.
+        inner = " ".join(shlex.quote(a) for a in ["timeout", f"{max(1, int(timeout))}", self.python, agent,
+                                                   *args, *extra])
+        command = "sh -c " + shlex.quote(inner + "; exit $?")
         run = self._exec(command, timeout + 15)
         if run.returncode == 124:
             raise DeployError(f"{self.url}: the device agent ran over the {timeout:g} s timeout and was stopped")

@@ -139,3 +139,35 @@ def test_external_meter_command_through_the_agent(tflite_path, tmp_path):
     doc = edgesdk.bench(tflite_path, "local", settings).document
     assert doc["power"]["source"] == "command" and doc["power"]["active_w"] == pytest.approx(4.5)
     assert doc["settings"]["power_cmd"] == str(meter)
+
+
+def test_local_agent_killed_mid_run(tflite_path):
+    import os
+    import signal
+    import threading
+    import time
+
+    store = edgesdk.Store()
+    box = {}
+
+    def run():
+        try:
+            edgesdk.bench(tflite_path, "local", BenchSettings(runs=10_000_000, warmup=0, min_time_s=60), store=store)
+        except Exception as exc:  # noqa: BLE001 - handed to the test
+            box["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 20
+    pids: list[str] = []
+    while not pids and time.monotonic() < deadline:
+        pids = subprocess.run(["pgrep", "-f", f"device_agent bench {tflite_path.resolve()}"], capture_output=True,
+                              text=True).stdout.split()
+        time.sleep(0.1)
+    assert pids, "the agent never started"
+    time.sleep(0.5)
+    for pid in pids:
+        os.kill(int(pid), signal.SIGKILL)
+    thread.join(30)
+    assert isinstance(box.get("error"), MeasurementError) and "killed (signal 9)" in str(box["error"])
+    assert store.count_measurements() == 0

@@ -115,7 +115,8 @@ def test_bad_urls(url, fragment):
 
 def test_url_parts():
     assert parse_url("ssh://pi@raspberrypi.local:2222?python=/home/pi/venv/bin/python") == {
-        "user": "pi", "host": "raspberrypi.local", "port": 2222, "python": "/home/pi/venv/bin/python"}
+        "user": "pi", "host": "raspberrypi.local", "port": 2222, "python": "/home/pi/venv/bin/python", "cache": None}
+    assert parse_url("ssh://h?cache=/data/edgesdk")["cache"] == "/data/edgesdk"
 
 
 def test_measurements_on_one_device_never_overlap(server, tflite_path):
@@ -200,3 +201,101 @@ def test_cli_devices_check_and_clean_over_ssh(server, tflite_path, tmp_path):
     assert cleaned.returncode == 0 and "removed 3 file(s)" in cleaned.stdout, cleaned.stdout  # agent, model, lock
     unreachable = run("devices", "check", "ssh://nobody@127.0.0.1:1")
     assert unreachable.returncode == 1 and "cannot connect" in unreachable.stdout
+
+
+def _run_in_background(fn):
+    import threading
+
+    box = {}
+
+    def target():
+        try:
+            box["result"] = fn()
+        except Exception as exc:  # noqa: BLE001 - handed to the test
+            box["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread, box
+
+
+def _wait_for_agent(timeout=20):
+    """PIDs of the agent's python process itself (not the `timeout` wrapper around it)."""
+    import re
+    import subprocess
+    import time
+
+    pattern = f"^{re.escape(sys.executable)} \\S*edgesdk-agent-\\S*\\.pyz bench "
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+        if found:
+            return [int(p) for p in found]
+        time.sleep(0.1)
+    raise AssertionError("the agent never started")
+
+
+def test_agent_killed_mid_run(server, tflite_path):
+    import os
+    import signal
+    import time
+
+    store = edgesdk.Store()
+    slow = BenchSettings(runs=10_000_000, warmup=0, min_time_s=60)
+    thread, box = _run_in_background(lambda: edgesdk.bench(tflite_path, transport(server), slow, store=store))
+    pids = _wait_for_agent()
+    time.sleep(1.0)
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    thread.join(30)
+    assert isinstance(box.get("error"), MeasurementError), box
+    assert "killed (signal 9)" in str(box["error"]) and store.count_measurements() == 0
+
+
+def test_connection_dropped_mid_run(server, tflite_path):
+    """The sshd process serving our session dies (as when a device's network goes): clear error."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    store = edgesdk.Store()
+    slow = BenchSettings(runs=10_000_000, warmup=0, min_time_s=60)
+    thread, box = _run_in_background(lambda: edgesdk.bench(tflite_path, transport(server), slow, store=store,
+                                                           timeout_s=90))
+    agents = _wait_for_agent()
+    time.sleep(1.0)
+    sessions = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True).stdout.split()
+    assert sessions, "no sshd session process found"
+    for pid in sessions:
+        os.kill(int(pid), signal.SIGKILL)
+    thread.join(60)
+    for pid in agents:  # the orphaned agent on the "device"
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert isinstance(box.get("error"), DeployError), box
+    assert "connection dropped" in str(box["error"]) and store.count_measurements() == 0
+
+
+def test_device_disk_full(server, tflite_path, tmp_path):
+    """The device cache on a 64 KiB filesystem: the agent (20 KB) fits, the model upload does not."""
+    import subprocess
+
+    big = tmp_path / "big.tflite"
+    big.write_bytes(tflite_path.read_bytes() + b"\0" * 100_000)  # trailing bytes: still a valid flatbuffer file
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)]).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        t = SshTransport(server.url(sys.executable) + f"&cache={small}", known_hosts=server.known_hosts,
+                         key_filename=str(server.user_key), ssh_config="/dev/null")
+        store = edgesdk.Store()
+        with pytest.raises(DeployError, match="cannot upload big.tflite.*disk full"):
+            edgesdk.bench(big, t, FAST, store=store)
+        assert store.count_measurements() == 0
+        assert not [p.name for p in small.iterdir() if ".part-" in p.name]  # no partial file left behind
+    finally:
+        subprocess.run(["umount", str(small)], check=False)
