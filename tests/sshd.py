@@ -15,6 +15,7 @@ SSHD = "/usr/sbin/sshd"
 
 @dataclass
 class Sshd:
+    host: str
     port: int
     user: str
     user_key: Path
@@ -24,7 +25,7 @@ class Sshd:
     log: Path
 
     def url(self, python: str | None = None) -> str:
-        return f"ssh://{self.user}@127.0.0.1:{self.port}" + (f"?python={python}" if python else "")
+        return f"ssh://{self.user}@{self.host}:{self.port}" + (f"?python={python}" if python else "")
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -45,8 +46,10 @@ def keygen(path: Path) -> Path:
     return path
 
 
-def start(directory: Path, host_key: Path | None = None, port: int | None = None) -> Sshd:
-    """Start sshd (as the current user, who may log in with the generated user key)."""
+def start(directory: Path, host_key: Path | None = None, port: int | None = None, *,
+          address: str = "127.0.0.1", netns: str | None = None) -> Sshd:
+    """Start sshd (as the current user, who may log in with the generated user key), on loopback or
+    inside the network namespace ``netns`` at ``address``."""
     directory.mkdir(parents=True, exist_ok=True)
     host_key = host_key or keygen(directory / "host_key")
     user_key = directory / "user_key"
@@ -57,16 +60,17 @@ def start(directory: Path, host_key: Path | None = None, port: int | None = None
     os.makedirs("/run/sshd", exist_ok=True)
     port = port or _free_port()
     log = directory / f"sshd-{port}.log"
+    prefix = ["ip", "netns", "exec", netns] if netns else []
     proc = subprocess.Popen(
-        [SSHD, "-D", "-e", "-f", "/dev/null", "-p", str(port), "-h", str(host_key),
-         "-o", "ListenAddress=127.0.0.1", "-o", f"AuthorizedKeysFile={authorized}", "-o", "StrictModes=no",
+        [*prefix, SSHD, "-D", "-e", "-f", "/dev/null", "-p", str(port), "-h", str(host_key),
+         "-o", f"ListenAddress={address}", "-o", f"AuthorizedKeysFile={authorized}", "-o", "StrictModes=no",
          "-o", "PasswordAuthentication=no", "-o", "KbdInteractiveAuthentication=no", "-o", "UsePAM=no",
          "-o", "PermitRootLogin=prohibit-password", "-o", "PidFile=none", "-o", "Subsystem=sftp internal-sftp"],
         stdout=subprocess.DEVNULL, stderr=log.open("w"))
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            socket.create_connection((address, port), timeout=0.5).close()
             break
         except OSError as exc:
             if proc.poll() is not None:
@@ -74,10 +78,46 @@ def start(directory: Path, host_key: Path | None = None, port: int | None = None
             time.sleep(0.05)
     host_pub = Path(f"{host_key}.pub").read_text().split()
     known = directory / "known_hosts"
-    known.write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
+    name = address if port == 22 else f"[{address}]:{port}"  # OpenSSH's known_hosts convention
+    known.write_text(f"{name} {host_pub[0]} {host_pub[1]}\n")
     import getpass
 
-    return Sshd(port, getpass.getuser(), user_key, " ".join(host_pub[:2]), known, proc, log)
+    return Sshd(address, port, getpass.getuser(), user_key, " ".join(host_pub[:2]), known, proc, log)
+
+
+# A private /30 between this machine and the test host; traffic goes only to the namespace we made.
+NETNS_HOST_IP, NETNS_DEVICE_IP = "10.213.7.1", "10.213.7.2"
+
+
+def make_netns(name: str) -> None:
+    """A network namespace with its own interface: a separate 'device' host reachable over a veth pair."""
+    host_if, dev_if = f"{name[:8]}-h", f"{name[:8]}-d"
+    for cmd in (["ip", "netns", "add", name],
+                ["ip", "link", "add", host_if, "type", "veth", "peer", "name", dev_if],
+                ["ip", "link", "set", dev_if, "netns", name],
+                ["ip", "addr", "add", f"{NETNS_HOST_IP}/30", "dev", host_if],
+                ["ip", "link", "set", host_if, "up"],
+                ["ip", "netns", "exec", name, "ip", "addr", "add", f"{NETNS_DEVICE_IP}/30", "dev", dev_if],
+                ["ip", "netns", "exec", name, "ip", "link", "set", dev_if, "up"],
+                ["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"]):
+        subprocess.run(cmd, check=True, capture_output=True)
+
+
+def remove_netns(name: str) -> None:
+    subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)  # takes the veth pair along
+
+
+def netns_available() -> str | None:
+    """None when a network namespace can be made here, else why not."""
+    if available():
+        return available()
+    if not shutil.which("ip"):
+        return "iproute2's `ip` not found"
+    probe = f"edgesdk-probe-{os.getpid()}"
+    if subprocess.run(["ip", "netns", "add", probe], capture_output=True).returncode != 0:
+        return "cannot create network namespaces here"
+    remove_netns(probe)
+    return None
 
 
 def available() -> str | None:

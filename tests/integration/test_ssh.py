@@ -299,3 +299,26 @@ def test_device_disk_full(server, tflite_path, tmp_path):
         assert not [p.name for p in small.iterdir() if ".part-" in p.name]  # no partial file left behind
     finally:
         subprocess.run(["umount", str(small)], check=False)
+
+
+@pytest.mark.skipif(sshd.netns_available() is not None, reason=str(sshd.netns_available()))
+def test_bench_on_a_separate_host_in_its_own_network_namespace(tflite_path, tmp_path):
+    """The device is another host: its own network stack, reached over a veth link, not loopback."""
+    import os
+
+    name = f"esdk{os.getpid() % 100000}"
+    sshd.make_netns(name)
+    try:
+        device = sshd.start(tmp_path / "device", address=sshd.NETNS_DEVICE_IP, port=22, netns=name)
+        try:
+            # the namespace has its own network but shares this filesystem: give it its own cache
+            t = SshTransport(device.url(sys.executable) + f"&cache={tmp_path / 'device-cache'}",
+                             known_hosts=device.known_hosts, key_filename=str(device.user_key),
+                             ssh_config="/dev/null")
+            m = edgesdk.bench(tflite_path, t, FAST, store=edgesdk.Store())
+            assert m.latency["p50_ms"] > 0 and t.uploads == 2
+            assert m.device.startswith(f"ssh://{device.user}@{sshd.NETNS_DEVICE_IP}:22")
+        finally:
+            device.stop()
+    finally:
+        sshd.remove_netns(name)
