@@ -95,13 +95,12 @@ def check(device: str, store: Store | None = None, *, trust_new_host: bool = Fal
     finally:
         if transport is not None:
             transport.close()
-    import json
+    from .measure import parse_answer
 
     try:
-        doc = json.loads(run.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return DeviceCheck(device, url, reachable=True,
-                           error=f"the agent did not answer (exit {run.returncode}): {run.stderr.strip()[-300:]}")
+        doc = parse_answer(run.stdout, run.stderr, run.returncode)
+    except EdgeSdkError as exc:
+        return DeviceCheck(device, url, reachable=True, error=str(exc))
     info = doc.get("device", {})
     return DeviceCheck(device, url, reachable=True, python=info.get("python"), runtime=doc.get("runtime"),
                        runtime_error=doc.get("runtime_error"),

@@ -36,7 +36,8 @@ class Measurement:
         return {**self.document, "cached": self.cached, "key": self.key, "transport": self.device}
 
 
-def _parse(run_stdout: str, stderr: str, returncode: int) -> dict[str, Any]:
+def parse_answer(run_stdout: str, stderr: str, returncode: int) -> dict[str, Any]:
+    """The agent's one JSON document; its error documents, signals and silence become MeasurementError."""
     lines = [line for line in run_stdout.splitlines() if line.startswith("{")]
     # A signal: negative locally; 128+N through a remote shell or `timeout`.
     signal_no = -returncode if returncode < 0 else returncode - 128 if 128 < returncode < 160 else 0
@@ -62,7 +63,7 @@ def _parse(run_stdout: str, stderr: str, returncode: int) -> dict[str, Any]:
 def device_info(transport: Transport, timeout: float = 120.0) -> dict[str, Any]:
     """The agent's description of the device and its runtime (schema ``edgesdk.deviceinfo/1``)."""
     run = transport.run_agent(["info"], timeout)
-    doc = _parse(run.stdout, run.stderr, run.returncode)
+    doc = parse_answer(run.stdout, run.stderr, run.returncode)
     if doc.get("schema") != INFO_SCHEMA:
         raise MeasurementError(f"unexpected answer to 'info': schema {doc.get('schema')!r}")
     if not doc.get("runtime"):
@@ -105,7 +106,7 @@ def bench(model: str | os.PathLike[str], device: str | Transport = "local", sett
                 return Measurement(hit, True, key, transport.url)
         remote = transport.put(Path(source.path))
         run = transport.run_agent(["bench", remote, *settings.to_args()], timeout_s)
-        doc = _parse(run.stdout, run.stderr, run.returncode)
+        doc = parse_answer(run.stdout, run.stderr, run.returncode)
         try:
             validate(doc)
         except ProtocolError as exc:

@@ -83,6 +83,7 @@ class SshTransport(Transport):
         keys = [key_filename] if key_filename else entry.get("identityfile")
         self.uploads = 0
         self._cache_made = False
+        self._agent: str | None = None  # remote path of the agent, once checked on this connection
 
         client = paramiko.SSHClient()
         if self.known_hosts.is_file():
@@ -176,7 +177,10 @@ class SshTransport(Transport):
         return self._upload(path, f"{digest}-{path.name}")
 
     def run_agent(self, args: list[str], timeout: float) -> AgentRun:
-        agent = self._upload(agent_zipapp(), agent_zipapp().name)
+        if self._agent is None:
+            bundle = agent_zipapp()
+            self._agent = self._upload(bundle, bundle.name)
+        agent = self._agent
         extra = ["--lock", f"{self._cache_dir()}/bench.lock"] if args and args[0] == "bench" else []
         # coreutils/busybox `timeout` stops the agent on the device too, not just our wait for it;
         # `sh -c '...; exit $?'` turns death by a signal into an exit status (128 + N) that SSH carries.
