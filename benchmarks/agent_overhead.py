@@ -5,13 +5,14 @@
    measurement next to a bare one; the ratio is the median of the per-round ratios, because this
    machine's speed drifts between rounds far more than within one.
 2. The run-to-run spread of the agent's p50 over those rounds (max - min over the median).
-3. Wall time of a measurement over SSH on loopback: first (agent and model uploaded), second (both
-   cached on the device, measured again), third (answered from the results store).
+3. Wall time of a measurement over SSH on loopback, and over ADB (the real adb server and the test
+   device of tests/adbd.py): first (probe, agent and model uploaded), second (all cached on the
+   device, measured again), third (answered from the results store).
 
     .venv/bin/python benchmarks/agent_overhead.py [--out DIR]
 
-Prints a table and writes ``agent_overhead.json``. Part 3 needs /usr/sbin/sshd and root; it is skipped
-with a reason otherwise.
+Prints a table and writes ``agent_overhead.json``. Part 3 needs /usr/sbin/sshd and root (SSH) and
+Debian's adb (ADB); each is skipped with a reason otherwise.
 """
 
 from __future__ import annotations
@@ -70,6 +71,46 @@ def overhead(name: str, path: Path) -> dict[str, Any]:
             "ratio_range": [min(ratios), max(ratios)], "agent_spread": spread}
 
 
+def _three_walls(path: Path, transport: Any, store: edgesdk.Store) -> dict[str, Any]:
+    """First (everything uploaded), second (files cached on the device), third (store hit) wall times."""
+    settings = edgesdk.BenchSettings(runs=50, warmup=5, min_time_s=0.2, threads=1)
+    walls, uploads = [], []
+    for fresh in (True, True, False):
+        t = transport()
+        start = time.perf_counter()
+        m = edgesdk.bench(path, t, settings, store=store, fresh=fresh)
+        walls.append(time.perf_counter() - start)
+        uploads.append(t.uploads if not m.cached else 0)
+    return {"first_s": walls[0], "cached_files_s": walls[1], "store_hit_s": walls[2], "uploads": uploads,
+            "model_bytes": path.stat().st_size}
+
+
+def adb_cache(path: Path) -> dict[str, Any]:
+    """The same three measurements through the real adb server and the test device (tests/adbd.py)."""
+    import socket
+
+    from tests import adbd
+
+    reason = adbd.available()
+    if reason:
+        return {"skipped": reason}
+    from edgesdk.deploy.adb import AdbTransport
+
+    with tempfile.TemporaryDirectory() as tmp, socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        server = adbd.AdbServer(Path(tmp) / "home", port)
+        device = adbd.FakeAndroidDevice(Path(tmp) / "device")
+        try:
+            url = f"adb://{server.connect(device)}?server=127.0.0.1:{port}&python={sys.executable}"
+            store = edgesdk.Store(f"sqlite:///{Path(tmp) / 'store.sqlite'}")
+            return _three_walls(path, lambda: AdbTransport(url), store)
+        finally:
+            server.stop()
+            device.close()
+
+
 def ssh_cache(path: Path) -> dict[str, Any]:
     from tests import sshd
 
@@ -81,7 +122,6 @@ def ssh_cache(path: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         server = sshd.start(Path(tmp) / "sshd")
         store = edgesdk.Store(f"sqlite:///{Path(tmp) / 'store.sqlite'}")
-        settings = edgesdk.BenchSettings(runs=50, warmup=5, min_time_s=0.2, threads=1)
 
         def transport() -> SshTransport:
             return SshTransport(server.url(sys.executable), known_hosts=server.known_hosts,
@@ -89,15 +129,7 @@ def ssh_cache(path: Path) -> dict[str, Any]:
 
         try:
             transport().clean()
-            walls, uploads = [], []
-            for fresh in (True, True, False):
-                t = transport()
-                start = time.perf_counter()
-                m = edgesdk.bench(path, t, settings, store=store, fresh=fresh)
-                walls.append(time.perf_counter() - start)
-                uploads.append(t.uploads if not m.cached else 0)
-            return {"first_s": walls[0], "cached_files_s": walls[1], "store_hit_s": walls[2], "uploads": uploads,
-                    "model_bytes": path.stat().st_size}
+            return _three_walls(path, transport, store)
         finally:
             server.stop()
 
@@ -116,6 +148,7 @@ def main() -> int:
                        if t.name in ("ic", "kws")]
         rows = [overhead(name, path) for name, path in models]
         ssh = ssh_cache(models[-1][1])
+        adb = adb_cache(models[-1][1])
 
     print(f"\nagent vs bare invoke() loop (threads=1, {SETTINGS.runs}+ runs, {ROUNDS} interleaved rounds)")
     print(f"{'model':22} {'agent p50 ms':>14} {'bare p50 ms':>13} {'ratio':>7} {'ratio range':>14} "
@@ -125,19 +158,21 @@ def main() -> int:
         low, high = r["ratio_range"]
         print(f"{r['model']:22} {agent:>14.4f} {bare:>13.4f} {r['ratio']:>7.3f} {low:>6.3f}-{high:<7.3f} "
               f"{r['agent_spread']:>12.1%}")
-    if "skipped" in ssh:
-        print(f"\nSSH cache: skipped ({ssh['skipped']})")
-    else:
-        print(f"\nover SSH on loopback ({models[-1][0]}, {ssh['model_bytes']:,} B):")
-        print(f"  first measurement (uploads agent + model): {ssh['first_s']:.2f} s, uploads {ssh['uploads'][0]}")
-        print(f"  second (files cached on the device):       {ssh['cached_files_s']:.2f} s, "
-              f"uploads {ssh['uploads'][1]}")
-        print(f"  third (answered from the results store):  {ssh['store_hit_s']:.2f} s")
-        print(f"  second / first: {ssh['cached_files_s'] / ssh['first_s']:.2f}; "
-              f"store hit / first: {ssh['store_hit_s'] / ssh['first_s']:.2f}")
+    for label, walls in (("SSH on loopback", ssh), ("ADB (adb server + test device)", adb)):
+        if "skipped" in walls:
+            print(f"\n{label}: skipped ({walls['skipped']})")
+            continue
+        print(f"\nover {label} ({models[-1][0]}, {walls['model_bytes']:,} B):")
+        print(f"  first measurement (uploads probe, agent, model): {walls['first_s']:.2f} s, "
+              f"uploads {walls['uploads'][0]}")
+        print(f"  second (files cached on the device):             {walls['cached_files_s']:.2f} s, "
+              f"uploads {walls['uploads'][1]}")
+        print(f"  third (answered from the results store):        {walls['store_hit_s']:.2f} s")
+        print(f"  second / first: {walls['cached_files_s'] / walls['first_s']:.2f}; "
+              f"store hit / first: {walls['store_hit_s'] / walls['first_s']:.2f}")
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / "agent_overhead.json"
-    out.write_text(json.dumps({"overhead": rows, "ssh": ssh, "settings": SETTINGS.to_dict()}, indent=2))
+    out.write_text(json.dumps({"overhead": rows, "ssh": ssh, "adb": adb, "settings": SETTINGS.to_dict()}, indent=2))
     print(f"\nwrote {out}")
     return 0
 

@@ -19,7 +19,8 @@ from .protocol import ERROR_SCHEMA, INFO_SCHEMA, BenchSettings
 EXIT_ERROR = 3
 
 
-def _parser() -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
+    """The agent's command line (the adb transport reads it too, to speak for a device without python)."""
     p = argparse.ArgumentParser(prog="device_agent", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("bench", help="measure a .tflite model")
@@ -36,7 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--runtime", default=None, help="require this runtime module")
     b.add_argument("--lock", default=None, help="hold an exclusive lock on this file while measuring, so that "
                    "measurements on one device never overlap")
-    sub.add_parser("info", help="describe the device and its TFLite runtime")
+    i = sub.add_parser("info", help="describe the device and its TFLite runtime")
+    i.add_argument("--check", default=None, metavar="PROBE",
+                   help="also report whether the runtime has a kernel for every operator (and version) of this "
+                        "model; the host sends a tiny probe with the real model's operator table")
     return p
 
 
@@ -48,29 +52,36 @@ def _lock(path: str) -> Any:
     return handle
 
 
-def _info() -> dict[str, Any]:
+def _info(check: str | None = None) -> dict[str, Any]:
     from . import power
 
     source, note = power.discover()
     doc: dict[str, Any] = {"schema": INFO_SCHEMA, "device": sysinfo.describe(),
                            "power": {"source": source.name if source else None, "reason": None if source else note}}
     try:
-        name, version, _ = runtime.load()
+        name, version, interpreter_cls = runtime.load()
         doc["runtime"] = {"name": name, "version": version}
     except runtime.NoRuntimeError as exc:
         doc["runtime"] = None
         doc["runtime_error"] = str(exc)
+        return doc
+    if check is not None:
+        try:
+            runtime.open_interpreter(interpreter_cls, name, version, check)
+            doc["model_check"] = {"ok": True, "message": None}
+        except runtime.UnsupportedModel as exc:
+            doc["model_check"] = {"ok": False, "message": str(exc)}
     return doc
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     real_stdout = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # C-level prints from runtimes land on stderr, not in our JSON
     sys.stdout = sys.stderr
     try:
         if args.command == "info":
-            doc = _info()
+            doc = _info(args.check)
         else:
             from . import bench  # numpy is only needed to measure
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from typing import Any
 
@@ -11,9 +10,6 @@ import numpy as np
 
 from . import memory, power, runtime, sysinfo
 from .protocol import SCHEMA, BenchSettings
-
-_UNSUPPORTED_OP = re.compile(r"Didn't find (?:op for builtin opcode|custom op for name) '([^']+)'"
-                             r"(?: version '(\d+)')?")
 
 
 def make_inputs(details: list[dict[str, Any]], seed: int) -> list[np.ndarray]:
@@ -89,19 +85,7 @@ def run(model_path: str, settings: BenchSettings, runtime_name: str | None = Non
     peak_reset = memory.reset_peak()
     rss_before = memory.rss_bytes()
     t0 = time.perf_counter_ns()
-    kwargs: dict[str, Any] = {"model_path": model_path}
-    if settings.threads is not None:
-        kwargs["num_threads"] = settings.threads
-    try:
-        interp = interpreter_cls(**kwargs)
-        interp.allocate_tensors()
-    except (ValueError, RuntimeError) as exc:
-        found = _UNSUPPORTED_OP.search(str(exc))
-        if found:
-            raise runtime.UnsupportedModel(f"{name} {version} cannot run this model: it has no kernel for "
-                                   f"{found.group(1)} version {found.group(2)} (the model needs a newer runtime, "
-                                   "or a recipe that avoids that operator version)") from exc
-        raise
+    interp = runtime.open_interpreter(interpreter_cls, name, version, model_path, settings.threads)
     init_ms = (time.perf_counter_ns() - t0) / 1e6
 
     inputs = make_inputs(interp.get_input_details(), settings.seed)

@@ -18,6 +18,8 @@ LATENCY_FIELDS = (
     "runs", "warmup_runs", "first_inference_ms", "init_ms",
 )
 MEMORY_FIELDS = ("peak_rss_bytes", "peak_rss_increase_bytes", "model_bytes")
+# Figures a runtime other than the python agent (benchmark_model) may not report: null, with a warning.
+NULLABLE = ("p50_ms", "p90_ms", "p99_ms", "peak_rss_bytes", "peak_rss_increase_bytes")
 REQUIRED = ("schema", "model_sha256", "runtime", "threads", "device", "latency", "memory",
             "power", "output_checksum", "warnings")
 # Fields of the device description that identify the hardware/OS, and so go into its fingerprint.
@@ -80,11 +82,17 @@ def validate(doc: Any) -> dict[str, Any]:
             raise ProtocolError(f"measurement lacks field {key!r}")
     for key in LATENCY_FIELDS:
         value = doc["latency"].get(key)
+        if value is None and key in NULLABLE:
+            continue
         if not isinstance(value, (int, float)) or value < 0:
             raise ProtocolError(f"latency.{key} must be a non-negative number. Received: {value!r}")
     for key in MEMORY_FIELDS:
-        if not isinstance(doc["memory"].get(key), int):
-            raise ProtocolError(f"memory.{key} must be an integer. Received: {doc['memory'].get(key)!r}")
+        value = doc["memory"].get(key)
+        if not isinstance(value, int) and not (value is None and key in NULLABLE):
+            raise ProtocolError(f"memory.{key} must be an integer. Received: {value!r}")
+    missing = [key for key in NULLABLE if {**doc["latency"], **doc["memory"]}.get(key, 0) is None]
+    if missing and not doc["warnings"]:
+        raise ProtocolError(f"{', '.join(missing)} not reported, and no warning says why")
     runtime = doc["runtime"]
     if not isinstance(runtime, dict) or not runtime.get("name") or not runtime.get("version"):
         raise ProtocolError(f"runtime must name the runtime and its version. Received: {runtime!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 from typing import Any
 
 # Preference order: LiteRT is the maintained runtime; tflite_runtime is what older boards carry;
@@ -16,6 +17,10 @@ CANDIDATES = (
 INSTALL_HINT = ("no TFLite runtime found: install one on the device, e.g. "
                 "`python3 -m pip install numpy ai-edge-litert` (or `tflite-runtime 'numpy<2'` where "
                 "LiteRT has no wheel)")
+
+
+UNSUPPORTED_OP = re.compile(r"Didn't find (?:op for builtin opcode|custom op for name) '([^']+)'"
+                             r"(?: version '(\d+)')?")
 
 
 class NoRuntimeError(RuntimeError):
@@ -54,3 +59,27 @@ def load(preferred: str | None = None) -> tuple[str, str, Any]:
             continue
         return name, _version(dist), mod.Interpreter
     raise NoRuntimeError(INSTALL_HINT + ("; tried " + "; ".join(errors) if errors else ""))
+
+
+def open_interpreter(interpreter_cls: Any, name: str, version: str, model_path: str,
+                     threads: int | None = None) -> Any:
+    """Create and allocate an interpreter; a missing kernel becomes :class:`UnsupportedModel`.
+
+    Raises:
+        UnsupportedModel: the runtime has no kernel for one of the model's operators (or versions).
+    """
+    kwargs: dict[str, Any] = {"model_path": model_path}
+    if threads is not None:
+        kwargs["num_threads"] = threads
+    try:
+        interp = interpreter_cls(**kwargs)
+        interp.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        found = UNSUPPORTED_OP.search(str(exc))
+        if found:
+            what = found.group(1) + (f" version {found.group(2)}" if found.group(2) else " (custom op)")
+            raise UnsupportedModel(f"{name} {version} cannot run this model: it has no kernel for {what} "
+                                   "(the model needs a newer runtime, or a recipe that avoids that operator "
+                                   "version)") from exc
+        raise
+    return interp

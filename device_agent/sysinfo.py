@@ -21,21 +21,30 @@ def _read(path: str) -> str | None:
         return None
 
 
-def _cpu_model() -> str:
-    text = _read("/proc/cpuinfo") or ""
+def cpu_model_from(cpuinfo: str) -> str | None:
+    """The CPU model named in /proc/cpuinfo text."""
     # x86 says "model name"; many Arm boards only say "Hardware" or "Model" (Raspberry Pi).
     for key in ("model name", "Model", "Hardware", "Processor"):
-        for line in text.splitlines():
+        for line in cpuinfo.splitlines():
             if line.split(":")[0].strip() == key and ":" in line:
                 return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+    return None
 
 
-def _ram_bytes() -> int:
-    for line in (_read("/proc/meminfo") or "").splitlines():
+def ram_from(meminfo: str) -> int:
+    """MemTotal in bytes from /proc/meminfo text (0 when absent)."""
+    for line in meminfo.splitlines():
         if line.startswith("MemTotal:"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+def _cpu_model() -> str:
+    return cpu_model_from(_read("/proc/cpuinfo") or "") or platform.processor() or platform.machine()
+
+
+def _ram_bytes() -> int:
+    return ram_from(_read("/proc/meminfo") or "")
 
 
 def _os_name() -> str:

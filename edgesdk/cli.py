@@ -38,10 +38,16 @@ def _print_json(doc: Any) -> None:
     sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
 
 
-def _bytes(n: int) -> str:
+def _bytes(n: int | None) -> str:
+    if n is None:
+        return "n/a"
     if n < 10_000:
         return f"{n:,} B"
     return f"{n / 1024:,.1f} KiB" if n < 2**20 else f"{n / 2**20:,.1f} MiB" if n < 2**30 else f"{n / 2**30:,.1f} GiB"
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _warn(messages: list[str]) -> None:
@@ -164,8 +170,9 @@ def compress(
 @app.command()
 def bench(
     model: Annotated[Path, typer.Argument(help="a .tflite model")],
-    device: Annotated[str, typer.Option("--device", help="where to measure: 'local' or "
-                                        "ssh://user@host[:port][?python=/path/to/python]")] = "local",
+    device: Annotated[str, typer.Option("--device", help="where to measure: 'local', "
+                                        "ssh://user@host[:port][?python=PATH], adb://SERIAL[?python=PATH|"
+                                        "benchmark_model=PATH] or a named device")] = "local",
     runs: Annotated[int, typer.Option(help="minimum timed runs", min=1)] = 50,
     warmup: Annotated[int, typer.Option(help="untimed runs first", min=0)] = 5,
     min_time: Annotated[float, typer.Option("--min-time", help="minimum seconds of timed runs", min=0)] = 1.0,
@@ -186,10 +193,16 @@ def bench(
     A repeated bench of the same model, device, runtime and settings is answered from the store.
 
     Over SSH the agent (one file) and the model are uploaded once into ~/.cache/edgesdk-device on the
-    device, checked against known_hosts, and measurements on one device never overlap.
+    device, checked against known_hosts, and measurements on one device never overlap. Over ADB they go
+    to /data/local/tmp/edgesdk; a phone without python is measured with a TFLite benchmark_model binary
+    you supply (?benchmark_model=PATH on this machine), read into the same schema.
+
+    Before the model is uploaded, the device's runtime is asked whether it has a kernel for every
+    operator version in it; a runtime too old for the model is refused then.
 
     Example: edgesdk bench model_int8.tflite --runs 100 --threads 1
     Example: edgesdk bench model.tflite --device ssh://pi@raspberrypi.local?python=/home/pi/venv/bin/python
+    Example: edgesdk bench model.tflite --device "adb://R58M123ABC?benchmark_model=./android_aarch64_benchmark_model"
     """
     from device_agent.protocol import BenchSettings
 
@@ -213,8 +226,8 @@ def bench(
     origin = "[cyan]from the store[/cyan] (use --fresh to measure again)" if m.cached else "measured now"
     out.print(f"[bold]{model}[/bold] on {m.device}: {origin}")
     table = Table(show_header=False, box=None)
-    table.add_row("latency", f"p50 {lat['p50_ms']:.3f} ms · mean {lat['mean_ms']:.3f} · p90 {lat['p90_ms']:.3f} · "
-                  f"p99 {lat['p99_ms']:.3f} · min {lat['min_ms']:.3f} · std {lat['std_ms']:.3f} ms "
+    table.add_row("latency", f"p50 {_ms(lat['p50_ms'])} ms · mean {lat['mean_ms']:.3f} · p90 {_ms(lat['p90_ms'])} · "
+                  f"p99 {_ms(lat['p99_ms'])} · min {lat['min_ms']:.3f} · std {lat['std_ms']:.3f} ms "
                   f"({lat['runs']} runs, {lat['warmup_runs']} warm-up)")
     table.add_row("first inference", f"{lat['first_inference_ms']:.3f} ms (init {lat['init_ms']:.1f} ms)")
     table.add_row("memory", f"peak RSS {_bytes(mem['peak_rss_bytes'])} (+{_bytes(mem['peak_rss_increase_bytes'])} "
@@ -271,12 +284,14 @@ def profiles_show(name: Annotated[str, typer.Argument(help="profile name or YAML
 
 @devices_app.command("add")
 def devices_add(name: Annotated[str, typer.Argument(help="a name, e.g. pi5-lab")],
-                url: Annotated[str, typer.Argument(help="local or ssh://user@host[:port][?python=PATH]")],
+                url: Annotated[str, typer.Argument(help="local, ssh://user@host[:port][?python=PATH] or "
+                                                   "adb://SERIAL[?python=PATH|benchmark_model=PATH]")],
                 replace: Annotated[bool, typer.Option("--replace", help="overwrite a device of that name")] = False,
                 store: StoreOpt = None) -> None:
     """Name a device URL; the name then works wherever --device takes a URL.
 
     Example: edgesdk devices add pi5 "ssh://pi@raspberrypi.local?python=/home/pi/venv/bin/python"
+    Example: edgesdk devices add pixel8 "adb://38121FDJH000AB?benchmark_model=/opt/tflite/android_aarch64_benchmark_model"
     """
     from . import devices
     from .store import Store
@@ -348,19 +363,15 @@ def devices_check(device: Annotated[str, typer.Argument(help="a named device or 
 
 
 @devices_app.command("clean")
-def devices_clean(device: Annotated[str, typer.Argument(help="a named device or an ssh:// URL")],
+def devices_clean(device: Annotated[str, typer.Argument(help="a named device, an ssh:// or adb:// URL")],
                   store: StoreOpt = None) -> None:
     """Remove the agent and models edgesdk uploaded to a device."""
     from . import devices
     from .deploy import open_transport
-    from .deploy.ssh import SshTransport
-    from .errors import DeployError
     from .store import Store
 
     transport = open_transport(devices.resolve(device, Store(store)))
     try:
-        if not isinstance(transport, SshTransport):
-            raise DeployError(f"{device}: nothing is uploaded to the local device")
         removed = transport.clean()
     finally:
         transport.close()

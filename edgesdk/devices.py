@@ -29,6 +29,11 @@ def validate_url(url: str) -> str:
     if url.startswith("ssh://"):
         parse_url(url)
         return url
+    if url.startswith("adb://"):
+        from .deploy.adb import parse_url as parse_adb
+
+        parse_adb(url)
+        return url
     raise DeployError(f"unsupported device {url!r}; expected one of: {', '.join(SCHEMES)}")
 
 
@@ -54,8 +59,8 @@ def resolve(device: str, store: Store | None) -> str:
     known = store.devices() if store is not None else {}
     if device not in known:
         names = ", ".join(known) or "none yet; add one with `edgesdk devices add NAME URL`"
-        raise DeployError(f"unknown device {device!r}; expected a URL (local, ssh://user@host) or a named "
-                          f"device: {names}")
+        raise DeployError(f"unknown device {device!r}; expected a URL (local, ssh://user@host, adb://SERIAL) "
+                          f"or a named device: {names}")
     return known[device]
 
 

@@ -198,3 +198,34 @@ def analyze(path: str | Path, data: bytes | None = None) -> ModelReport:
         layers=layers,
         tensors=tensors,
     )
+
+
+def operator_probe(path: str | Path) -> bytes:
+    """A tiny .tflite with ``path``'s operator table (every builtin/custom code and version) and no operators.
+
+    A TFLite runtime resolves a kernel for every entry of the operator table when it loads a model, so the
+    device can load this probe to say whether it runs the real model, before the model is uploaded.
+
+    Raises:
+        ModelError: the file is not a readable TFLite flatbuffer.
+    """
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as fb
+
+    buf = Path(path).read_bytes()
+    if len(buf) < 8 or buf[4:8] != b"TFL3":
+        raise ModelError(f"{path}: not a TFLite flatbuffer (no TFL3 identifier)")
+    try:
+        model = fb.ModelT.InitFromPackedBuf(buf, 0)
+    except Exception as exc:  # noqa: BLE001 - flatbuffers raises anything on garbage
+        raise ModelError(f"{path}: corrupt TFLite flatbuffer: {type(exc).__name__}: {exc}") from exc
+    tensor = fb.TensorT()
+    tensor.shape, tensor.type, tensor.buffer, tensor.name = [1], fb.TensorType.FLOAT32, 0, b"probe"
+    graph = fb.SubGraphT()
+    graph.tensors, graph.inputs, graph.outputs, graph.operators, graph.name = [tensor], [0], [0], [], b"probe"
+    probe = fb.ModelT()
+    probe.version, probe.description = model.version or 3, b"edgesdk operator probe"
+    probe.operatorCodes, probe.subgraphs, probe.buffers = model.operatorCodes or [], [graph], [fb.BufferT()]
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(probe.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())

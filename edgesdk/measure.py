@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,15 +61,37 @@ def parse_answer(run_stdout: str, stderr: str, returncode: int) -> dict[str, Any
     return doc
 
 
-def device_info(transport: Transport, timeout: float = 120.0) -> dict[str, Any]:
-    """The agent's description of the device and its runtime (schema ``edgesdk.deviceinfo/1``)."""
-    run = transport.run_agent(["info"], timeout)
+def device_info(transport: Transport, timeout: float = 120.0, check: str | None = None) -> dict[str, Any]:
+    """The agent's description of the device and its runtime (schema ``edgesdk.deviceinfo/1``).
+
+    ``check`` is the device path of an operator probe (:func:`edgesdk.inspect.operator_probe`): the
+    answer then carries ``model_check`` (``ok`` and ``message``).
+    """
+    run = transport.run_agent(["info", *(["--check", check] if check else [])], timeout)
     doc = parse_answer(run.stdout, run.stderr, run.returncode)
     if doc.get("schema") != INFO_SCHEMA:
         raise MeasurementError(f"unexpected answer to 'info': schema {doc.get('schema')!r}")
     if not doc.get("runtime"):
         raise MeasurementError(doc.get("runtime_error", "no TFLite runtime on the device"))
     return doc
+
+
+def _checked_info(transport: Transport, model: Path, timeout_s: float) -> dict[str, Any]:
+    """Device info, with the model's operator table checked against the device runtime before the
+    model itself is uploaded: a runtime too old for an operator version is refused here, not after
+    the upload and a failed load."""
+    from .inspect import operator_probe
+
+    with tempfile.TemporaryDirectory(prefix="edgesdk-probe-") as tmp:
+        probe = Path(tmp) / "ops.tflite"
+        probe.write_bytes(operator_probe(model))
+        info = device_info(transport, timeout=timeout_s, check=transport.put(probe))
+    check = info.get("model_check")
+    if check is not None and not check.get("ok"):
+        raise MeasurementError(f"{check.get('message')}; checked on the device before uploading {model.name}")
+    if check is None:
+        log.warning("the device agent did not check the model's operators (an older agent?)")
+    return info
 
 
 def bench(model: str | os.PathLike[str], device: str | Transport = "local", settings: BenchSettings | None = None,
@@ -97,7 +120,7 @@ def bench(model: str | os.PathLike[str], device: str | Transport = "local", sett
     else:
         transport = device
     try:
-        info = device_info(transport, timeout=timeout_s)
+        info = _checked_info(transport, Path(source.path), timeout_s)
         key = measurement_key(source.sha256, info["device"]["fingerprint"], info["runtime"], settings.to_dict())
         if store is not None and not fresh:
             hit = store.find_measurement(key)

@@ -18,5 +18,11 @@ echo "installing the pinned runtime stack (TensorFlow CPU, LiteRT, ...)"
 "${pip[@]}" install --no-deps -e .
 if [ "${1:-}" = "--dev" ]; then
   "${pip[@]}" install -r requirements-dev.txt
+  # An old device runtime (tflite-runtime 2.14) for the tests of operator-version checks.
+  old="${EDGESDK_OLD_RUNTIME_VENV:-.venv-tflite214}"
+  if [ ! -x "$old/bin/python" ]; then
+    "$python" -m venv "$old"
+  fi
+  "$old/bin/python" -m pip --disable-pip-version-check -q install -r requirements-device-old.txt
 fi
 echo "edgesdk installed in $venv: run $venv/bin/edgesdk --help"

@@ -113,3 +113,33 @@ def mlperf_dir():
     if not MLPERF.is_dir():
         pytest.skip(f"MLPerf Tiny models not found at {MLPERF} (../shared is absent)")
     return MLPERF
+
+
+OLD_RUNTIME_PYTHON = ROOT / os.environ.get("EDGESDK_OLD_RUNTIME_VENV", ".venv-tflite214") / "bin" / "python"
+
+
+@pytest.fixture(scope="session")
+def old_runtime_python():
+    """A python with tflite-runtime 2.14 and numpy<2: an older device runtime (scripts/install.sh --dev)."""
+    if not OLD_RUNTIME_PYTHON.is_file():
+        pytest.skip(f"no tflite-runtime 2.14 environment at {OLD_RUNTIME_PYTHON}; run scripts/install.sh --dev")
+    return str(OLD_RUNTIME_PYTHON)
+
+
+@pytest.fixture(scope="session")
+def newer_ops_path(tmp_path_factory):
+    """A TF 2.21 dynamic-range model with per-channel dense weights: FULLY_CONNECTED version 12, which
+    tflite-runtime 2.14 has no kernel for."""
+    import tensorflow as tf
+    import tf_keras
+
+    from edgesdk.inspect import analyze
+
+    model = tf_keras.Sequential([tf_keras.layers.Input((64,)), tf_keras.layers.Dense(32, activation="relu"),
+                                 tf_keras.layers.Dense(10)])
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    out = tmp_path_factory.mktemp("newops") / "dense_dynamic.tflite"
+    out.write_bytes(converter.convert())
+    assert ("FULLY_CONNECTED", 12) in {(op.op, op.version) for op in analyze(out).layers}
+    return out

@@ -1,4 +1,4 @@
-"""Transports that put the agent and models on a device: ``local`` and ``ssh://``; adb and serial follow."""
+"""Transports that put the agent and models on a device: ``local``, ``ssh://`` and ``adb://``."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from ..errors import DeployError
 from .local import LocalTransport
 from .transport import AgentRun, Transport
 
-SCHEMES = ("local", "ssh://user@host[:port]")
+SCHEMES = ("local", "ssh://user@host[:port]", "adb://SERIAL")
 
 
 def open_transport(url: str, *, trust_new_host: bool = False) -> Transport:
-    """A transport for a device URL (``local`` or ``ssh://user@host[:port][?python=PATH]``).
+    """A transport for a device URL: ``local``, ``ssh://user@host[:port][?python=PATH]`` or ``adb://SERIAL[?...]``.
 
     Raises:
         DeployError: an unknown scheme, or the device cannot be reached.
@@ -21,6 +21,10 @@ def open_transport(url: str, *, trust_new_host: bool = False) -> Transport:
         from .ssh import SshTransport
 
         return SshTransport(url, trust_new_host=trust_new_host)
+    if url.startswith("adb://"):
+        from .adb import AdbTransport
+
+        return AdbTransport(url)
     scheme = url.split("://", 1)[0] if "://" in url else url
     raise DeployError(f"unsupported device {url!r} (scheme {scheme!r}); expected one of: "
                       f"{', '.join(SCHEMES)}")

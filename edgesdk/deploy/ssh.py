@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..errors import DeployError
 from .bundle import agent_zipapp
-from .transport import AgentRun, Transport
+from .transport import AgentRun, Transport, agent_command, checked_run
 
 log = logging.getLogger(__name__)
 
@@ -180,20 +180,8 @@ class SshTransport(Transport):
         if self._agent is None:
             bundle = agent_zipapp()
             self._agent = self._upload(bundle, bundle.name)
-        agent = self._agent
-        extra = ["--lock", f"{self._cache_dir()}/bench.lock"] if args and args[0] == "bench" else []
-        # coreutils/busybox `timeout` stops the agent on the device too, not just our wait for it;
-        # `sh -c '...; exit $?'` turns death by a signal into an exit status (128 + N) that SSH carries.
-        inner = " ".join(shlex.quote(a) for a in ["timeout", f"{max(1, int(timeout))}", self.python, agent,
-                                                   *args, *extra])
-        command = "sh -c " + shlex.quote(inner + "; exit $?")
-        run = self._exec(command, timeout + 15)
-        if run.returncode == 124:
-            raise DeployError(f"{self.url}: the device agent ran over the {timeout:g} s timeout and was stopped")
-        if run.returncode == 127 and not run.stdout:
-            raise DeployError(f"{self.url}: {self.python!r} not found on the device; install python3 or name the "
-                              "interpreter with ?python=/path/to/python in the device URL")
-        return run
+        command = agent_command(self.python, self._agent, args, timeout, self._cache_dir())
+        return checked_run(self._exec(command, timeout + 15), self.url, self.python, timeout)
 
     def clean(self) -> int:
         """Remove everything edgesdk uploaded to the device's cache; return how many files."""

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import abc
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..errors import DeployError
 
 
 @dataclass(frozen=True)
@@ -17,7 +20,7 @@ class AgentRun:
 
 
 class Transport(abc.ABC):
-    """A device the agent can run on. Implementations: local (this machine); ssh and adb follow."""
+    """A device the agent can run on: local (this machine), ssh:// or adb://."""
 
     url: str
 
@@ -29,5 +32,39 @@ class Transport(abc.ABC):
     def run_agent(self, args: list[str], timeout: float) -> AgentRun:
         """Run ``python3 -m device_agent ARGS`` on the device, within ``timeout`` seconds."""
 
+    def clean(self) -> int:
+        """Remove what edgesdk uploaded to the device; return how many files.
+
+        Raises:
+            DeployError: this transport uploads nothing.
+        """
+        raise DeployError(f"{self.url}: nothing to clean; edgesdk uploads nothing to this device")
+
     def close(self) -> None:  # noqa: B027 - optional hook, most transports hold nothing
         """Release connections; the default has none."""
+
+
+def agent_command(python: str, agent: str, args: list[str], timeout: float, cache: str) -> str:
+    """The shell command that runs the agent on a POSIX device (ssh, adb) within ``timeout``.
+
+    coreutils/toybox/busybox `timeout` stops the agent on the device too, not just our wait for it;
+    `sh -c '...; exit $?'` turns death by a signal into an exit status (128 + N) the transport carries.
+    Measurements take the device's lock file in ``cache``, so two hosts never measure at once.
+    """
+    extra = ["--lock", f"{cache}/bench.lock"] if args and args[0] == "bench" else []
+    inner = " ".join(shlex.quote(a) for a in ["timeout", f"{max(1, int(timeout))}", python, agent, *args, *extra])
+    return "sh -c " + shlex.quote(inner + "; exit $?")
+
+
+def checked_run(run: AgentRun, url: str, python: str, timeout: float) -> AgentRun:
+    """Turn the shell's own exit codes (124 timeout, 127 no interpreter) into clear errors.
+
+    Raises:
+        DeployError: the agent ran over ``timeout``, or ``python`` does not exist on the device.
+    """
+    if run.returncode == 124:
+        raise DeployError(f"{url}: the device agent ran over the {timeout:g} s timeout and was stopped")
+    if run.returncode == 127 and not run.stdout.lstrip().startswith("{"):
+        raise DeployError(f"{url}: {python!r} not found on the device; install python3 or name the "
+                          "interpreter with ?python=/path/to/python in the device URL")
+    return run

@@ -171,3 +171,33 @@ def test_local_agent_killed_mid_run(tflite_path):
     thread.join(30)
     assert isinstance(box.get("error"), MeasurementError) and "killed (signal 9)" in str(box["error"])
     assert store.count_measurements() == 0
+
+
+def test_an_older_device_runtime_measures_what_it_can_run(tflite_path, old_runtime_python, newer_ops_path):
+    """tflite-runtime 2.14 with numpy<2, as on many boards: it runs our int8 model; a TF 2.21 model with
+    FULLY_CONNECTED v12 is refused from the operator probe, before the model goes to the device."""
+    old = LocalTransport(python=old_runtime_python)
+    m = edgesdk.bench(tflite_path, old, FAST)
+    assert m.document["runtime"] == {"name": "tflite_runtime", "version": "2.14.0"} and m.latency["p50_ms"] > 0
+    store = edgesdk.Store()
+    with pytest.raises(MeasurementError, match="tflite_runtime 2.14.0 cannot run this model: it has no kernel for "
+                                               "FULLY_CONNECTED version 12.*before uploading dense_dynamic.tflite"):
+        edgesdk.bench(newer_ops_path, LocalTransport(python=old_runtime_python), FAST, store=store)
+    assert store.count_measurements() == 0
+    assert edgesdk.bench(newer_ops_path, "local", FAST).document["runtime"]["name"] == "ai_edge_litert"
+
+
+def test_operator_probe_keeps_the_operator_table_and_nothing_else(tflite_path):
+    from edgesdk.inspect import analyze, operator_probe
+
+    probe_path = tflite_path.parent / "probe-test.tflite"
+    probe_path.write_bytes(operator_probe(tflite_path))
+    real, probe = analyze(tflite_path), analyze(probe_path)
+    assert probe.layers == [] and probe_path.stat().st_size < 1024 < tflite_path.stat().st_size
+    from ai_edge_litert import schema_py_generated as fb
+
+    def codes(path):
+        model = fb.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
+        return [(c.builtinCode, c.deprecatedBuiltinCode, c.version, c.customCode) for c in model.operatorCodes]
+
+    assert codes(probe_path) == codes(tflite_path) and len(real.layers) > 0

@@ -1,5 +1,6 @@
 """Deploy and measure over a real OpenSSH server on loopback; host keys, auth and faults."""
 
+import re
 import sys
 
 import pytest
@@ -34,13 +35,23 @@ def test_bench_over_ssh_uploads_once_and_caches(server, tflite_path):
     first_t = transport(server)
     m = edgesdk.bench(tflite_path, first_t, FAST, store=store)
     assert not m.cached and m.latency["p50_ms"] > 0 and m.device == server.url(sys.executable)
-    assert first_t.uploads == 2  # the agent zipapp and the model
+    assert first_t.uploads == 3  # the operator probe, the agent zipapp and the model
     again_t = transport(server)
     again = edgesdk.bench(tflite_path, again_t, FAST, store=store, fresh=True)
-    assert not again.cached and again_t.uploads == 0  # both already on the device
+    assert not again.cached and again_t.uploads == 0  # all three already on the device
     assert again.document["output_checksum"] == m.document["output_checksum"]
     cached = edgesdk.bench(tflite_path, transport(server), FAST, store=store)
     assert cached.cached and store.count_measurements() == 2
+
+
+def test_old_device_runtime_refuses_before_the_model_is_uploaded(server, old_runtime_python, newer_ops_path):
+    t = transport(server, python=old_runtime_python)
+    with pytest.raises(MeasurementError, match="tflite_runtime 2.14.0 cannot run this model.*FULLY_CONNECTED "
+                                               "version 12.*before uploading"):
+        edgesdk.bench(newer_ops_path, t, FAST)
+    check = transport(server)
+    listing = check._exec(f"ls {check._cache_dir()}", 30).stdout
+    assert "ops.tflite" in listing and newer_ops_path.name not in listing
 
 
 def test_unknown_host_is_refused_until_trusted(server, tmp_path):
@@ -198,7 +209,9 @@ def test_cli_devices_check_and_clean_over_ssh(server, tflite_path, tmp_path):
     measured = run("bench", str(tflite_path), "--device", "venv", "--runs", "5", "--min-time", "0")
     assert measured.returncode == 0, measured.stderr
     cleaned = run("devices", "clean", "venv")
-    assert cleaned.returncode == 0 and "removed 3 file(s)" in cleaned.stdout, cleaned.stdout  # agent, model, lock
+    removed = re.search(r"removed (\d+) file", cleaned.stdout)
+    assert cleaned.returncode == 0 and removed, cleaned.stdout
+    assert int(removed.group(1)) >= 4  # at least the agent, a probe, the model and the lock
     unreachable = run("devices", "check", "ssh://nobody@127.0.0.1:1")
     assert unreachable.returncode == 1 and "cannot connect" in unreachable.stdout
 
@@ -316,7 +329,7 @@ def test_bench_on_a_separate_host_in_its_own_network_namespace(tflite_path, tmp_
                              known_hosts=device.known_hosts, key_filename=str(device.user_key),
                              ssh_config="/dev/null")
             m = edgesdk.bench(tflite_path, t, FAST, store=edgesdk.Store())
-            assert m.latency["p50_ms"] > 0 and t.uploads == 2
+            assert m.latency["p50_ms"] > 0 and t.uploads == 3  # probe, agent, model
             assert m.device.startswith(f"ssh://{device.user}@{sshd.NETNS_DEVICE_IP}:22")
         finally:
             device.stop()

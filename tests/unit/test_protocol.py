@@ -53,3 +53,16 @@ def test_fingerprint_ignores_volatile_fields():
     changed = dict(info, temperature_c=99.0, cpu_freq_khz=1, governor="powersave")
     assert fingerprint(changed) == info["fingerprint"]
     assert fingerprint(dict(info, cores=info["cores"] + 1)) != info["fingerprint"]
+
+
+def test_figures_a_runtime_does_not_report_may_be_null_only_with_a_warning():
+    doc = copy.deepcopy(GOOD)
+    doc["latency"]["p99_ms"] = None
+    doc["memory"]["peak_rss_bytes"] = None
+    with pytest.raises(ProtocolError, match="p99_ms, peak_rss_bytes not reported, and no warning"):
+        validate(copy.deepcopy(doc))
+    doc["warnings"] = ["benchmark_model reports no p99"]
+    assert validate(doc)["latency"]["p99_ms"] is None
+    doc["latency"]["mean_ms"] = None
+    with pytest.raises(ProtocolError, match="latency.mean_ms"):
+        validate(doc)

@@ -1,0 +1,195 @@
+"""Speak for the agent on a device without python: TFLite's `benchmark_model` binary, read into our schema.
+
+Where a device has no python (most phones), the adb transport pushes a `benchmark_model` binary the user
+supplies (from TensorFlow's nightly builds or their own Bazel build), runs it with the settings the agent
+would use, and turns its log into a measurement document of schema ``edgesdk.measurement/1``. What the
+binary does not report stays null and is named in the document's warnings: p90 and p99 (it prints only
+p5, median and p95, and older builds only mean, min, max and std), the output checksum (it feeds its own
+random inputs), and power (sampled only by the python agent).
+
+The log lines read here are those of tensorflow/lite/tools/benchmark (benchmark_model.cc and
+benchmark_tflite_model.cc)::
+
+    INFO: Initialized session in 119.515ms.
+    INFO: count=1000 first=52162 curr=49785 min=49088 max=686105 avg=63743.2 std=60716 p5=49620 median=51891 p95=68628
+    INFO: Inference timings in us: Init: 119515, First inference: 87112, Warmup (avg): 58147.4, Inference (avg): 63743.2
+    INFO: Memory footprint delta from the start of the tool (MB): init=55.4961 overall=55.4961
+    INFO: Peak memory footprint (MB): init=2.1 overall=60.2
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from device_agent.protocol import SCHEMA, BenchSettings
+from device_agent.runtime import UNSUPPORTED_OP
+from device_agent.sysinfo import cpu_model_from, fingerprint, ram_from
+
+from ..errors import MeasurementError
+
+RUNTIME_NAME = "benchmark_model"
+_MB = 1024 * 1024
+_STAT = re.compile(r"count=(\d+)((?:\s+\w+=[-\d.e+]+)+)")
+_TIMINGS = re.compile(r"Inference timings in us: (.*)")
+_DELTA = re.compile(r"Memory footprint delta from the start of the tool \(MB\): init=([\d.]+) overall=([\d.]+)")
+_PEAK = re.compile(r"Peak memory footprint \(MB\): init=([\d.]+) overall=([\d.]+)")
+
+# One shell round trip that describes the device; each section starts with a line "@name".
+DESCRIBE_SCRIPT = "; ".join([
+    "echo @serial; getprop ro.serialno 2>/dev/null",
+    "echo @hostname; hostname 2>/dev/null || cat /proc/sys/kernel/hostname",
+    "echo @machine; uname -m",
+    "echo @kernel; uname -r",
+    "echo @android; getprop ro.build.version.release 2>/dev/null",
+    "echo @model; getprop ro.product.model 2>/dev/null",
+    "echo @manufacturer; getprop ro.product.manufacturer 2>/dev/null",
+    "echo @soc; getprop ro.soc.model 2>/dev/null || getprop ro.board.platform 2>/dev/null",
+    "echo @osrelease; cat /etc/os-release 2>/dev/null",
+    "echo @cpuinfo; cat /proc/cpuinfo",
+    "echo @meminfo; cat /proc/meminfo",
+    "echo @governor; cat /sys/devices/system/cpu/cpu0/cpufreq/scaling_governor 2>/dev/null",
+    "echo @freq; cat /sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq 2>/dev/null",
+    "echo @temps; cat /sys/class/thermal/thermal_zone*/temp 2>/dev/null",
+    "echo @end",
+])
+
+
+def _sections(text: str) -> dict[str, str]:
+    out: dict[str, list[str]] = {}
+    current = None
+    for line in text.splitlines():
+        if line.startswith("@") and line[1:].isidentifier():
+            current = line[1:]
+            out[current] = []
+        elif current is not None:
+            out[current].append(line)
+    return {key: "\n".join(lines).strip() for key, lines in out.items()}
+
+
+def describe(text: str, serial: str) -> dict[str, Any]:
+    """The device description (fields as the agent's ``sysinfo.describe``) from DESCRIBE_SCRIPT's output."""
+    s = _sections(text)
+    cpuinfo = s.get("cpuinfo", "")
+    cores = sum(1 for line in cpuinfo.splitlines() if line.split(":")[0].strip() == "processor") or 1
+    if s.get("android"):
+        maker = " ".join(x for x in (s.get("manufacturer"), s.get("model")) if x)
+        os_name = f"Android {s['android']}" + (f" on {maker}" if maker else "")
+    else:
+        pretty = re.search(r'^PRETTY_NAME="?([^"\n]*)"?', s.get("osrelease", ""), re.M)
+        os_name = pretty.group(1) if pretty else "Linux"
+    temps = [int(t) / 1000.0 for t in s.get("temps", "").split() if t.lstrip("-").isdigit()]
+    freq = s.get("freq", "")
+    info: dict[str, Any] = {
+        # Phones all call themselves "localhost": the serial number tells two of them apart.
+        "hostname": s.get("serial") or s.get("hostname") or serial,
+        "machine": s.get("machine") or "unknown",
+        "cpu_model": cpu_model_from(cpuinfo) or s.get("soc") or s.get("machine") or "unknown",
+        "cores": cores,
+        "ram_bytes": ram_from(s.get("meminfo", "")),
+        "os": f"{os_name} (kernel {s.get('kernel', '?')})",
+        "python": None,
+        "governor": s.get("governor") or None,
+        "cpu_freq_khz": int(freq) if freq.isdigit() else None,
+        "temperature_c": max(temps) if temps else None,
+    }
+    info["fingerprint"] = fingerprint(info)
+    return info
+
+
+def command(binary: str, model: str, settings: BenchSettings) -> list[str]:
+    """benchmark_model's arguments for the agent's settings (its flags as in the TFLite docs)."""
+    args = [binary, f"--graph={model}", f"--num_runs={settings.runs}", f"--warmup_runs={settings.warmup}",
+            f"--min_secs={settings.min_time_s:g}", "--warmup_min_secs=0"]
+    if settings.threads is not None:
+        args.append(f"--num_threads={settings.threads}")
+    return args
+
+
+def unsupported(log: str) -> str | None:
+    """The operator (and version) the binary's runtime lacks, when its log says so."""
+    found = UNSUPPORTED_OP.search(log)
+    if not found:
+        return None
+    return found.group(1) + (f" version {found.group(2)}" if found.group(2) else " (custom op)")
+
+
+def _fields(text: str) -> dict[str, float]:
+    return {key: float(value) for key, value in re.findall(r"(\w+)=([-\d.e+]+)", text)}
+
+
+def parse(log: str) -> dict[str, Any]:
+    """The figures in a benchmark_model log: the timed-run statistics, init, first inference, memory.
+
+    Raises:
+        MeasurementError: the log has no statistics of timed runs (the binary failed; its last error
+            line is quoted).
+    """
+    stats = [_fields(m.group(0)) for m in _STAT.finditer(log)]
+    timings = _TIMINGS.search(log)
+    if not stats or timings is None:
+        errors = [line for line in log.splitlines() if "ERROR" in line or "rror" in line or "ailed" in line]
+        tail = errors[-1] if errors else (log.strip().splitlines() or ["no output"])[-1]
+        raise MeasurementError(f"benchmark_model reported no timings: {tail.strip()}")
+    # The last statistics line is the timed runs (the one before it, the warm-up runs).
+    run = stats[-1]
+    parts = {k.strip(): float(v) for k, v in re.findall(r"([A-Za-z ()]+):\s*([-\d.e+]+)", timings.group(1))}
+    out: dict[str, Any] = {"runs": int(run["count"]), "mean_us": run.get("avg"), "min_us": run.get("min"),
+                           "max_us": run.get("max"), "std_us": run.get("std"), "median_us": run.get("median"),
+                           "p5_us": run.get("p5"), "p95_us": run.get("p95"), "init_us": parts.get("Init"),
+                           "first_us": parts.get("First inference")}
+    delta, peak = _DELTA.search(log), _PEAK.search(log)
+    out["rss_increase_bytes"] = int(float(delta.group(2)) * _MB) if delta else None
+    out["peak_bytes"] = int(float(peak.group(2)) * _MB) if peak else None
+    return out
+
+
+def document(log: str, *, model_sha256: str, model_bytes: int, binary_sha256: str, device: dict[str, Any],
+             settings: BenchSettings, started_at: float) -> dict[str, Any]:
+    """A measurement document (schema ``edgesdk.measurement/1``) from a benchmark_model log."""
+    figures = parse(log)
+
+    def ms(key: str) -> float | None:
+        value = figures.get(key)
+        return None if value is None else value / 1000.0
+
+    mean = ms("mean_us") or 0.0
+    std = ms("std_us") or 0.0
+    warnings = ["measured by the TFLite benchmark_model binary (no python on the device): inputs are its own "
+                "random data, so there is no output checksum, and it reports no p90 or p99"]
+    if figures["median_us"] is None:
+        warnings.append("this benchmark_model build prints no median: p50 is unknown (null); use a newer build")
+    if figures["peak_bytes"] is None:
+        warnings.append("this benchmark_model build reports no peak memory footprint")
+    cv = std / mean if mean > 0 else 0.0
+    if cv > settings.max_cv:
+        warnings.append(f"high run-to-run variation: cv {cv:.2f} > {settings.max_cv} (benchmark_model mode does not "
+                        "re-measure)")
+    latency = {
+        "mean_ms": mean, "p50_ms": ms("median_us"), "p90_ms": None, "p99_ms": None,
+        "p5_ms": ms("p5_us"), "p95_ms": ms("p95_us"),
+        "min_ms": ms("min_us") or 0.0, "max_ms": ms("max_us") or 0.0, "std_ms": std, "cv": cv,
+        "runs": figures["runs"], "warmup_runs": settings.warmup,
+        "first_inference_ms": ms("first_us") or 0.0, "init_ms": ms("init_us") or 0.0, "attempts": 1,
+    }
+    increase = figures["rss_increase_bytes"]
+    return {
+        "schema": SCHEMA,
+        "model_sha256": model_sha256,
+        "runtime": {"name": RUNTIME_NAME, "version": f"sha256:{binary_sha256[:16]}"},
+        "delegate": "default",
+        "threads": settings.threads if settings.threads is not None else "default",
+        "settings": settings.to_dict(),
+        "device": device,
+        "latency": latency,
+        "memory": {"peak_rss_bytes": figures["peak_bytes"],
+                   "peak_rss_increase_bytes": increase,
+                   "model_bytes": model_bytes},
+        "power": {"source": None, "reason": "not measured: benchmark_model mode has no python agent on the device "
+                                            "to sample a power source"},
+        "output_checksum": None,
+        "warnings": warnings,
+        "started_at": started_at,
+        "finished_at": time.time(),
+    }
