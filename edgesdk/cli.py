@@ -168,6 +168,125 @@ def compress(
 
 
 @app.command()
+def tune(
+    model: Annotated[Path, typer.Argument(help=".keras, .h5 or SavedModel directory (the float source)")],
+    profile: Annotated[str, typer.Option("--profile", "-p", help="target profile name or YAML path")],
+    outdir: Annotated[Path, typer.Option("--output", "-o", help="directory for best.tflite, pareto/, results.json, "
+                                         "report.html and the study")],
+    device: Annotated[str, typer.Option("--device", help="where to measure: local, ssh://…, adb://… or a named "
+                                        "device")] = "local",
+    data: Annotated[Optional[Path], typer.Option("--data", "-d", help=".npz to evaluate quality on (x, optional "
+                                                 "y)")] = None,
+    train_data: Annotated[Optional[Path], typer.Option("--train-data", help=".npz to calibrate and fine-tune "
+                                                       "on, kept apart from --data")] = None,
+    max_accuracy_drop: Annotated[Optional[float], typer.Option("--max-accuracy-drop", min=0,
+                                                               help="largest accepted drop (0.01 = 1 point)")] = None,
+    min_accuracy: Annotated[Optional[float], typer.Option("--min-accuracy", min=0, max=1)] = None,
+    max_latency_ms: Annotated[Optional[float], typer.Option("--max-latency-ms", min=0)] = None,
+    max_memory: Annotated[Optional[int], typer.Option("--max-memory", min=1, help="bytes of weights (where the "
+                                                      "profile loads them into RAM) plus peak activations")] = None,
+    objectives: Annotated[Optional[str], typer.Option("--objectives", help="comma-separated, first is primary: "
+                                                      "accuracy, latency, size, energy (default accuracy,latency "
+                                                      "with --data, else latency,size)")] = None,
+    budget: Annotated[Optional[int], typer.Option("--budget", min=1, help="distinct candidates to try "
+                                                  "(default: the whole space)")] = None,
+    time_budget: Annotated[Optional[float], typer.Option("--time-budget", min=1, help="seconds")] = None,
+    precision: Annotated[Optional[list[str]], typer.Option("--precision", help="restrict the precisions "
+                                                           "(repeatable)")] = None,
+    prune: Annotated[Optional[list[str]], typer.Option("--prune", help="restrict sparsities: 'none', 0.5, 2:4 "
+                                                       "(repeatable)")] = None,
+    cluster: Annotated[Optional[list[str]], typer.Option("--cluster", help="restrict cluster counts: 'none', 16 "
+                                                         "(repeatable)")] = None,
+    storage: Annotated[Optional[str], typer.Option("--storage", help="Optuna storage URL (default: SQLite in "
+                                                   "OUTDIR); postgresql://… to share one study between hosts")] = None,
+    study: Annotated[Optional[str], typer.Option("--study", help="study name (default: from model and "
+                                                 "profile)")] = None,
+    seed: Annotated[int, typer.Option(help="sampler and fine-tuning seed")] = 0,
+    epochs: Annotated[int, typer.Option(help="fine-tuning epochs per candidate", min=0)] = 1,
+    runs: Annotated[int, typer.Option(help="minimum timed runs per measurement", min=1)] = 50,
+    min_time: Annotated[float, typer.Option("--min-time", help="minimum seconds of timed runs", min=0)] = 1.0,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search compressions of a model for a profile, measure each on the device, keep the best.
+
+    Each candidate (precision x sparsity x clusters, from what the profile runs) is compressed, checked
+    against the profile before any device time (rejected ones are kept with the reason), evaluated and
+    measured; the results store answers repeated measurements. Running the same command again resumes
+    the study in OUTDIR. Ctrl-C stops and keeps what was measured.
+
+    Example: edgesdk tune model.keras -p rpi5 --device pi5 -d val.npz --train-data train.npz
+    --max-accuracy-drop 0.01 -o tuned/
+    """
+    from device_agent.protocol import BenchSettings
+
+    from .profiles import load_profile
+    from .search import Constraints, build
+    from .search import tune as run_tune
+    from .store import Store
+
+    prof = load_profile(profile)
+    space = build(prof, precisions=precision or None, prune=prune or None, cluster=cluster or None)
+    constraints = Constraints(max_accuracy_drop=max_accuracy_drop, min_accuracy=min_accuracy,
+                              max_latency_ms=max_latency_ms, max_memory_bytes=max_memory)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[best]}"), console=err, transient=False) as bar:
+        task = bar.add_task(f"tuning {model.name} for {prof.name} ({len(space)} candidates)",
+                            total=budget or len(space), best="")
+
+        def show(p: dict[str, Any]) -> None:
+            best = p.get("best")
+            note = f"best {best['recipe']} p50 {best['latency_ms']:.4g} ms" if best else ""
+            if p.get("time_budget_s"):
+                note += f" · {max(0.0, p['time_budget_s'] - p['elapsed_s']):.0f} s left"
+            bar.update(task, completed=p["done"], total=p["total"], best=note)
+
+        result = run_tune(model, prof, outdir, device=device, data=data, train_data=train_data,
+                          constraints=constraints, objectives=objectives.split(",") if objectives else None,
+                          budget=budget, time_budget_s=time_budget, storage=storage, study_name=study, seed=seed,
+                          epochs=epochs, settings=BenchSettings(runs=runs, min_time_s=min_time), store=Store(store),
+                          space=space, progress=show)
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        _print_tune(result)
+    if result.interrupted:
+        raise typer.Exit(130)
+    if result.best is None:
+        raise typer.Exit(1)
+
+
+def _print_tune(result: Any) -> None:
+    for note in result.notes:
+        err.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+    table = Table(title=f"{result.study}: {len(result.trials)} trials on {result.device}")
+    for column in ("#", "recipe", "status", "quality", "p50 ms", "bytes", "notes"):
+        table.add_column(column, justify="right" if column in ("#", "quality", "p50 ms", "bytes") else "left")
+    from .search.tune import objective_value
+
+    for r in result.trials:
+        if not r.get("recipe"):
+            continue
+        q = objective_value("accuracy", r) if r.get("quality") else None
+        mark = " ★" if r["number"] == result.best else " ·P" if r["number"] in result.pareto else ""
+        notes = r.get("reason") or "; ".join(r.get("violations") or []) or \
+            (f"repeat of #{r['repeat_of']}" if "repeat_of" in r else "")
+        table.add_row(str(r["number"]), r["recipe"] + mark, r.get("status", ""), "–" if q is None else f"{q:.4f}",
+                      "–" if r.get("latency_ms") is None else f"{r['latency_ms']:.4g}",
+                      "–" if r.get("model_bytes") is None else f"{r['model_bytes']:,}", notes[:70])
+    out.print(table)
+    if result.best is not None:
+        best = result.trial(result.best)
+        verdict = "meets every constraint" if result.best_meets_constraints else "meets NOT every constraint"
+        out.print(f"best: {best['recipe']} ({verdict}) → {result.outdir}/best.tflite; report: "
+                  f"{result.outdir}/report.html; {result.new_measurements} new device measurement(s)", highlight=False)
+    else:
+        out.print("no candidate could be measured; see the notes column", highlight=False)
+
+
+@app.command()
 def bench(
     model: Annotated[Path, typer.Argument(help="a .tflite model")],
     device: Annotated[str, typer.Option("--device", help="where to measure: 'local', "

@@ -1,0 +1,329 @@
+"""`tune`: search compression candidates for a profile, measure them on a device, keep the best.
+
+Each Optuna trial is one candidate of the space (:mod:`edgesdk.search.space`): compress it (the
+profile's precision, operator and memory rules refuse it before any device time), check the memory
+constraint against the .tflite's weights and peak activations, evaluate its quality, then measure it
+through the agent (the results store answers repeats). The study lives in ``OUTDIR/study.sqlite3`` (or
+``storage``), so running the same command again resumes it: trials already done are not repeated.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ..errors import EdgeSdkError, RecipeError
+from ..profiles import Profile, load_profile
+from . import space as spacemod
+
+log = logging.getLogger(__name__)
+
+OBJECTIVES: dict[str, Literal["maximize", "minimize"]] = {"accuracy": "maximize", "latency": "minimize",
+                                                          "size": "minimize", "energy": "minimize"}
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """Limits a candidate must meet to be chosen. Quality limits need evaluation data."""
+
+    max_accuracy_drop: float | None = None
+    min_accuracy: float | None = None
+    max_latency_ms: float | None = None
+    max_memory_bytes: int | None = None
+
+    def violations(self, row: dict[str, Any]) -> list[str]:
+        """What ``row`` (a trial's result) breaks, as sentences; empty when it meets every limit."""
+        out = []
+        quality = row.get("quality") or {}
+        if self.max_accuracy_drop is not None and "before" in quality:
+            drop = quality["before"] - quality["after"] if quality["metric"] == "accuracy" else \
+                quality["after"] - quality["before"]
+            if drop > self.max_accuracy_drop:
+                out.append(f"{quality['metric']} drop {drop:.4f} > {self.max_accuracy_drop}")
+        if self.min_accuracy is not None and quality.get("metric") == "accuracy" and \
+                quality["after"] < self.min_accuracy:
+            out.append(f"accuracy {quality['after']:.4f} < {self.min_accuracy}")
+        if self.max_latency_ms is not None and row.get("latency_ms") is not None and \
+                row["latency_ms"] > self.max_latency_ms:
+            out.append(f"latency {row['latency_ms']:.3f} ms > {self.max_latency_ms} ms")
+        if self.max_memory_bytes is not None and row.get("memory_bytes", 0) > self.max_memory_bytes:
+            out.append(f"memory {row['memory_bytes']:,} B > {self.max_memory_bytes:,} B")
+        return out
+
+
+@dataclass
+class TuneResult:
+    """What a tune produced: every trial (kept, rejected or failed), the Pareto set and the choice."""
+
+    outdir: str
+    study: str
+    objectives: list[str]
+    trials: list[dict[str, Any]]
+    pareto: list[int]
+    best: int | None
+    best_meets_constraints: bool
+    device: str
+    new_measurements: int
+    interrupted: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def trial(self, number: int) -> dict[str, Any]:
+        return next(t for t in self.trials if t["number"] == number)
+
+
+def objective_value(name: str, row: dict[str, Any]) -> float:
+    """The number Optuna optimizes for one objective of a finished candidate."""
+    if name == "accuracy":
+        q = row.get("quality") or {}
+        if q.get("metric") == "accuracy":
+            return float(q["after"])
+        if "top1_agreement" in q:
+            return float(q["top1_agreement"])
+        if q.get("metric") == "mse":
+            return -float(q["after"])
+        return float(q.get("sqnr_db") or 0.0)
+    if name == "latency":
+        return float(row["latency_ms"])
+    if name == "size":
+        return float(row["model_bytes"])
+    if name == "energy":
+        energy = row.get("energy_mj")
+        return float(energy) if energy is not None else float("inf")
+    raise RecipeError(f"unknown objective {name!r}; expected: {', '.join(OBJECTIVES)}")
+
+
+def _pareto(rows: list[dict[str, Any]], objectives: list[str]) -> list[int]:
+    """Trial numbers on the Pareto front of the kept rows (non-dominated on every objective)."""
+    signs = [1.0 if OBJECTIVES[o] == "minimize" else -1.0 for o in objectives]
+    vecs = {r["number"]: [s * objective_value(o, r) for s, o in zip(signs, objectives, strict=True)] for r in rows}
+
+    def dominates(a: list[float], b: list[float]) -> bool:
+        return all(x <= y for x, y in zip(a, b, strict=True)) and any(x < y for x, y in zip(a, b, strict=True))
+
+    return sorted(n for n, v in vecs.items() if not any(dominates(w, v) for m, w in vecs.items() if m != n))
+
+
+def _choose(rows: list[dict[str, Any]], objectives: list[str]) -> tuple[int | None, bool]:
+    """The best kept row: among those meeting every constraint, best on the first objective (ties by
+    the next); if none meets them, the one with the fewest violations."""
+    if not rows:
+        return None, False
+
+    def key(r: dict[str, Any]) -> tuple[float, ...]:
+        return tuple((1.0 if OBJECTIVES[o] == "minimize" else -1.0) * objective_value(o, r) for o in objectives)
+
+    meeting = [r for r in rows if not r["violations"]]
+    if meeting:
+        return min(meeting, key=key)["number"], True
+    return min(rows, key=lambda r: (len(r["violations"]), key(r)))["number"], False
+
+
+def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os.PathLike[str], *,
+         device: str = "local", data: str | os.PathLike[str] | None = None,
+         train_data: str | os.PathLike[str] | None = None, constraints: Constraints | None = None,
+         objectives: list[str] | None = None, budget: int | None = None, time_budget_s: float | None = None,
+         storage: str | None = None, study_name: str | None = None, seed: int = 0, epochs: int = 1,
+         settings: Any = None, store: Any = None, space: spacemod.Space | None = None,
+         progress: Callable[[dict[str, Any]], None] | None = None) -> TuneResult:
+    """Search compressions of ``model`` for ``profile``, measured on ``device``; write OUTDIR.
+
+    Writes ``best.tflite``, ``pareto/*.tflite``, ``candidates/*.tflite``, ``results.json`` and
+    ``report.html``. ``budget`` is the total number of trials of the study (trials of an earlier run
+    count); with neither ``budget`` nor ``time_budget_s`` every candidate of the space is tried once.
+
+    Raises:
+        EdgeSdkError: bad input (model, profile, data, objectives) before any trial; device errors
+            stop the search with what was measured kept.
+    """
+    import optuna
+
+    from .. import models
+    from ..compress import compress
+    from ..inspect import analyze
+    from ..measure import bench
+    from ..store import Store
+
+    prof = profile if isinstance(profile, Profile) else load_profile(profile)
+    source = models.identify(model)
+    objectives = objectives or (["accuracy", "latency"] if data is not None else ["latency", "size"])
+    for name in objectives:
+        if name not in OBJECTIVES:
+            raise RecipeError(f"unknown objective {name!r}; expected: {', '.join(OBJECTIVES)}")
+    if "accuracy" in objectives and data is None:
+        raise RecipeError("the accuracy objective needs evaluation data (--data)")
+    constraints = constraints or Constraints()
+    space = space or spacemod.build(prof)
+    if budget is not None and budget < 1:
+        raise RecipeError(f"budget must be at least 1 trial. Received: {budget}")
+    store = store if store is not None else Store()
+    out = Path(outdir)
+    (out / "candidates").mkdir(parents=True, exist_ok=True)
+    storage = storage or f"sqlite:///{(out / 'study.sqlite3').resolve()}"
+    study_name = study_name or f"{source.path.stem}-{source.sha256[:8]}-{prof.name}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler: optuna.samplers.BaseSampler
+    if len(objectives) > 1:
+        sampler = optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(20, len(space) // 2)))
+    else:
+        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, len(space)))
+    try:
+        study = optuna.create_study(study_name=study_name, storage=storage, load_if_exists=True, sampler=sampler,
+                                    directions=[OBJECTIVES[o] for o in objectives])
+    except ValueError as exc:
+        raise RecipeError(f"study {study_name!r} in {storage} has other objectives: {exc}") from exc
+    if study.user_attrs.get("objectives", objectives) != objectives:
+        raise RecipeError(f"study {study_name!r} was run with objectives {study.user_attrs['objectives']}; "
+                          f"use those, or another --study / OUTDIR")
+    study.set_user_attr("objectives", objectives)
+    new_measurements = 0
+    started = time.monotonic()
+    total = min(budget, len(space)) if budget is not None else len(space)
+    if total >= len(space):  # the whole space fits in the budget: try every candidate once, in grid order
+        tried = {tuple(sorted(t.params.items())) for t in study.get_trials(deepcopy=False)}
+        for cand in space.grid():
+            if tuple(sorted(cand.params().items())) not in tried:
+                study.enqueue_trial(cand.params(), skip_if_exists=True)
+
+    def done_rows() -> dict[str, dict[str, Any]]:
+        rows = {}
+        for t in study.get_trials(deepcopy=False):
+            if "row" in t.user_attrs and t.state != optuna.trial.TrialState.RUNNING:
+                rows[t.user_attrs["row"]["recipe"]] = t.user_attrs["row"]
+        return rows
+
+    def objective(trial: optuna.Trial) -> tuple[float, ...] | float:
+        nonlocal new_measurements
+        cand = spacemod.Candidate(**{dim: trial.suggest_categorical(dim, list(values))
+                                     for dim, values in space.dimensions().items()})
+        earlier = done_rows().get(cand.recipe)
+        row: dict[str, Any] = {"number": trial.number, "recipe": cand.recipe, "params": cand.params()}
+        if earlier is not None:  # the sampler proposed a candidate again: answer without work
+            row = {**earlier, "number": trial.number, "repeat_of": earlier["number"]}
+        else:
+            row.update(_run_candidate(cand, row))
+        trial.set_user_attr("row", row)
+        if row["status"] != "measured":
+            raise optuna.TrialPruned(row["reason"])
+        values = tuple(objective_value(o, row) for o in objectives)
+        return values if len(values) > 1 else values[0]
+
+    def _run_candidate(cand: spacemod.Candidate, row: dict[str, Any]) -> dict[str, Any]:
+        nonlocal new_measurements
+        path = out / "candidates" / f"{cand.slug}.tflite"
+        try:
+            result = compress(source.path, prof, cand.recipe, path, data, train_data=train_data, epochs=epochs,
+                              seed=seed, store=store)
+        except RecipeError as exc:  # the profile refuses it (precision, operators, memory): no device time
+            return {"status": "rejected", "reason": str(exc), "stage": "compress"}
+        report = analyze(path)
+        memory = (report.weight_bytes if prof.memory.weights_in_ram else 0) + report.peak_activation_bytes
+        facts = {"path": str(path), "sha256": result.sha256, "model_bytes": result.model_bytes,
+                 "gzip_bytes": result.gzip_bytes, "memory_bytes": memory, "quality": result.quality,
+                 "precision": result.precision, "warnings": result.warnings}
+        if constraints.max_memory_bytes is not None and memory > constraints.max_memory_bytes:
+            return {**facts, "status": "rejected", "stage": "memory",
+                    "reason": f"weights + peak activations {memory:,} B > --max-memory "
+                              f"{constraints.max_memory_bytes:,} B"}
+        m = bench(path, device, settings, store=store)
+        new_measurements += 0 if m.cached else 1
+        doc = m.document
+        power = doc.get("power") or {}
+        facts.update(latency_ms=doc["latency"]["p50_ms"] if doc["latency"]["p50_ms"] is not None
+                     else doc["latency"]["mean_ms"], latency=doc["latency"], measured_memory=doc["memory"],
+                     energy_mj=power.get("energy_per_inference_mj"), energy_estimated=bool(power.get("estimated")),
+                     measurement_key=m.key, cached=m.cached, device=doc["device"], runtime=doc["runtime"],
+                     estimated=False)
+        facts["violations"] = constraints.violations(facts)
+        return {**facts, "status": "measured", "reason": None}
+
+    def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        distinct = len(done_rows())
+        if progress is not None:
+            rows = [r for r in done_rows().values() if r.get("status") == "measured"]
+            best, _ = _choose(rows, objectives)
+            progress({"done": min(distinct, total), "total": total, "row": trial.user_attrs.get("row"),
+                      "best": next((r for r in rows if r["number"] == best), None),
+                      "elapsed_s": time.monotonic() - started, "time_budget_s": time_budget_s})
+        if distinct >= total:
+            study.stop()
+
+    interrupted = False
+    if len(done_rows()) < total:
+        # The budget counts distinct candidates: a proposal already tried costs no work and no budget.
+        # Samplers can keep proposing known points of a small space; five times the budget is the cap.
+        try:
+            study.optimize(objective, n_trials=5 * total, timeout=time_budget_s, callbacks=[callback],
+                           catch=(), gc_after_trial=False)
+        except KeyboardInterrupt:
+            interrupted = True
+            log.warning("interrupted: keeping the %d trials finished so far", _finished(study))
+    result = _collect(study, out, objectives, device, new_measurements, interrupted, space)
+    _write_outputs(result, out)
+    return result
+
+
+def _finished(study: Any) -> int:
+    import optuna
+
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return len(study.get_trials(deepcopy=False, states=states))
+
+
+def _collect(study: Any, out: Path, objectives: list[str], device: str, new_measurements: int,
+             interrupted: bool, space: spacemod.Space) -> TuneResult:
+    import optuna
+
+    trials = []
+    for t in study.get_trials(deepcopy=False):
+        row = dict(t.user_attrs.get("row") or {"number": t.number, "recipe": None, "status": "failed",
+                                               "reason": f"trial {t.state.name.lower()}"})
+        if t.state == optuna.trial.TrialState.FAIL and row.get("status") == "measured":
+            row["status"] = "failed"
+        trials.append(row)
+    kept = [r for r in trials if r.get("status") == "measured" and "repeat_of" not in r]
+    pareto = _pareto(kept, objectives)
+    best, meets = _choose(kept, objectives)
+    notes = list(space.notes)
+    if best is None:
+        notes.append("no candidate could be measured")
+    elif not meets:
+        notes.append("no candidate meets every constraint: best.tflite is the closest (fewest violations)")
+    return TuneResult(outdir=str(out), study=study.study_name, objectives=objectives, trials=trials, pareto=pareto,
+                      best=best, best_meets_constraints=meets, device=device, new_measurements=new_measurements,
+                      interrupted=interrupted, notes=notes)
+
+
+def _write_outputs(result: TuneResult, out: Path) -> None:
+    from .report import write_html
+
+    pareto_dir = out / "pareto"
+    if pareto_dir.exists():
+        shutil.rmtree(pareto_dir)
+    pareto_dir.mkdir()
+    for number in result.pareto:
+        row = result.trial(number)
+        shutil.copyfile(row["path"], pareto_dir / Path(row["path"]).name)
+    best_file = out / "best.tflite"
+    if result.best is not None:
+        tmp = out / ".best.tflite.tmp"
+        shutil.copyfile(result.trial(result.best)["path"], tmp)
+        os.replace(tmp, best_file)
+    elif best_file.exists():
+        best_file.unlink()
+    tmp_json = out / ".results.json.tmp"
+    tmp_json.write_text(json.dumps(result.to_dict(), indent=2, default=str))
+    os.replace(tmp_json, out / "results.json")
+    write_html(result, out / "report.html")
+
+
+__all__ = ["OBJECTIVES", "Constraints", "EdgeSdkError", "TuneResult", "tune"]

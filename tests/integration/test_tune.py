@@ -1,0 +1,95 @@
+"""`tune` end to end on the digits CNN with the local device: search, constraints, resume, cache, outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import edgesdk
+from device_agent.protocol import BenchSettings
+from edgesdk.errors import RecipeError
+from edgesdk.profiles import load_profile
+from edgesdk.search import Constraints, build, tune
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent.parent
+MODEL = ROOT / "examples/digits/model.keras"
+VAL, TRAIN = ROOT / "examples/digits/val.npz", ROOT / "examples/digits/train.npz"
+QUICK = BenchSettings(runs=10, warmup=1, min_time_s=0.05)
+
+
+def small_space(**kwargs):
+    return build(load_profile("host"), precisions=kwargs.get("precisions", ["fp32", "int8"]),
+                 prune=kwargs.get("prune", ["none", "0.5"]), cluster=["none"])
+
+
+def run(outdir, store, **kwargs):
+    kwargs.setdefault("space", small_space())
+    return tune(MODEL, "host", outdir, data=VAL, train_data=TRAIN, settings=QUICK, store=store, epochs=1, **kwargs)
+
+
+def test_search_writes_best_pareto_results_and_report(tmp_path):
+    store = edgesdk.Store()
+    seen = []
+    result = run(tmp_path / "t", store, constraints=Constraints(max_accuracy_drop=0.02), progress=seen.append)
+    rows = [r for r in result.trials if r["status"] == "measured"]
+    assert sorted(r["recipe"] for r in rows) == ["fp32", "int8", "prune=0.5,fp32", "prune=0.5,int8"]
+    assert result.best is not None and result.best_meets_constraints
+    best = result.trial(result.best)
+    assert best["quality"]["before"] - best["quality"]["after"] <= 0.02 and not best["violations"]
+    # Pruning 50% of the digits CNN without long fine-tuning costs more than 2 points: flagged, not chosen.
+    assert all(r["violations"] for r in rows if r["recipe"].startswith("prune"))
+    assert (tmp_path / "t/best.tflite").read_bytes() == Path(best["path"]).read_bytes()
+    pareto_files = sorted(p.name for p in (tmp_path / "t/pareto").iterdir())
+    assert pareto_files == sorted(Path(result.trial(n)["path"]).name for n in result.pareto) and pareto_files
+    saved = json.loads((tmp_path / "t/results.json").read_text())
+    assert saved["best"] == result.best and len(saved["trials"]) == len(result.trials)
+    html = (tmp_path / "t/report.html").read_text()
+    assert html.count('class="point') == 2 * len(rows) and 'id="plot-latency"' in html and "<script" not in html
+    assert result.new_measurements == store.count_measurements() == 4
+    assert seen and seen[-1]["done"] == 4 and seen[-1]["total"] == 4 and seen[-1]["best"] is not None
+
+
+def test_constraints_prune_before_any_device_time(tmp_path):
+    store = edgesdk.Store()
+    result = run(tmp_path / "t", store, constraints=Constraints(max_memory_bytes=1000))
+    assert [r["status"] for r in result.trials] == ["rejected"] * 4
+    assert all("--max-memory" in r["reason"] and r["stage"] == "memory" for r in result.trials)
+    assert store.count_measurements() == 0 and result.best is None
+    assert not (tmp_path / "t/best.tflite").exists() and "no candidate could be measured" in result.notes
+    # A profile that refuses a precision: the space leaves it out, and asking for it is an error.
+    mcu = load_profile("edgetpu")
+    assert "fp32" not in build(mcu).precision
+    with pytest.raises(RecipeError, match="refuses precision"):
+        build(mcu, precisions=["fp32"])
+
+
+def test_resume_and_cache(tmp_path):
+    store = edgesdk.Store()
+    first = run(tmp_path / "t", store, budget=2)
+    assert len([r for r in first.trials if r["status"] == "measured"]) == 2
+    resumed = run(tmp_path / "t", store, budget=4)
+    assert len({r["recipe"] for r in resumed.trials}) == 4 and resumed.new_measurements == 2
+    again = run(tmp_path / "t", store, budget=4)  # the study is complete: no trial, no measurement
+    assert len(again.trials) == len(resumed.trials) and again.new_measurements == 0
+    # A fresh study elsewhere with the same store: the same candidates, answered from the store.
+    elsewhere = run(tmp_path / "other", store)
+    assert elsewhere.new_measurements == 0 and store.count_measurements() == 4
+    assert all(r["cached"] for r in elsewhere.trials if r["status"] == "measured")
+
+
+def test_cli_tune(tmp_path):
+    from typer.testing import CliRunner
+
+    from edgesdk.cli import app
+
+    out = tmp_path / "cli"
+    args = ["tune", str(MODEL), "-p", "host", "-d", str(VAL), "--train-data", str(TRAIN), "--precision", "int8",
+            "--prune", "none", "--cluster", "none", "--runs", "5", "--min-time", "0", "--epochs", "0", "-o", str(out)]
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, done.output
+    assert "best: int8" in done.output and (out / "best.tflite").is_file() and (out / "report.html").is_file()
+    bad = CliRunner().invoke(app, [*args[:-2], "--objectives", "speed", "-o", str(out)])
+    assert bad.exit_code != 0 and "unknown objective 'speed'" in str(bad.exception or bad.output)
