@@ -242,6 +242,11 @@ def tune(
             if p.get("time_budget_s"):
                 note += f" · {max(0.0, p['time_budget_s'] - p['elapsed_s']):.0f} s left"
             bar.update(task, completed=p["done"], total=p["total"], best=note)
+            row = p.get("row") or {}
+            if not err.is_terminal and row.get("recipe"):  # logs (CI, cron) get one line per trial
+                err.print(f"[{p['done']}/{p['total']}] {row['recipe']}: {row.get('status')}"
+                          + (f", p50 {row['latency_ms']:.4g} ms" if row.get("latency_ms") is not None else "")
+                          + (f" ({row['reason']})" if row.get("reason") else ""), highlight=False)
 
         result = run_tune(model, prof, outdir, device=device, data=data, train_data=train_data,
                           constraints=constraints, objectives=objectives.split(",") if objectives else None,
@@ -263,17 +268,18 @@ def _print_tune(result: Any) -> None:
         err.print(f"[yellow]note:[/yellow] {note}", highlight=False)
     table = Table(title=f"{result.study}: {len(result.trials)} trials on {result.device}")
     for column in ("#", "recipe", "status", "quality", "p50 ms", "bytes", "notes"):
-        table.add_column(column, justify="right" if column in ("#", "quality", "p50 ms", "bytes") else "left")
+        table.add_column(column, justify="right" if column in ("#", "quality", "p50 ms", "bytes") else "left",
+                         no_wrap=column == "recipe")
     from .search.tune import objective_value
 
     for r in result.trials:
         if not r.get("recipe"):
             continue
         q = objective_value("accuracy", r) if r.get("quality") else None
-        mark = " ★" if r["number"] == result.best else " ·P" if r["number"] in result.pareto else ""
+        mark = " ★ best" if r["number"] == result.best else " · Pareto" if r["number"] in result.pareto else ""
         notes = r.get("reason") or "; ".join(r.get("violations") or []) or \
             (f"repeat of #{r['repeat_of']}" if "repeat_of" in r else "")
-        table.add_row(str(r["number"]), r["recipe"] + mark, r.get("status", ""), "–" if q is None else f"{q:.4f}",
+        table.add_row(str(r["number"]), r["recipe"], r.get("status", "") + mark, "–" if q is None else f"{q:.4f}",
                       "–" if r.get("latency_ms") is None else f"{r['latency_ms']:.4g}",
                       "–" if r.get("model_bytes") is None else f"{r['model_bytes']:,}", notes[:70])
     out.print(table)

@@ -38,6 +38,15 @@ class Constraints:
     max_latency_ms: float | None = None
     max_memory_bytes: int | None = None
 
+    def bounded(self) -> frozenset[str]:
+        """The objectives these limits already bound."""
+        out = set()
+        if self.max_accuracy_drop is not None or self.min_accuracy is not None:
+            out.add("accuracy")
+        if self.max_latency_ms is not None:
+            out.add("latency")
+        return frozenset(out)
+
     def violations(self, row: dict[str, Any]) -> list[str]:
         """What ``row`` (a trial's result) breaks, as sentences; empty when it meets every limit."""
         out = []
@@ -113,14 +122,17 @@ def _pareto(rows: list[dict[str, Any]], objectives: list[str]) -> list[int]:
     return sorted(n for n, v in vecs.items() if not any(dominates(w, v) for m, w in vecs.items() if m != n))
 
 
-def _choose(rows: list[dict[str, Any]], objectives: list[str]) -> tuple[int | None, bool]:
-    """The best kept row: among those meeting every constraint, best on the first objective (ties by
-    the next); if none meets them, the one with the fewest violations."""
+def _choose(rows: list[dict[str, Any]], objectives: list[str],
+            constrained: frozenset[str] = frozenset()) -> tuple[int | None, bool]:
+    """The best measured row: among those meeting every constraint, best on the first objective that no
+    constraint already bounds (with --max-accuracy-drop, the fastest model within that drop), ties by the
+    others in order; if none meets them, the one with the fewest violations."""
     if not rows:
         return None, False
+    order = [o for o in objectives if o not in constrained] + [o for o in objectives if o in constrained]
 
     def key(r: dict[str, Any]) -> tuple[float, ...]:
-        return tuple((1.0 if OBJECTIVES[o] == "minimize" else -1.0) * objective_value(o, r) for o in objectives)
+        return tuple((1.0 if OBJECTIVES[o] == "minimize" else -1.0) * objective_value(o, r) for o in order)
 
     meeting = [r for r in rows if not r["violations"]]
     if meeting:
@@ -250,7 +262,7 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
         distinct = len(done_rows())
         if progress is not None:
             rows = [r for r in done_rows().values() if r.get("status") == "measured"]
-            best, _ = _choose(rows, objectives)
+            best, _ = _choose(rows, objectives, constraints.bounded())
             progress({"done": min(distinct, total), "total": total, "row": trial.user_attrs.get("row"),
                       "best": next((r for r in rows if r["number"] == best), None),
                       "elapsed_s": time.monotonic() - started, "time_budget_s": time_budget_s})
@@ -267,7 +279,7 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
         except KeyboardInterrupt:
             interrupted = True
             log.warning("interrupted: keeping the %d trials finished so far", _finished(study))
-    result = _collect(study, out, objectives, device, new_measurements, interrupted, space)
+    result = _collect(study, out, objectives, device, new_measurements, interrupted, space, constraints.bounded())
     _write_outputs(result, out)
     return result
 
@@ -280,7 +292,7 @@ def _finished(study: Any) -> int:
 
 
 def _collect(study: Any, out: Path, objectives: list[str], device: str, new_measurements: int,
-             interrupted: bool, space: spacemod.Space) -> TuneResult:
+             interrupted: bool, space: spacemod.Space, bounded: frozenset[str]) -> TuneResult:
     import optuna
 
     trials = []
@@ -292,7 +304,7 @@ def _collect(study: Any, out: Path, objectives: list[str], device: str, new_meas
         trials.append(row)
     kept = [r for r in trials if r.get("status") == "measured" and "repeat_of" not in r]
     pareto = _pareto(kept, objectives)
-    best, meets = _choose(kept, objectives)
+    best, meets = _choose(kept, objectives, bounded)
     notes = list(space.notes)
     if best is None:
         notes.append("no candidate could be measured")

@@ -12,6 +12,7 @@ from device_agent.protocol import BenchSettings
 from edgesdk.errors import RecipeError
 from edgesdk.profiles import load_profile
 from edgesdk.search import Constraints, build, tune
+from tests import browser
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -30,26 +31,66 @@ def run(outdir, store, **kwargs):
     return tune(MODEL, "host", outdir, data=VAL, train_data=TRAIN, settings=QUICK, store=store, epochs=1, **kwargs)
 
 
-def test_search_writes_best_pareto_results_and_report(tmp_path):
-    store = edgesdk.Store()
-    seen = []
-    result = run(tmp_path / "t", store, constraints=Constraints(max_accuracy_drop=0.02), progress=seen.append)
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """One tune of the small space, shared by the output tests."""
+    store = edgesdk.Store(f"sqlite:///{tmp_path_factory.mktemp('store') / 'results.sqlite'}")
+    seen: list[dict] = []
+    outdir = tmp_path_factory.mktemp("tune") / "t"
+    result = run(outdir, store, constraints=Constraints(max_accuracy_drop=0.02), progress=seen.append)
+    return result, outdir, store, seen
+
+
+def test_search_writes_best_pareto_results_and_report(searched):
+    result, outdir, store, seen = searched
     rows = [r for r in result.trials if r["status"] == "measured"]
     assert sorted(r["recipe"] for r in rows) == ["fp32", "int8", "prune=0.5,fp32", "prune=0.5,int8"]
     assert result.best is not None and result.best_meets_constraints
     best = result.trial(result.best)
     assert best["quality"]["before"] - best["quality"]["after"] <= 0.02 and not best["violations"]
+    # Accuracy is bounded by the constraint, so the choice is the fastest model within it.
+    assert best["latency_ms"] == min(r["latency_ms"] for r in rows if not r["violations"])
     # Pruning 50% of the digits CNN without long fine-tuning costs more than 2 points: flagged, not chosen.
     assert all(r["violations"] for r in rows if r["recipe"].startswith("prune"))
-    assert (tmp_path / "t/best.tflite").read_bytes() == Path(best["path"]).read_bytes()
-    pareto_files = sorted(p.name for p in (tmp_path / "t/pareto").iterdir())
+    assert (outdir / "best.tflite").read_bytes() == Path(best["path"]).read_bytes()
+    pareto_files = sorted(p.name for p in (outdir / "pareto").iterdir())
     assert pareto_files == sorted(Path(result.trial(n)["path"]).name for n in result.pareto) and pareto_files
-    saved = json.loads((tmp_path / "t/results.json").read_text())
+    saved = json.loads((outdir / "results.json").read_text())
     assert saved["best"] == result.best and len(saved["trials"]) == len(result.trials)
-    html = (tmp_path / "t/report.html").read_text()
+    html = (outdir / "report.html").read_text()
     assert html.count('class="point') == 2 * len(rows) and 'id="plot-latency"' in html and "<script" not in html
     assert result.new_measurements == store.count_measurements() == 4
     assert seen and seen[-1]["done"] == 4 and seen[-1]["total"] == 4 and seen[-1]["best"] is not None
+
+
+@pytest.mark.skipif(browser.available() is not None, reason=str(browser.available()))
+def test_report_renders_in_headless_chromium(searched):
+    """The report as Chromium lays it out: both plots, a point per measured candidate, the Pareto points
+    and the chosen one marked, the trial table. The screenshot is kept in tests/artifacts/."""
+    from html.parser import HTMLParser
+
+    result, outdir, _, _ = searched
+
+    class Collect(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tags: list[tuple[str, dict[str, str]]] = []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append((tag, {k: v or "" for k, v in attrs}))
+
+    page = Collect()
+    page.feed(browser.dom(outdir / "report.html"))
+    svgs = [a["id"] for t, a in page.tags if t == "svg"]
+    assert svgs == ["plot-latency", "plot-size"]
+    points = [a for t, a in page.tags if t == "circle" and "point" in a.get("class", "")]
+    measured = [r for r in result.trials if r["status"] == "measured"]
+    assert len(points) == 2 * len(measured)
+    assert {int(a["data-trial"]) for a in points if "pareto" in a["class"]} == set(result.pareto)
+    assert sum(1 for t, a in page.tags if t == "circle" and a.get("class") == "best") == 2
+    assert sum(1 for t, a in page.tags if t == "tr") >= len(result.trials) + 1
+    shot = browser.screenshot(outdir / "report.html", ROOT / "tests/artifacts/tune_report.png")
+    assert shot.stat().st_size > 10_000  # a rendered page, not an empty image
 
 
 def test_constraints_prune_before_any_device_time(tmp_path):
