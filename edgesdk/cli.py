@@ -173,8 +173,9 @@ def tune(
     profile: Annotated[str, typer.Option("--profile", "-p", help="target profile name or YAML path")],
     outdir: Annotated[Path, typer.Option("--output", "-o", help="directory for best.tflite, pareto/, results.json, "
                                          "report.html and the study")],
-    device: Annotated[str, typer.Option("--device", help="where to measure: local, ssh://…, adb://… or a named "
-                                        "device")] = "local",
+    device: Annotated[Optional[list[str]], typer.Option("--device", help="where to measure: local, ssh://…, "
+                                                        "adb://… or a named device; repeat to measure on several "
+                                                        "in parallel; none: latency is predicted (estimated)")] = None,
     data: Annotated[Optional[Path], typer.Option("--data", "-d", help=".npz to evaluate quality on (x, optional "
                                                  "y)")] = None,
     train_data: Annotated[Optional[Path], typer.Option("--train-data", help=".npz to calibrate and fine-tune "
@@ -248,7 +249,7 @@ def tune(
                           + (f", p50 {row['latency_ms']:.4g} ms" if row.get("latency_ms") is not None else "")
                           + (f" ({row['reason']})" if row.get("reason") else ""), highlight=False)
 
-        result = run_tune(model, prof, outdir, device=device, data=data, train_data=train_data,
+        result = run_tune(model, prof, outdir, devices=device or [], data=data, train_data=train_data,
                           constraints=constraints, objectives=objectives.split(",") if objectives else None,
                           budget=budget, time_budget_s=time_budget, storage=storage, study_name=study, seed=seed,
                           epochs=epochs, settings=BenchSettings(runs=runs, min_time_s=min_time), store=Store(store),
@@ -263,10 +264,52 @@ def tune(
         raise typer.Exit(1)
 
 
+@app.command()
+def calibrate(
+    profile: Annotated[str, typer.Option("--profile", "-p", help="the profile whose predictor to fit")],
+    device: Annotated[str, typer.Option("--device", help="where to measure: local, ssh://…, adb://… or a named "
+                                        "device")] = "local",
+    models: Annotated[int, typer.Option("--models", min=2, help="generated micro-models (each measured per "
+                                        "precision)")] = 16,
+    precision: Annotated[Optional[list[str]], typer.Option("--precision", help="precisions to calibrate "
+                                                           "(default: fp32, dynamic, int8, int16x8 where the "
+                                                           "profile runs them)")] = None,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fit a profile's latency predictor to a device: measure generated micro-models, save the coefficients.
+
+    The predictor estimates latency from MACs (per precision, dense and depthwise), bytes moved and the
+    operator count; `tune` uses it when no device is given, flagging every figure as estimated, and to
+    skip candidates predicted far over --max-latency-ms. The fit is saved beside a user's profile YAML
+    (NAME.calibration.json), or in the data directory for a shipped profile.
+
+    Example: edgesdk calibrate -p rpi5 --device pi5
+    """
+    from device_agent.protocol import BenchSettings
+
+    from .profiles import load_profile
+    from .search import predict
+    from .store import Store
+
+    prof = load_profile(profile)
+    with err.status("calibrating…") as status:
+        predictor = predict.calibrate(prof, device, count=models, precisions=precision or None,
+                                      settings=BenchSettings(runs=30, warmup=3, min_time_s=0.3), store=Store(store),
+                                      progress=lambda message: status.update(f"measuring {message}…"))
+    if as_json:
+        _print_json(predictor.to_dict())
+        return
+    out.print(f"calibrated {prof.name} on {device} ({predictor.samples} measurements, runtime "
+              f"{predictor.runtime['name'] if predictor.runtime else '?'}): median error of the fit "
+              f"{predictor.fit_mape:.1%}; saved to {predict.calibration_path(prof)}", highlight=False)
+
+
 def _print_tune(result: Any) -> None:
     for note in result.notes:
         err.print(f"[yellow]note:[/yellow] {note}", highlight=False)
-    table = Table(title=f"{result.study}: {len(result.trials)} trials on {result.device}")
+    where = ", ".join(result.devices) or "no device (latency ESTIMATED)"
+    table = Table(title=f"{result.study}: {len(result.trials)} trials on {where}")
     for column in ("#", "recipe", "status", "quality", "p50 ms", "bytes", "notes"):
         table.add_column(column, justify="right" if column in ("#", "quality", "p50 ms", "bytes") else "left",
                          no_wrap=column == "recipe")
@@ -279,8 +322,10 @@ def _print_tune(result: Any) -> None:
         mark = " ★ best" if r["number"] == result.best else " · Pareto" if r["number"] in result.pareto else ""
         notes = r.get("reason") or "; ".join(r.get("violations") or []) or \
             (f"repeat of #{r['repeat_of']}" if "repeat_of" in r else "")
+        latency = "–" if r.get("latency_ms") is None else f"{r['latency_ms']:.4g}" + (" est." if r.get("estimated")
+                                                                                     else "")
         table.add_row(str(r["number"]), r["recipe"], r.get("status", "") + mark, "–" if q is None else f"{q:.4f}",
-                      "–" if r.get("latency_ms") is None else f"{r['latency_ms']:.4g}",
+                      latency,
                       "–" if r.get("model_bytes") is None else f"{r['model_bytes']:,}", notes[:70])
     out.print(table)
     if result.best is not None:

@@ -28,6 +28,7 @@ def isolated_store(tmp_path, monkeypatch):
     """Every test gets its own SQLite store; nothing touches the user's data directory."""
     url = f"sqlite:///{tmp_path / 'store.sqlite'}"
     monkeypatch.setenv("EDGESDK_STORE", url)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))  # calibrations of shipped profiles
     return url
 
 

@@ -87,10 +87,11 @@ def write_html(result: Any, path: Path) -> None:
     pareto = set(result.pareto)
     best = result.trial(result.best) if result.best is not None else None
     e = html.escape
+    where = ", ".join(result.devices) or "none: latency ESTIMATED"
     out = ["<!doctype html><html lang='en'><head><meta charset='utf-8'>",
            f"<title>edgesdk tune · {e(result.study)}</title><style>{_CSS}</style></head><body>",
            f"<h1>edgesdk tune: {e(result.study)}</h1>",
-           f"<p><span class='pill'>device {e(result.device)}</span><span class='pill'>objectives "
+           f"<p><span class='pill'>device {e(where)}</span><span class='pill'>objectives "
            f"{e(', '.join(result.objectives))}</span><span class='pill'>{len(rows)} trials</span>"
            f"<span class='pill'>{len(kept)} measured</span><span class='pill'>{len(pareto)} on the Pareto front"
            "</span></p>"]
@@ -100,15 +101,19 @@ def write_html(result: Any, path: Path) -> None:
     if best is not None:
         verdict = "meets every constraint" if result.best_meets_constraints else \
             "meets NOT every constraint (closest): " + "; ".join(best.get("violations") or [])
+        est = " <span class='est'>estimated</span>" if best.get("estimated") else ""
         out.append(f"<h2>Chosen: <code>{e(best['recipe'])}</code></h2><p id='best'>best.tflite, trial "
-                   f"#{best['number']}: {e(verdict)}. p50 {best['latency_ms']:.4g} ms, "
+                   f"#{best['number']}: {e(verdict)}. p50 {best['latency_ms']:.4g} ms{est}, "
                    f"{best['model_bytes']:,} bytes.</p>")
     out.append("<h2>Pareto front</h2><div class='plots'>")
     out.append(_scatter(kept, pareto, result.best, "latency_ms", "latency p50 (ms)", "plot-latency"))
     out.append(_scatter(kept, pareto, result.best, "model_bytes", "size (bytes)", "plot-size"))
+    if any(r.get("estimated") for r in kept):
+        how = "<b class='est'>ESTIMATED</b> by the profile's latency predictor (no device was given), not measured"
+    else:
+        how = "<b>measured</b> on the device"
     out.append("</div><p>Blue: on the study's Pareto front; dashed: the front of each plot's two axes. "
-               "Green ring: the chosen model. Every latency here was "
-               "<b>measured</b> on the device; estimated figures, where any appear, are marked "
+               f"Green ring: the chosen model. Every latency here was {how}; estimated figures are marked "
                "<span class='est'>estimated</span>.</p>")
     out.append("<h2>Trials</h2><table id='trials'><tr><th>#</th><th class='l'>recipe</th><th class='l'>status"
                "</th><th>quality</th><th>p50 ms</th><th>bytes</th><th>gzip</th><th>memory</th><th>energy mJ</th>"
@@ -125,7 +130,8 @@ def write_html(result: Any, path: Path) -> None:
             notes = (notes + "; " if notes else "") + "measurement from the store"
         out.append(f"<tr class='{e(klass)}'><td>{r['number']}</td><td class='l'><code>{e(r['recipe'])}</code></td>"
                    f"<td class='l'>{e(r.get('status', ''))}{' · Pareto' if r['number'] in pareto else ''}</td>"
-                   f"<td>{_cell(q, '{:.4f}')}</td><td>{_cell(r.get('latency_ms'), '{:.4g}')}</td>"
+                   f"<td>{_cell(q, '{:.4f}')}</td><td>{_cell(r.get('latency_ms'), '{:.4g}')}"
+                   f"{' <span class=est>estimated</span>' if r.get('estimated') else ''}</td>"
                    f"<td>{_cell(r.get('model_bytes'), '{:,}')}</td><td>{_cell(r.get('gzip_bytes'), '{:,}')}</td>"
                    f"<td>{_cell(r.get('memory_bytes'), '{:,}')}</td><td>{energy}</td>"
                    f"<td class='l'>{e(notes)}</td></tr>")

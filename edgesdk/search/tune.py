@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -21,6 +23,7 @@ from typing import Any, Literal
 
 from ..errors import EdgeSdkError, RecipeError
 from ..profiles import Profile, load_profile
+from . import predict
 from . import space as spacemod
 
 log = logging.getLogger(__name__)
@@ -78,7 +81,7 @@ class TuneResult:
     pareto: list[int]
     best: int | None
     best_meets_constraints: bool
-    device: str
+    devices: list[str]
     new_measurements: int
     interrupted: bool = False
     notes: list[str] = field(default_factory=list)
@@ -141,13 +144,16 @@ def _choose(rows: list[dict[str, Any]], objectives: list[str],
 
 
 def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os.PathLike[str], *,
-         device: str = "local", data: str | os.PathLike[str] | None = None,
+         devices: list[str] | None = None, data: str | os.PathLike[str] | None = None,
          train_data: str | os.PathLike[str] | None = None, constraints: Constraints | None = None,
          objectives: list[str] | None = None, budget: int | None = None, time_budget_s: float | None = None,
          storage: str | None = None, study_name: str | None = None, seed: int = 0, epochs: int = 1,
          settings: Any = None, store: Any = None, space: spacemod.Space | None = None,
          progress: Callable[[dict[str, Any]], None] | None = None) -> TuneResult:
-    """Search compressions of ``model`` for ``profile``, measured on ``device``; write OUTDIR.
+    """Search compressions of ``model`` for ``profile``, measured on ``devices``; write OUTDIR.
+
+    Several devices measure candidates in parallel, each one at a time. With no device, latency is
+    predicted by the profile's predictor (calibrated by ``edgesdk calibrate``) and flagged estimated.
 
     Writes ``best.tflite``, ``pareto/*.tflite``, ``candidates/*.tflite``, ``results.json`` and
     ``report.html``. ``budget`` is the total number of trials of the study (trials of an earlier run
@@ -167,6 +173,7 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
 
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
     source = models.identify(model)
+    devices = list(dict.fromkeys(devices or []))
     objectives = objectives or (["accuracy", "latency"] if data is not None else ["latency", "size"])
     for name in objectives:
         if name not in OBJECTIVES:
@@ -197,6 +204,13 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
         raise RecipeError(f"study {study_name!r} was run with objectives {study.user_attrs['objectives']}; "
                           f"use those, or another --study / OUTDIR")
     study.set_user_attr("objectives", objectives)
+    claims = _Claims(storage, study_name)
+    predictor = predict.load(prof)
+    pool: queue.Queue[str] = queue.Queue()
+    for name in devices:
+        pool.put(name)
+    host_lock = threading.Lock()  # compression (TensorFlow, Keras) runs one at a time; devices in parallel
+    counter_lock = threading.Lock()
     new_measurements = 0
     started = time.monotonic()
     total = min(budget, len(space)) if budget is not None else len(space)
@@ -207,54 +221,82 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
                 study.enqueue_trial(cand.params(), skip_if_exists=True)
 
     def done_rows() -> dict[str, dict[str, Any]]:
-        rows = {}
+        rows: dict[str, dict[str, Any]] = {}
         for t in study.get_trials(deepcopy=False):
-            if "row" in t.user_attrs and t.state != optuna.trial.TrialState.RUNNING:
-                rows[t.user_attrs["row"]["recipe"]] = t.user_attrs["row"]
+            row = t.user_attrs.get("row")
+            if row and t.state != optuna.trial.TrialState.RUNNING and "repeat_of" not in row:
+                rows.setdefault(row["recipe"], row)
         return rows
 
     def objective(trial: optuna.Trial) -> tuple[float, ...] | float:
-        nonlocal new_measurements
         cand = spacemod.Candidate(**{dim: trial.suggest_categorical(dim, list(values))
                                      for dim, values in space.dimensions().items()})
-        earlier = done_rows().get(cand.recipe)
         row: dict[str, Any] = {"number": trial.number, "recipe": cand.recipe, "params": cand.params()}
-        if earlier is not None:  # the sampler proposed a candidate again: answer without work
-            row = {**earlier, "number": trial.number, "repeat_of": earlier["number"]}
-        else:
-            row.update(_run_candidate(cand, row))
+        earlier = done_rows().get(cand.recipe)
+        owner = None if earlier is not None else claims.claim(cand.recipe, trial.number)
+        if owner is not None and owner != trial.number and _failed(study, owner):
+            owner = claims.take_over(cand.recipe, trial.number)  # its worker died: try it again here
+        if earlier is not None or owner != trial.number:
+            # Proposed again, here or by another worker: no work, and no budget spent.
+            trial.set_user_attr("row", {**(earlier or row), "number": trial.number, "status": "repeat",
+                                        "repeat_of": earlier["number"] if earlier else owner,
+                                        "reason": "already tried"})
+            raise optuna.TrialPruned("already tried")
+        try:
+            row.update(run_candidate(cand))
+        except BaseException:
+            claims.release(cand.recipe)  # a failed or interrupted trial leaves the candidate to be tried again
+            raise
         trial.set_user_attr("row", row)
         if row["status"] != "measured":
             raise optuna.TrialPruned(row["reason"])
         values = tuple(objective_value(o, row) for o in objectives)
         return values if len(values) > 1 else values[0]
 
-    def _run_candidate(cand: spacemod.Candidate, row: dict[str, Any]) -> dict[str, Any]:
+    def run_candidate(cand: spacemod.Candidate) -> dict[str, Any]:
         nonlocal new_measurements
         path = out / "candidates" / f"{cand.slug}.tflite"
-        try:
-            result = compress(source.path, prof, cand.recipe, path, data, train_data=train_data, epochs=epochs,
-                              seed=seed, store=store)
-        except RecipeError as exc:  # the profile refuses it (precision, operators, memory): no device time
-            return {"status": "rejected", "reason": str(exc), "stage": "compress"}
-        report = analyze(path)
+        with host_lock:
+            try:
+                result = compress(source.path, prof, cand.recipe, path, data, train_data=train_data, epochs=epochs,
+                                  seed=seed, store=store)
+            except RecipeError as exc:  # the profile refuses it (precision, operators, memory): no device time
+                return {"status": "rejected", "reason": str(exc), "stage": "compress"}
+            report = analyze(path)
         memory = (report.weight_bytes if prof.memory.weights_in_ram else 0) + report.peak_activation_bytes
+        predicted = predictor.predict_ms(report, prof)
         facts = {"path": str(path), "sha256": result.sha256, "model_bytes": result.model_bytes,
                  "gzip_bytes": result.gzip_bytes, "memory_bytes": memory, "quality": result.quality,
-                 "precision": result.precision, "warnings": result.warnings}
+                 "precision": result.precision, "warnings": result.warnings, "predicted_ms": predicted,
+                 "predictor_calibrated": predictor.calibrated}
         if constraints.max_memory_bytes is not None and memory > constraints.max_memory_bytes:
             return {**facts, "status": "rejected", "stage": "memory",
                     "reason": f"weights + peak activations {memory:,} B > --max-memory "
                               f"{constraints.max_memory_bytes:,} B"}
-        m = bench(path, device, settings, store=store)
-        new_measurements += 0 if m.cached else 1
+        if constraints.max_latency_ms is not None and predictor.calibrated and devices and \
+                predicted > 2 * constraints.max_latency_ms:
+            return {**facts, "status": "rejected", "stage": "predicted",
+                    "reason": f"predicted p50 {predicted:.4g} ms (estimated) is over twice --max-latency-ms; "
+                              "not measured"}
+        if not devices:  # no device: the calibrated (or roofline) prediction stands in, flagged
+            facts.update(latency_ms=predicted, estimated=True, energy_mj=None, device=None, cached=False,
+                         runtime=None, latency=None)
+            facts["violations"] = constraints.violations(facts)
+            return {**facts, "status": "measured", "reason": None}
+        name = pool.get()  # one measurement at a time per device
+        try:
+            m = bench(path, name, settings, store=store)
+        finally:
+            pool.put(name)
+        with counter_lock:
+            new_measurements += 0 if m.cached else 1
         doc = m.document
         power = doc.get("power") or {}
         facts.update(latency_ms=doc["latency"]["p50_ms"] if doc["latency"]["p50_ms"] is not None
                      else doc["latency"]["mean_ms"], latency=doc["latency"], measured_memory=doc["memory"],
                      energy_mj=power.get("energy_per_inference_mj"), energy_estimated=bool(power.get("estimated")),
                      measurement_key=m.key, cached=m.cached, device=doc["device"], runtime=doc["runtime"],
-                     estimated=False)
+                     measured_on=name, estimated=False)
         facts["violations"] = constraints.violations(facts)
         return {**facts, "status": "measured", "reason": None}
 
@@ -275,13 +317,21 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
         # Samplers can keep proposing known points of a small space; five times the budget is the cap.
         try:
             study.optimize(objective, n_trials=5 * total, timeout=time_budget_s, callbacks=[callback],
-                           catch=(), gc_after_trial=False)
+                           catch=(), gc_after_trial=False, n_jobs=max(1, len(devices)))
         except KeyboardInterrupt:
             interrupted = True
-            log.warning("interrupted: keeping the %d trials finished so far", _finished(study))
-    result = _collect(study, out, objectives, device, new_measurements, interrupted, space, constraints.bounded())
+            log.warning("interrupted: keeping the %d candidates finished so far", len(done_rows()))
+    result = _collect(study, out, objectives, devices, new_measurements, interrupted, space, constraints.bounded(),
+                      predictor)
     _write_outputs(result, out)
     return result
+
+
+def _failed(study: Any, number: int) -> bool:
+    import optuna
+
+    return any(t.number == number and t.state == optuna.trial.TrialState.FAIL
+               for t in study.get_trials(deepcopy=False))
 
 
 def _finished(study: Any) -> int:
@@ -291,8 +341,8 @@ def _finished(study: Any) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
-def _collect(study: Any, out: Path, objectives: list[str], device: str, new_measurements: int,
-             interrupted: bool, space: spacemod.Space, bounded: frozenset[str]) -> TuneResult:
+def _collect(study: Any, out: Path, objectives: list[str], devices: list[str], new_measurements: int,
+             interrupted: bool, space: spacemod.Space, bounded: frozenset[str], predictor: Any) -> TuneResult:
     import optuna
 
     trials = []
@@ -302,16 +352,24 @@ def _collect(study: Any, out: Path, objectives: list[str], device: str, new_meas
         if t.state == optuna.trial.TrialState.FAIL and row.get("status") == "measured":
             row["status"] = "failed"
         trials.append(row)
-    kept = [r for r in trials if r.get("status") == "measured" and "repeat_of" not in r]
+    kept = [r for r in trials if r.get("status") == "measured"]
     pareto = _pareto(kept, objectives)
     best, meets = _choose(kept, objectives, bounded)
     notes = list(space.notes)
+    if not devices:
+        kind = "calibrated" if predictor.calibrated else "uncalibrated roofline"
+        notes.append(f"no device: every latency is ESTIMATED by the {kind} predictor of profile "
+                     f"{predictor.profile}, not measured")
+    hardware = {tuple((r.get("device") or {}).get(k) for k in ("machine", "cpu_model", "cores", "ram_bytes"))
+                for r in kept if r.get("device")}
+    if len(hardware) > 1:
+        notes.append("the devices differ in hardware: latencies measured on different devices are compared")
     if best is None:
         notes.append("no candidate could be measured")
     elif not meets:
         notes.append("no candidate meets every constraint: best.tflite is the closest (fewest violations)")
     return TuneResult(outdir=str(out), study=study.study_name, objectives=objectives, trials=trials, pareto=pareto,
-                      best=best, best_meets_constraints=meets, device=device, new_measurements=new_measurements,
+                      best=best, best_meets_constraints=meets, devices=devices, new_measurements=new_measurements,
                       interrupted=interrupted, notes=notes)
 
 
@@ -339,3 +397,49 @@ def _write_outputs(result: TuneResult, out: Path) -> None:
 
 
 __all__ = ["OBJECTIVES", "Constraints", "EdgeSdkError", "TuneResult", "tune"]
+
+
+class _Claims:
+    """Which worker took which candidate, in a table of the study's own database, so that workers on
+    several hosts sharing one study (PostgreSQL) never compress and measure a candidate twice."""
+
+    def __init__(self, url: str, study: str) -> None:
+        import sqlalchemy as sa
+
+        self.study = study
+        self.engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        self.table = sa.Table("edgesdk_claims", sa.MetaData(), sa.Column("study", sa.String(512), primary_key=True),
+                              sa.Column("recipe", sa.String(512), primary_key=True),
+                              sa.Column("trial", sa.Integer, nullable=False))
+        try:
+            self.table.create(self.engine, checkfirst=True)
+        except sa.exc.DBAPIError:  # another worker created it at the same moment
+            pass
+
+    def claim(self, recipe: str, trial: int) -> int:
+        """The trial that owns ``recipe``: ``trial`` itself if it got there first."""
+        import sqlalchemy as sa
+
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(self.table.insert().values(study=self.study, recipe=recipe, trial=trial))
+            return trial
+        except sa.exc.IntegrityError:
+            with self.engine.connect() as conn:
+                owner = conn.execute(sa.select(self.table.c.trial).where(
+                    self.table.c.study == self.study, self.table.c.recipe == recipe)).scalar()
+            return int(owner) if owner is not None else trial
+
+    def take_over(self, recipe: str, trial: int) -> int:
+        import sqlalchemy as sa
+
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(self.table).where(self.table.c.study == self.study, self.table.c.recipe == recipe)
+                         .values(trial=trial))
+        return trial
+
+    def release(self, recipe: str) -> None:
+        import sqlalchemy as sa
+
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(self.table).where(self.table.c.study == self.study, self.table.c.recipe == recipe))

@@ -28,6 +28,7 @@ def small_space(**kwargs):
 
 def run(outdir, store, **kwargs):
     kwargs.setdefault("space", small_space())
+    kwargs.setdefault("devices", ["local"])
     return tune(MODEL, "host", outdir, data=VAL, train_data=TRAIN, settings=QUICK, store=store, epochs=1, **kwargs)
 
 
@@ -127,7 +128,7 @@ def test_cli_tune(tmp_path):
     from edgesdk.cli import app
 
     out = tmp_path / "cli"
-    args = ["tune", str(MODEL), "-p", "host", "-d", str(VAL), "--train-data", str(TRAIN), "--precision", "int8",
+    args = ["tune", str(MODEL), "-p", "host", "--device", "local", "-d", str(VAL), "--train-data", str(TRAIN), "--precision", "int8",
             "--prune", "none", "--cluster", "none", "--runs", "5", "--min-time", "0", "--epochs", "0", "-o", str(out)]
     done = CliRunner().invoke(app, args)
     assert done.exit_code == 0, done.output

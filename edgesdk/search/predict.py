@@ -1,0 +1,209 @@
+"""A latency predictor per profile: a roofline cost per operator, calibrated on the device.
+
+Features of a .tflite (from :mod:`edgesdk.inspect`): MACs of dense ops (convolutions, fully connected)
+and of depthwise ops, each divided by the profile's peak MAC/s for the model's precision; bytes moved
+(activations written plus weights read) over the profile's memory bandwidth; the operator count; and a
+constant. Uncalibrated, the prediction is the roofline alone (MACs over peak plus bytes over bandwidth),
+which a CPU rarely reaches. ``edgesdk calibrate`` measures generated micro-models on the device and fits
+non-negative coefficients that minimize the relative error; they are saved beside the profile (for a
+shipped profile, in the user data directory). Every predicted figure is flagged ``estimated``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import platformdirs
+
+from ..errors import MeasurementError, ProfileError
+from ..inspect import ModelReport, analyze
+from ..profiles import Profile, load_profile
+
+log = logging.getLogger(__name__)
+
+# Kernels differ by precision far more than a roofline says (on x86, XNNPACK's float kernels beat its
+# int8 ones on some layers; int16x8 runs reference kernels): compute is costed per precision class.
+CLASSES = {"fp32": "float", "fp16": "float", "dynamic": "dynamic", "int8": "int8", "int16x8": "int16x8"}
+FEATURES = ("fixed_ms", "per_op_ms", "memory",
+            *(f"{c}_{kind}" for c in ("float", "dynamic", "int8", "int16x8") for kind in ("dense", "depthwise")))
+_DENSE = {"CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL", "TRANSPOSE_CONV", "CONV_3D"}
+_DEPTHWISE = {"DEPTHWISE_CONV_2D"}
+
+
+def roofline(profile: Profile) -> dict[str, float]:
+    """Uncalibrated coefficients: MACs at the profile's peak rate, bytes at its bandwidth (ms per unit)."""
+    coefficients = {"fixed_ms": 0.0, "per_op_ms": 0.0, "memory": 1e3 / profile.roofline.memory_bandwidth_bytes_per_s}
+    fallback = max(profile.roofline.peak_macs_per_s.values())
+    for precision, klass in CLASSES.items():
+        peak = profile.roofline.peak_macs_per_s.get(precision, fallback)
+        for kind in ("dense", "depthwise"):
+            coefficients.setdefault(f"{klass}_{kind}", 1e3 / peak)
+    return coefficients
+
+
+def features(report: ModelReport) -> dict[str, float]:
+    """The predictor's inputs for one model: MACs by precision class and kind, bytes moved, operators."""
+    out = dict.fromkeys(FEATURES, 0.0)
+    klass = CLASSES.get(report.precision, "float")
+    out[f"{klass}_dense"] = float(sum(layer.macs for layer in report.layers if layer.op in _DENSE))
+    out[f"{klass}_depthwise"] = float(sum(layer.macs for layer in report.layers if layer.op in _DEPTHWISE))
+    out["memory"] = float(sum(layer.output_bytes for layer in report.layers) + report.weight_bytes)
+    out["fixed_ms"], out["per_op_ms"] = 1.0, float(len(report.layers))
+    return out
+
+
+@dataclass
+class Predictor:
+    """Coefficients for one profile; ``calibrated`` says whether a device fitted them."""
+
+    profile: str
+    coefficients: dict[str, float] = field(default_factory=dict)
+    calibrated: bool = False
+    precisions: list[str] = field(default_factory=list)  # calibrated on the device; others use the roofline
+    device: str | None = None
+    device_fingerprint: str | None = None
+    runtime: dict[str, str] | None = None
+    samples: int = 0
+    fit_mape: float | None = None
+
+    def predict_ms(self, model: str | os.PathLike[str] | ModelReport, profile: Profile) -> float:
+        report = model if isinstance(model, ModelReport) else analyze(Path(model))
+        coefficients = {**roofline(profile), **self.coefficients}
+        f = features(report)
+        return float(sum(coefficients[k] * f[k] for k in FEATURES))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def calibration_path(profile: Profile) -> Path:
+    """Beside the profile's YAML for a user's profile; in the data directory for a shipped one."""
+    shipped = Path(__file__).resolve().parent.parent / "profiles"
+    source = Path(profile.path) if profile.path else None
+    if source is None or source.resolve().parent == shipped:
+        return Path(platformdirs.user_data_dir("edgesdk")) / "calibration" / f"{profile.name}.json"
+    return source.with_suffix(".calibration.json")
+
+
+def load(profile: Profile) -> Predictor:
+    """The calibrated predictor for ``profile`` if one was saved, else the plain roofline."""
+    path = calibration_path(profile)
+    if not path.is_file():
+        return Predictor(profile.name, roofline(profile))
+    try:
+        doc = json.loads(path.read_text())
+        predictor = Predictor(**doc)
+    except (ValueError, TypeError) as exc:
+        raise ProfileError(f"{path}: not a calibration file ({exc}); delete it or run `edgesdk calibrate`") from exc
+    if set(predictor.coefficients) != set(FEATURES):
+        raise ProfileError(f"{path}: calibration for other features; run `edgesdk calibrate` again")
+    return predictor
+
+
+def fit(rows: list[tuple[dict[str, float], float]], base: dict[str, float]) -> tuple[dict[str, float], float]:
+    """Non-negative coefficients minimizing the relative error over (features, measured ms) rows.
+
+    A feature no row exercises (a precision not calibrated) keeps its ``base`` (roofline) coefficient.
+    """
+    from scipy.optimize import nnls
+
+    a = np.array([[f[k] for k in FEATURES] for f, _ in rows], dtype=np.float64)
+    y = np.array([ms for _, ms in rows], dtype=np.float64)
+    scale = a.max(axis=0)
+    scale[scale == 0] = 1.0
+    coef, _ = nnls((a / scale) / y[:, None], np.ones_like(y))
+    coef = coef / scale
+    predicted = a @ coef
+    mape = float(np.median(np.abs(predicted - y) / y))
+    used = a.max(axis=0) > 0
+    return {k: float(c) if u else base[k] for k, c, u in zip(FEATURES, coef, used, strict=True)}, mape
+
+
+def micro_models(count: int, seed: int = 0) -> list[tuple[str, Any]]:
+    """``count`` small tf_keras models spanning dense and depthwise convolutions, dense layers, widths
+    and resolutions: the calibration set (generated, so nothing is downloaded)."""
+    import tf_keras as k
+
+    rng = np.random.default_rng(seed)
+    out = []
+    kinds = ["conv", "depthwise", "dense", "mixed"]
+    for i in range(count):
+        kind = kinds[i % len(kinds)]
+        size = int(rng.choice([16, 24, 32, 48]))
+        width = int(rng.choice([8, 16, 32, 64]))
+        depth = int(rng.integers(1, 5))
+        inp = k.Input((size * 8,)) if kind == "dense" else k.Input((size, size, 3))
+        x = inp
+        for _ in range(depth):
+            if kind == "conv" or (kind == "mixed" and rng.random() < 0.5):
+                x = k.layers.Conv2D(width, 3, padding="same", activation="relu")(x)
+            elif kind in ("depthwise", "mixed"):
+                x = k.layers.DepthwiseConv2D(3, padding="same", activation="relu")(x)
+                x = k.layers.Conv2D(width, 1, activation="relu")(x)
+            else:
+                x = k.layers.Dense(width * 8, activation="relu")(x)
+        if kind != "dense":
+            x = k.layers.GlobalAveragePooling2D()(x)
+        x = k.layers.Dense(10)(x)
+        out.append((f"micro{i:02d}-{kind}-{size}px-{width}w-{depth}d", k.Model(inp, x)))
+    return out
+
+
+def calibrate(profile: str | Profile, device: str = "local", *, count: int = 16, precisions: list[str] | None = None,
+              settings: Any = None, store: Any = None, save: bool = True,
+              progress: Callable[[str], None] | None = None) -> Predictor:
+    """Measure generated micro-models on ``device`` and fit the profile's predictor; save it.
+
+    Raises:
+        ProfileError: no precision of the profile can be calibrated. DeployError, MeasurementError: the
+            device failed (nothing is saved).
+    """
+    from device_agent.protocol import BenchSettings
+
+    from ..measure import bench
+    from ..techniques import Step
+    from ..techniques.convert import convert
+
+    prof = profile if isinstance(profile, Profile) else load_profile(profile)
+    # One precision per class is enough: fp16 runs as fp32 on CPUs.
+    wanted = precisions or [p for p in ("fp32", "dynamic", "int8", "int16x8") if p in prof.precisions]
+    if not wanted:
+        raise ProfileError(f"profile {prof.name} runs none of fp32, dynamic, int8, int16x8")
+    settings = settings or BenchSettings(runs=30, warmup=3, min_time_s=0.3)
+    say = progress or (lambda message: log.info(message))
+    rows: list[tuple[dict[str, float], float]] = []
+    first: Any = None
+    with tempfile.TemporaryDirectory(prefix="edgesdk-calibrate-") as tmp:
+        models = micro_models(count)
+        for n, (name, model) in enumerate(models):
+            for precision in wanted:
+                shape = [1, *model.input_shape[1:]]
+                calibration = np.random.default_rng(n).standard_normal([16, *shape[1:]]).astype(np.float32)
+                path = Path(tmp) / f"{name}-{precision}.tflite"
+                path.write_bytes(convert(model, Step(precision), calibration))
+                say(f"[{n * len(wanted) + wanted.index(precision) + 1}/{len(models) * len(wanted)}] {path.stem}")
+                m = bench(path, device, settings, store=store)
+                first = first or m
+                ms = m.latency["p50_ms"] if m.latency["p50_ms"] is not None else m.latency["mean_ms"]
+                rows.append((features(analyze(path)), float(ms)))
+    if len(rows) < len(FEATURES):
+        raise MeasurementError(f"calibration needs at least {len(FEATURES)} measurements; got {len(rows)}")
+    coefficients, mape = fit(rows, roofline(prof))
+    predictor = Predictor(prof.name, coefficients, calibrated=True, precisions=wanted, device=device,
+                          device_fingerprint=first.document["device"]["fingerprint"],
+                          runtime=first.document["runtime"], samples=len(rows), fit_mape=mape)
+    if save:
+        path = calibration_path(prof)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp_path = path.with_suffix(".tmp")
+        tmp_path.write_text(json.dumps(predictor.to_dict(), indent=2))
+        tmp_path.replace(path)
+    return predictor

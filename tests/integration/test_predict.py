@@ -1,0 +1,71 @@
+"""The latency predictor: roofline features, calibration on the local device, estimated figures in tune."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+import edgesdk
+from device_agent.protocol import BenchSettings
+from edgesdk.inspect import analyze
+from edgesdk.profiles import load_profile
+from edgesdk.search import build, predict, tune
+
+from .test_tune import MODEL, TRAIN, VAL
+
+QUICK = BenchSettings(runs=20, warmup=2, min_time_s=0.1)
+
+
+def test_fit_recovers_known_coefficients():
+    rng = np.random.default_rng(0)
+    truth = {k: 0.0 for k in predict.FEATURES} | {"fixed_ms": 0.05, "per_op_ms": 0.002, "float_dense": 2e-8,
+                                                   "int8_dense": 1e-8, "memory": 1e-9}
+    rows = []
+    for _ in range(40):
+        f = dict.fromkeys(predict.FEATURES, 0.0) | {"fixed_ms": 1.0, "per_op_ms": float(rng.integers(2, 40)),
+                                                    "memory": float(rng.integers(10**4, 10**7))}
+        f["float_dense" if rng.random() < 0.5 else "int8_dense"] = float(rng.integers(10**5, 10**8))
+        rows.append((f, sum(truth[k] * f[k] for k in predict.FEATURES)))
+    base = predict.roofline(load_profile("host"))
+    coefficients, mape = predict.fit(rows, base)
+    assert mape < 1e-6
+    for key in ("fixed_ms", "per_op_ms", "float_dense", "int8_dense", "memory"):
+        assert coefficients[key] == pytest.approx(truth[key], rel=1e-3)
+    assert coefficients["int16x8_dense"] == base["int16x8_dense"]  # not exercised: the roofline stays
+
+
+@pytest.mark.slow
+def test_calibrate_on_the_local_device_and_predict_held_out(tflite_path, tmp_path):
+    profile = load_profile("host")
+    roofline_ms = predict.load(profile).predict_ms(tflite_path, profile)
+    measured = edgesdk.bench(tflite_path, "local", QUICK).latency["p50_ms"]
+    assert not predict.load(profile).calibrated and roofline_ms < measured  # a peak rate is never reached
+    fitted = predict.calibrate(profile, "local", count=8, precisions=["fp32", "int8"], settings=QUICK)
+    assert fitted.calibrated and fitted.samples == 16 and fitted.device_fingerprint
+    assert predict.calibration_path(profile).is_file()
+    loaded = predict.load(profile)
+    assert loaded.calibrated and loaded.coefficients == fitted.coefficients
+    # The held-out model (not a micro-model): within a factor of two of its measurement.
+    estimate = loaded.predict_ms(tflite_path, profile)
+    assert measured / 2 < estimate < measured * 2, (estimate, measured)
+    # A user's profile keeps its calibration beside its YAML.
+    mine = tmp_path / "mybox.yaml"
+    shutil.copyfile(profile.path, mine)
+    own = load_profile(mine)
+    assert predict.calibration_path(own) == tmp_path / "mybox.calibration.json"
+
+
+@pytest.mark.slow
+def test_tune_without_a_device_estimates_and_says_so(tmp_path):
+    store = edgesdk.Store()
+    space = build(load_profile("host"), precisions=["fp32", "int8"], prune=["none"], cluster=["none"])
+    result = tune(MODEL, "host", tmp_path / "t", data=VAL, train_data=TRAIN, space=space, store=store, epochs=0)
+    rows = [r for r in result.trials if r["status"] == "measured"]
+    assert len(rows) == 2 and all(r["estimated"] and r["latency_ms"] > 0 for r in rows)
+    assert store.count_measurements() == 0 and result.new_measurements == 0
+    assert any("ESTIMATED" in note for note in result.notes)
+    html = (tmp_path / "t/report.html").read_text()
+    assert "ESTIMATED" in html and html.count("<span class=est>estimated</span>") == 2
+    assert analyze(tmp_path / "t/best.tflite").precision in ("fp32", "int8")
