@@ -296,7 +296,7 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
                      else doc["latency"]["mean_ms"], latency=doc["latency"], measured_memory=doc["memory"],
                      energy_mj=power.get("energy_per_inference_mj"), energy_estimated=bool(power.get("estimated")),
                      measurement_key=m.key, cached=m.cached, device=doc["device"], runtime=doc["runtime"],
-                     measured_on=name, estimated=False)
+                     measured_on=name, window=[doc.get("started_at"), doc.get("finished_at")], estimated=False)
         facts["violations"] = constraints.violations(facts)
         return {**facts, "status": "measured", "reason": None}
 
