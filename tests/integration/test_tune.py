@@ -129,7 +129,8 @@ def test_cli_tune(tmp_path):
 
     out = tmp_path / "cli"
     args = ["tune", str(MODEL), "-p", "host", "--device", "local", "-d", str(VAL), "--train-data", str(TRAIN),
-            "--precision", "int8", "--prune", "none", "--cluster", "none", "--runs", "5", "--min-time", "0", "--epochs", "0", "-o", str(out)]
+            "--precision", "int8", "--prune", "none", "--cluster", "none", "--runs", "5", "--min-time", "0",
+            "--epochs", "0", "-o", str(out)]
     done = CliRunner().invoke(app, args)
     assert done.exit_code == 0, done.output
     assert "best: int8" in done.output and (out / "best.tflite").is_file() and (out / "report.html").is_file()
