@@ -321,8 +321,7 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
         except KeyboardInterrupt:
             interrupted = True
             log.warning("interrupted: keeping the %d candidates finished so far", len(done_rows()))
-    result = _collect(study, out, objectives, devices, new_measurements, interrupted, space, constraints.bounded(),
-                      predictor)
+    result = _collect(study, out, objectives, devices, new_measurements, interrupted, space, constraints, predictor)
     _write_outputs(result, out)
     return result
 
@@ -342,15 +341,18 @@ def _finished(study: Any) -> int:
 
 
 def _collect(study: Any, out: Path, objectives: list[str], devices: list[str], new_measurements: int,
-             interrupted: bool, space: spacemod.Space, bounded: frozenset[str], predictor: Any) -> TuneResult:
+             interrupted: bool, space: spacemod.Space, constraints: Constraints, predictor: Any) -> TuneResult:
     import optuna
 
+    bounded = constraints.bounded()
     trials = []
     for t in study.get_trials(deepcopy=False):
         row = dict(t.user_attrs.get("row") or {"number": t.number, "recipe": None, "status": "failed",
                                                "reason": f"trial {t.state.name.lower()}"})
         if t.state == optuna.trial.TrialState.FAIL and row.get("status") == "measured":
             row["status"] = "failed"
+        if row.get("status") == "measured":  # judged by this run's limits: a resumed study may change them
+            row["violations"] = constraints.violations(row)
         trials.append(row)
     kept = [r for r in trials if r.get("status") == "measured"]
     pareto = _pareto(kept, objectives)
@@ -380,16 +382,26 @@ def _write_outputs(result: TuneResult, out: Path) -> None:
     if pareto_dir.exists():
         shutil.rmtree(pareto_dir)
     pareto_dir.mkdir()
+    elsewhere = []
     for number in result.pareto:
         row = result.trial(number)
-        shutil.copyfile(row["path"], pareto_dir / Path(row["path"]).name)
+        if Path(row["path"]).is_file():
+            shutil.copyfile(row["path"], pareto_dir / Path(row["path"]).name)
+        else:
+            elsewhere.append(row["recipe"])
     best_file = out / "best.tflite"
-    if result.best is not None:
+    if result.best is not None and Path(result.trial(result.best)["path"]).is_file():
         tmp = out / ".best.tflite.tmp"
         shutil.copyfile(result.trial(result.best)["path"], tmp)
         os.replace(tmp, best_file)
-    elif best_file.exists():
-        best_file.unlink()
+    else:
+        if result.best is not None:
+            elsewhere.append(result.trial(result.best)["recipe"])
+        if best_file.exists():
+            best_file.unlink()
+    if elsewhere:  # made by a worker on another host: its file is there, not here
+        result.notes.append(f"made by another worker, not copied here: {', '.join(sorted(set(elsewhere)))} "
+                            "(see each trial's path in results.json)")
     tmp_json = out / ".results.json.tmp"
     tmp_json.write_text(json.dumps(result.to_dict(), indent=2, default=str))
     os.replace(tmp_json, out / "results.json")

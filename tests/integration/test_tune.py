@@ -116,6 +116,10 @@ def test_resume_and_cache(tmp_path):
     assert len({r["recipe"] for r in resumed.trials}) == 4 and resumed.new_measurements == 2
     again = run(tmp_path / "t", store, budget=4)  # the study is complete: no trial, no measurement
     assert len(again.trials) == len(resumed.trials) and again.new_measurements == 0
+    # Stricter limits on the finished study: chosen again without measuring; none meets them, the closest is kept.
+    strict = run(tmp_path / "t", store, budget=4, constraints=Constraints(max_latency_ms=1e-6))
+    assert strict.new_measurements == 0 and strict.best is not None and not strict.best_meets_constraints
+    assert any("closest" in note for note in strict.notes) and (tmp_path / "t/best.tflite").is_file()
     # A fresh study elsewhere with the same store: the same candidates, answered from the store.
     elsewhere = run(tmp_path / "other", store)
     assert elsewhere.new_measurements == 0 and store.count_measurements() == 4
@@ -136,3 +140,29 @@ def test_cli_tune(tmp_path):
     assert "best: int8" in done.output and (out / "best.tflite").is_file() and (out / "report.html").is_file()
     bad = CliRunner().invoke(app, [*args[:-2], "--objectives", "speed", "-o", str(out)])
     assert bad.exit_code != 0 and "unknown objective 'speed'" in str(bad.exception or bad.output)
+
+
+def test_ctrl_c_stops_and_keeps_what_was_measured(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    cli = Path(sys.executable).parent / "edgesdk"
+    out = tmp_path / "t"
+    proc = subprocess.Popen([str(cli), "tune", str(MODEL), "-p", "host", "--device", "local", "-d", str(VAL),
+                             "--train-data", str(TRAIN), "--precision", "fp32", "--precision", "int8", "--prune",
+                             "none", "--prune", "0.5", "--cluster", "none", "--epochs", "0", "--runs", "5",
+                             "--min-time", "0", "-o", str(out)], stderr=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:  # logs get a line per finished trial: interrupt after the first
+        if line.startswith("[1/4]"):
+            break
+    proc.send_signal(signal.SIGINT)
+    stdout, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["interrupted"] and 1 <= sum(r["status"] == "measured" for r in saved["trials"]) < 4
+    assert not list(out.glob(".*.tmp")) and not list((out / "candidates").glob("*.tmp*"))
+    resumed = run(out, edgesdk.Store(), budget=4)  # and the study goes on from there
+    assert len({r["recipe"] for r in resumed.trials if r["status"] == "measured"}) == 4
