@@ -106,6 +106,22 @@ def _precision(layers: list[OpInfo], tensors: list[TensorInfo], weight_types: se
     return "fp32"
 
 
+def _unpack(path: str | Path, buf: bytes) -> Any:
+    """The flatbuffer as the schema's object API (ModelT).
+
+    Raises:
+        ModelError: not a TFLite flatbuffer, or a corrupt one.
+    """
+    from ai_edge_litert import schema_py_generated as fb
+
+    if len(buf) < 8 or buf[4:8] != b"TFL3":
+        raise ModelError(f"{path}: not a TFLite flatbuffer (no TFL3 identifier)")
+    try:
+        return fb.ModelT.InitFromPackedBuf(buf, 0)
+    except Exception as exc:  # noqa: BLE001 - flatbuffers raises anything on garbage
+        raise ModelError(f"{path}: corrupt TFLite flatbuffer: {type(exc).__name__}: {exc}") from exc
+
+
 def analyze(path: str | Path, data: bytes | None = None) -> ModelReport:
     """Parse a .tflite file (or its bytes) and compute the report.
 
@@ -115,12 +131,7 @@ def analyze(path: str | Path, data: bytes | None = None) -> ModelReport:
     from ai_edge_litert import schema_py_generated as fb
 
     buf = Path(path).read_bytes() if data is None else data
-    if len(buf) < 8 or buf[4:8] != b"TFL3":
-        raise ModelError(f"{path}: not a TFLite flatbuffer (no TFL3 identifier)")
-    try:
-        model = fb.ModelT.InitFromPackedBuf(buf, 0)
-    except Exception as exc:  # noqa: BLE001 - flatbuffers raises anything on garbage
-        raise ModelError(f"{path}: corrupt TFLite flatbuffer: {type(exc).__name__}: {exc}") from exc
+    model = _unpack(path, buf)
     op_names = _enum_names(fb.BuiltinOperator)
     type_names = _enum_names(fb.TensorType)
     graph = model.subgraphs[0]
@@ -212,13 +223,7 @@ def operator_probe(path: str | Path) -> bytes:
     import flatbuffers
     from ai_edge_litert import schema_py_generated as fb
 
-    buf = Path(path).read_bytes()
-    if len(buf) < 8 or buf[4:8] != b"TFL3":
-        raise ModelError(f"{path}: not a TFLite flatbuffer (no TFL3 identifier)")
-    try:
-        model = fb.ModelT.InitFromPackedBuf(buf, 0)
-    except Exception as exc:  # noqa: BLE001 - flatbuffers raises anything on garbage
-        raise ModelError(f"{path}: corrupt TFLite flatbuffer: {type(exc).__name__}: {exc}") from exc
+    model = _unpack(path, Path(path).read_bytes())
     tensor = fb.TensorT()
     tensor.shape, tensor.type, tensor.buffer, tensor.name = [1], fb.TensorType.FLOAT32, 0, b"probe"
     graph = fb.SubGraphT()

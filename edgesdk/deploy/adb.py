@@ -82,6 +82,7 @@ class AdbTransport(Transport):
         self.benchmark_binary = Path(target["benchmark_model"]).expanduser() if target["benchmark_model"] else None
         if self.benchmark_binary is not None and not self.benchmark_binary.is_file():
             raise DeployError(f"{url}: benchmark_model binary {self.benchmark_binary} not found on this machine")
+        self._binary_sha = _file_sha(self.benchmark_binary) if self.benchmark_binary is not None else ""
         self.uploads = 0
         self.mode: str | None = None  # "python" or "benchmark_model", settled by the first agent run
         self._agent: str | None = None
@@ -233,9 +234,9 @@ class AdbTransport(Transport):
         from device_agent.protocol import ERROR_SCHEMA, INFO_SCHEMA, BenchSettings
 
         assert self.benchmark_binary is not None
+        binary_sha = self._binary_sha
         if self._binary is None:
-            self._binary = self._push(self.benchmark_binary, f"{_file_sha(self.benchmark_binary)[:16]}-benchmark_model")
-        binary_sha = _file_sha(self.benchmark_binary)
+            self._binary = self._push(self.benchmark_binary, f"{binary_sha[:16]}-benchmark_model")
         parsed = parser().parse_args(args)
         described = self._exec(bm.DESCRIBE_SCRIPT, 60)
         device = bm.describe(described.stdout, self.serial)

@@ -29,7 +29,8 @@ def small_space(**kwargs):
 def run(outdir, store, **kwargs):
     kwargs.setdefault("space", small_space())
     kwargs.setdefault("devices", ["local"])
-    return tune(MODEL, "host", outdir, data=VAL, train_data=TRAIN, settings=QUICK, store=store, epochs=1, **kwargs)
+    kwargs.setdefault("epochs", 1)
+    return tune(MODEL, "host", outdir, data=VAL, train_data=TRAIN, settings=QUICK, store=store, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +167,13 @@ def test_ctrl_c_stops_and_keeps_what_was_measured(tmp_path):
     assert not list(out.glob(".*.tmp")) and not list((out / "candidates").glob("*.tmp*"))
     resumed = run(out, edgesdk.Store(), budget=4)  # and the study goes on from there
     assert len({r["recipe"] for r in resumed.trials if r["status"] == "measured"}) == 4
+
+
+def test_a_device_failure_stops_the_search_and_keeps_the_outputs(tmp_path):
+    from edgesdk.errors import DeployError
+
+    with pytest.raises(DeployError, match="cannot connect"):
+        run(tmp_path / "t", edgesdk.Store(), devices=["ssh://nobody@127.0.0.1:1"], epochs=0)
+    saved = json.loads((tmp_path / "t/results.json").read_text())
+    assert any("stopped by an error" in note for note in saved["notes"]) and saved["best"] is None
+    assert (tmp_path / "t/report.html").is_file()
