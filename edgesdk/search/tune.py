@@ -197,11 +197,7 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
         sampler = optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
     else:
         sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, len(space)))
-    try:
-        study = optuna.create_study(study_name=study_name, storage=storage, load_if_exists=True, sampler=sampler,
-                                    directions=[OBJECTIVES[o] for o in objectives])
-    except ValueError as exc:
-        raise RecipeError(f"study {study_name!r} in {storage} has other objectives: {exc}") from exc
+    study = _open_study(optuna, study_name, storage, sampler, [OBJECTIVES[o] for o in objectives])
     if study.user_attrs.get("objectives", objectives) != objectives:
         raise RecipeError(f"study {study_name!r} was run with objectives {study.user_attrs['objectives']}; "
                           f"use those, or another --study / OUTDIR")
@@ -340,6 +336,24 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
     if stopped is not None:
         raise stopped
     return result
+
+
+def _open_study(optuna: Any, name: str, storage: str, sampler: Any, directions: list[str]) -> Any:
+    """Create or load the study. Workers starting together race to create Optuna's tables in a fresh
+    database (one of them gets a unique-key error); the loser tries again and finds them made."""
+    import sqlalchemy as sa
+
+    for attempt in range(5):
+        try:
+            return optuna.create_study(study_name=name, storage=storage, load_if_exists=True, sampler=sampler,
+                                       directions=directions)
+        except ValueError as exc:
+            raise RecipeError(f"study {name!r} in {storage} has other objectives: {exc}") from exc
+        except sa.exc.SQLAlchemyError as exc:
+            if attempt == 4:
+                raise RecipeError(f"cannot open study {name!r} in {storage}: {exc}") from exc
+            time.sleep(0.5 + attempt)
+    raise AssertionError("unreachable")
 
 
 def _failed(study: Any, number: int) -> bool:

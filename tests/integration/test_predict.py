@@ -36,8 +36,28 @@ def test_fit_recovers_known_coefficients():
     assert coefficients["int16x8_dense"] == base["int16x8_dense"]  # not exercised: the roofline stays
 
 
+@pytest.fixture(scope="module")
+def held_out(tmp_path_factory):
+    """A model no micro-model resembles exactly (three 3x3 convolutions at 32x32, int8), big enough
+    (about 20 M MACs) that its latency stands well above the noise of a shared machine."""
+    import tf_keras as k
+
+    from edgesdk.techniques import Step
+    from edgesdk.techniques.convert import convert
+
+    x = inp = k.Input((32, 32, 3))
+    for width in (24, 32, 32):
+        x = k.layers.Conv2D(width, 3, padding="same", activation="relu")(x)
+    model = k.Model(inp, k.layers.Dense(10)(k.layers.GlobalAveragePooling2D()(x)))
+    path = tmp_path_factory.mktemp("heldout") / "heldout_int8.tflite"
+    calibration = np.random.default_rng(0).standard_normal((16, 32, 32, 3)).astype(np.float32)
+    path.write_bytes(convert(model, Step("int8"), calibration))
+    return path
+
+
 @pytest.mark.slow
-def test_calibrate_on_the_local_device_and_predict_held_out(tflite_path, tmp_path):
+def test_calibrate_on_the_local_device_and_predict_held_out(held_out, tmp_path):
+    tflite_path = held_out
     profile = load_profile("host")
     roofline_ms = predict.load(profile).predict_ms(tflite_path, profile)
     measured = edgesdk.bench(tflite_path, "local", QUICK).latency["p50_ms"]
