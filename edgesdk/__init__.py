@@ -7,6 +7,8 @@ The Python API mirrors the CLI::
     result = edgesdk.compress("model.keras", profile="rpi5", recipe="prune=0.5,int8",
                               output="model_int8.tflite", data="val.npz")
     measurement = edgesdk.bench("model_int8.tflite", device="local")
+    tuned = edgesdk.tune("model.keras", "rpi5", "tuned/", devices=["pi5"], data="val.npz",
+                         constraints=edgesdk.Constraints(max_accuracy_drop=0.01))
 """
 
 from device_agent.protocol import SCHEMA as MEASUREMENT_SCHEMA
@@ -31,14 +33,17 @@ from .inspection import inspect_model
 from .measure import Measurement, bench, device_info
 from .models import ModelSource, identify
 from .profiles import Profile, list_profiles, load_profile
+from .search import Constraints, TuneResult, tune
+from .search.predict import calibrate
 from .store import Store
 from .techniques import Recipe, parse_recipe
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "MEASUREMENT_SCHEMA", "BenchSettings", "CompressResult", "DataError", "DeployError", "EdgeSdkError", "Fit",
-    "Measurement", "MeasurementError", "ModelError", "ModelReport", "ModelSource", "Profile", "ProfileError",
-    "Recipe", "RecipeError", "Store", "StoreError", "bench", "check_fit", "compress", "device_info", "identify",
-    "inspect_model", "inspect_tflite", "list_profiles", "load_profile", "parse_recipe",
+    "MEASUREMENT_SCHEMA", "BenchSettings", "CompressResult", "Constraints", "DataError", "DeployError",
+    "EdgeSdkError", "Fit", "Measurement", "MeasurementError", "ModelError", "ModelReport", "ModelSource", "Profile",
+    "ProfileError", "Recipe", "RecipeError", "Store", "StoreError", "TuneResult", "bench", "calibrate", "check_fit",
+    "compress", "device_info", "identify", "inspect_model", "inspect_tflite", "list_profiles", "load_profile",
+    "parse_recipe", "tune",
 ]
