@@ -28,7 +28,6 @@ from . import space as spacemod
 
 log = logging.getLogger(__name__)
 
-_PRECISION_ORDER = ("int8", "dynamic", "fp16", "fp32", "int16x8")  # usually fastest first on CPUs and NPUs
 OBJECTIVES: dict[str, Literal["maximize", "minimize"]] = {"accuracy": "maximize", "latency": "minimize",
                                                           "size": "minimize", "energy": "minimize"}
 
@@ -217,10 +216,14 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
         first = space.grid()
     else:
         # Precision sets latency and most of the accuracy; unstructured sparsity and clustering change
-        # neither the speed nor the raw size on most runtimes. So each precision is tried plain first
-        # (int8, dynamic, fp16, fp32, int16x8: usually fastest first); the sampler explores the rest.
-        plain = [c for c in space.grid() if c.prune == spacemod.NONE and c.cluster == spacemod.NONE]
-        first = sorted(plain, key=lambda c: _PRECISION_ORDER.index(c.precision))[:total]
+        # neither the speed nor the raw size on most runtimes. So each precision is tried plain first,
+        # ranked by the predictor (fastest first) before anything is measured; the sampler explores the rest.
+        plain = [c for c in space.grid() if c.prune == spacemod.NONE and c.cluster == spacemod.NONE
+                 and tuple(sorted(c.params().items())) not in tried]
+        if len(plain) > 1:
+            rank = _predicted_ranks(source, prof, predictor, [c.precision for c in plain])
+            plain.sort(key=lambda c: rank[c.precision])
+        first = plain[:max(0, total - len(tried))]
     for cand in first:
         if tuple(sorted(cand.params().items())) not in tried:
             study.enqueue_trial(cand.params(), skip_if_exists=True)
@@ -336,6 +339,20 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
     if stopped is not None:
         raise stopped
     return result
+
+
+def _predicted_ranks(source: Any, profile: Profile, predictor: Any, precisions: list[str]) -> dict[str, float]:
+    """Predicted latency of the float model at each precision (the predictor's cost per precision class
+    applied to its MACs and bytes), from one fp32 conversion; nothing is measured."""
+    import dataclasses
+
+    from .. import models
+    from ..inspect import analyze
+    from ..techniques import Step
+    from ..techniques.convert import convert
+
+    report = analyze(source.path, data=convert(models.load_source(source), Step("fp32"), None))
+    return {p: predictor.predict_ms(dataclasses.replace(report, precision=p), profile) for p in precisions}
 
 
 def _open_study(optuna: Any, name: str, storage: str, sampler: Any, directions: list[str]) -> Any:
