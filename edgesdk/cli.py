@@ -327,7 +327,7 @@ def _print_tune(result: Any) -> None:
         table.add_row(str(r["number"]), r["recipe"], r.get("status", "") + mark, "–" if q is None else f"{q:.4f}",
                       latency,
                       "–" if r.get("model_bytes") is None else f"{r['model_bytes']:,}", notes[:70])
-    out.print(table)
+    out.print(table, width=None if out.is_terminal else 150)  # logs are not 80 columns wide
     if result.best is not None:
         best = result.trial(result.best)
         verdict = "meets every constraint" if result.best_meets_constraints else "meets NOT every constraint"
