@@ -17,7 +17,6 @@ URL: ``adb://SERIAL[?python=PATH][&benchmark_model=HOST_PATH][&dir=DEVICE_DIR][&
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -32,7 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 from ..errors import DeployError
 from . import benchmark_model as bm
 from .bundle import agent_zipapp
-from .transport import AgentRun, Transport, agent_command, checked_run
+from .transport import AgentRun, Transport, agent_command, checked_run, content_name
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +81,7 @@ class AdbTransport(Transport):
         self.benchmark_binary = Path(target["benchmark_model"]).expanduser() if target["benchmark_model"] else None
         if self.benchmark_binary is not None and not self.benchmark_binary.is_file():
             raise DeployError(f"{url}: benchmark_model binary {self.benchmark_binary} not found on this machine")
-        self._binary_sha = _file_sha(self.benchmark_binary) if self.benchmark_binary is not None else ""
+        self._binary_sha = content_name(self.benchmark_binary)[0] if self.benchmark_binary is not None else ""
         self.uploads = 0
         self.mode: str | None = None  # "python" or "benchmark_model", settled by the first agent run
         self._agent: str | None = None
@@ -185,12 +184,9 @@ class AdbTransport(Transport):
 
     # -- Transport ---------------------------------------------------------------------------------
     def put(self, path: Path) -> str:
-        if not path.is_file():
-            raise DeployError(f"{path}: no such file to deploy")
-        data = path.read_bytes()
-        digest = hashlib.sha256(data).hexdigest()
-        remote = self._push(path, f"{digest[:16]}-{path.name}")
-        self._sha[remote] = (digest, len(data))
+        digest, name = content_name(path)
+        remote = self._push(path, name)
+        self._sha[remote] = (digest, path.stat().st_size)
         return remote
 
     def run_agent(self, args: list[str], timeout: float) -> AgentRun:
@@ -302,6 +298,3 @@ class AdbTransport(Transport):
         self._dir_made, self._agent, self._binary = False, None, None
         return int(run.stdout.split()[0]) if run.stdout.split() else 0
 
-
-def _file_sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()

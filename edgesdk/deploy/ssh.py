@@ -7,7 +7,6 @@ unknown host is refused unless ``trust_new_host`` (then it is recorded), a chang
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shlex
@@ -18,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..errors import DeployError
 from .bundle import agent_zipapp
-from .transport import AgentRun, Transport, agent_command, checked_run
+from .transport import AgentRun, Transport, agent_command, checked_run, content_name
 
 log = logging.getLogger(__name__)
 
@@ -171,10 +170,7 @@ class SshTransport(Transport):
 
     # -- Transport --------------------------------------------------------------------------------
     def put(self, path: Path) -> str:
-        if not path.is_file():
-            raise DeployError(f"{path}: no such file to deploy")
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-        return self._upload(path, f"{digest}-{path.name}")
+        return self._upload(path, content_name(path)[1])
 
     def run_agent(self, args: list[str], timeout: float) -> AgentRun:
         if self._agent is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import hashlib
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,23 @@ class Transport(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, most transports hold nothing
         """Release connections; the default has none."""
+
+
+def content_name(path: Path) -> tuple[str, str]:
+    """``(sha256, name)`` for a file a transport caches on a device: the name is the first 16 hex digits
+    of its hash and its own name, so a changed file gets a new name and an unchanged one travels once.
+
+    Raises:
+        DeployError: no such file.
+    """
+    if not path.is_file():
+        raise DeployError(f"{path}: no such file to deploy")
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    sha = digest.hexdigest()
+    return sha, f"{sha[:16]}-{path.name}"
 
 
 def agent_command(python: str, agent: str, args: list[str], timeout: float, cache: str) -> str:
