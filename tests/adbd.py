@@ -190,10 +190,7 @@ class FakeAndroidDevice:
             stream.got.notify_all()
         stream.ready.set()
         if stream.proc is not None and stream.proc.poll() is None:
-            try:
-                os.killpg(stream.proc.pid, signal.SIGKILL)  # the shell and what it started
-            except ProcessLookupError:
-                pass
+            _kill_session(stream.proc.pid)
 
     # -- stream I/O --------------------------------------------------------------------------------
     def _write(self, stream: _Stream, data: bytes) -> None:
@@ -344,6 +341,24 @@ class FakeAndroidDevice:
 
     def _used(self) -> int:
         return sum(p.stat().st_size for p in self.tmp.rglob("*") if p.is_file() and stat.S_ISREG(p.stat().st_mode))
+
+
+def _kill_session(sid: int) -> None:
+    """SIGKILL every process of session ``sid``: the shell and all it started. A process group is not
+    enough: coreutils `timeout` moves itself and the agent into a group of their own."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid:  # state, ppid, pgrp, session
+            try:
+                os.kill(int(entry), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 class AdbServer:
