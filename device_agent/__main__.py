@@ -31,6 +31,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=int, default=None, help="interpreter threads (default: runtime's)")
     b.add_argument("--max-cv", type=float, default=0.15, help="re-measure above this variation")
     b.add_argument("--retries", type=int, default=2, help="re-measurements allowed")
+    b.add_argument("--windows", type=int, default=5, help="split the timed runs into this many windows; if their "
+                   "medians differ by over 10%% (the device changed speed), report the quietest (default 5)")
     b.add_argument("--seed", type=int, default=0, help="seed of the generated inputs")
     b.add_argument("--power-cmd", default=None, help="a command that prints the power in watts (external meter)")
     b.add_argument("--no-power", action="store_true", help="skip the energy measurement")
@@ -88,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             lock = _lock(args.lock) if args.lock else None
             settings = BenchSettings(runs=args.runs, warmup=args.warmup, min_time_s=args.min_time,
                                      threads=args.threads, max_cv=args.max_cv, retries=args.retries,
-                                     seed=args.seed, power=not args.no_power, power_cmd=args.power_cmd)
+                                     windows=args.windows, seed=args.seed, power=not args.no_power,
+                                     power_cmd=args.power_cmd)
             try:
                 doc = bench.run(args.model, settings, args.runtime)
             finally:

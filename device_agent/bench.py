@@ -51,6 +51,11 @@ def _stats(times_ms: list[float]) -> dict[str, float]:
     }
 
 
+MAX_SAMPLES = 2_000_000
+MIN_WINDOW = 10        # runs per window at the least
+SPEED_CHANGE = 0.10    # window medians further apart than this: the device changed speed while measuring
+
+
 def _timed_runs(interp: Any, settings: BenchSettings) -> list[float]:
     times: list[float] = []
     start = time.perf_counter()
@@ -58,9 +63,27 @@ def _timed_runs(interp: Any, settings: BenchSettings) -> list[float]:
         t0 = time.perf_counter_ns()
         interp.invoke()
         times.append((time.perf_counter_ns() - t0) / 1e6)
-        if len(times) >= 100 * settings.runs:  # a very fast model: enough samples, stop
+        if len(times) >= MAX_SAMPLES:  # bounds memory; min_time_s still spans seconds of a fast model
             break
     return times
+
+
+def quietest(times: list[float], windows: int) -> tuple[list[float], list[float]]:
+    """The runs to report, and the median of each window of consecutive runs.
+
+    On a shared machine the device's speed changes for tenths of a second to seconds at a time (a
+    neighbour on the same core, a frequency change, throttling): every run of such a stretch is slower
+    by the same factor, which run-to-run variation alone cannot tell apart. The timed runs are split
+    into ``windows`` consecutive windows (each of at least MIN_WINDOW runs); when their medians differ by
+    more than SPEED_CHANGE, the window with the lowest median is the one reported. Otherwise every run is.
+    """
+    count = max(1, min(windows, len(times) // MIN_WINDOW))
+    size = len(times) / count
+    parts = [times[round(i * size):round((i + 1) * size)] for i in range(count)]
+    medians = [float(np.median(part)) for part in parts]
+    if count > 1 and max(medians) > (1 + SPEED_CHANGE) * min(medians):
+        return parts[medians.index(min(medians))], medians
+    return times, medians
 
 
 def _power(settings: BenchSettings, interp: Any) -> dict[str, Any]:
@@ -100,20 +123,24 @@ def run(model_path: str, settings: BenchSettings, runtime_name: str | None = Non
 
     for _ in range(settings.warmup):
         interp.invoke()
-    times = _timed_runs(interp, settings)
+    times, medians = quietest(_timed_runs(interp, settings), settings.windows)
     attempts = 1
     # High variation usually means throttling or a noisy neighbour: measure again, keep the steadiest.
     while _stats(times)["robust_cv"] > settings.max_cv and attempts <= settings.retries:
-        again = _timed_runs(interp, settings)
+        again, again_medians = quietest(_timed_runs(interp, settings), settings.windows)
         attempts += 1
         if _stats(again)["robust_cv"] < _stats(times)["robust_cv"]:
-            times = again
+            times, medians = again, again_medians
     latency: dict[str, Any] = _stats(times)
     if latency["robust_cv"] > settings.max_cv:
         warnings.append(f"high run-to-run variation: robust cv {latency['robust_cv']:.2f} > {settings.max_cv} "
                         f"after {attempts} attempts (throttling or background load?)")
+    if max(medians) > (1 + SPEED_CHANGE) * min(medians):
+        warnings.append(f"the device changed speed while measuring: medians of {len(medians)} windows of runs "
+                        f"from {min(medians):.4g} to {max(medians):.4g} ms (another process, a noisy neighbour, "
+                        f"throttling?); the figures are of the quietest window, {latency['runs']} runs")
     latency.update(warmup_runs=settings.warmup, first_inference_ms=first_ms, init_ms=init_ms,
-                   attempts=attempts)
+                   attempts=attempts, window_p50_ms=medians)
     peak = memory.peak_rss_bytes()
     power_doc = _power(settings, interp)
     if not peak_reset:

@@ -37,6 +37,7 @@ class BenchSettings:
     threads: int | None = None
     max_cv: float = 0.15
     retries: int = 2
+    windows: int = 5                   # timed runs split into windows; a speed change keeps the quietest
     seed: int = 0
     power: bool = True                 # measure energy when the device has a power source
     power_cmd: str | None = None       # an external meter: a command that prints watts
@@ -48,6 +49,8 @@ class BenchSettings:
             raise ValueError(f"warmup must be >= 0. Received: {self.warmup}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1. Received: {self.threads}")
+        if self.windows < 1:
+            raise ValueError(f"windows must be >= 1. Received: {self.windows}")
         if self.min_time_s < 0 or self.max_cv <= 0 or self.retries < 0:
             raise ValueError(f"min_time_s >= 0, max_cv > 0 and retries >= 0 are required. Received: {self}")
 
@@ -57,7 +60,8 @@ class BenchSettings:
     def to_args(self) -> list[str]:
         """The agent's command-line arguments for these settings."""
         args = ["--runs", str(self.runs), "--warmup", str(self.warmup), "--min-time", str(self.min_time_s),
-                "--max-cv", str(self.max_cv), "--retries", str(self.retries), "--seed", str(self.seed)]
+                "--max-cv", str(self.max_cv), "--retries", str(self.retries), "--windows", str(self.windows),
+                "--seed", str(self.seed)]
         args += ["--threads", str(self.threads)] if self.threads is not None else []
         args += ["--power-cmd", self.power_cmd] if self.power_cmd else []
         return args + ([] if self.power else ["--no-power"])

@@ -125,7 +125,8 @@ def compress(
     model: Annotated[Path, typer.Argument(help=".keras, .h5 or SavedModel directory (the float source)")],
     profile: Annotated[str, typer.Option("--profile", "-p", help="target profile name or YAML path")],
     recipe: Annotated[str, typer.Option("--recipe", "-r", help="steps such as 'int8', 'prune=0.5,int8', "
-                                        "'prune=2:4,cluster=16,int8', 'qat' (see `edgesdk techniques`)")],
+                                        "'prune=2:4,cluster=16,int8', 'sparsegpt=0.5,int8', 'qat' "
+                                        "(see `edgesdk techniques`)")],
     output: Annotated[Path, typer.Option("--output", "-o", help="where to write the .tflite")],
     data: Annotated[Optional[Path], typer.Option("--data", "-d", help=".npz with 'x' and optional 'y': "
                                                  "calibration, fine-tuning and evaluation")] = None,
@@ -156,6 +157,8 @@ def compress(
     _warn(result.warnings)
     table = Table(show_header=False, box=None)
     table.add_row("wrote", f"{result.output} ({_bytes(result.model_bytes)}, gzipped {_bytes(result.gzip_bytes)})")
+    table.add_row("weights", f"{_bytes(result.weight_bytes)}, entropy-coded {_bytes(result.weight_entropy_bytes)} "
+                  "(ideal: what clustering and sparsity save in storage or download)")
     table.add_row("recipe", f"{result.recipe} → {result.precision} for {result.profile}")
     q = result.quality
     if q:
@@ -194,10 +197,12 @@ def tune(
     time_budget: Annotated[Optional[float], typer.Option("--time-budget", min=1, help="seconds")] = None,
     precision: Annotated[Optional[list[str]], typer.Option("--precision", help="restrict the precisions "
                                                            "(repeatable)")] = None,
-    prune: Annotated[Optional[list[str]], typer.Option("--prune", help="restrict sparsities: 'none', 0.5, 2:4 "
-                                                       "(repeatable)")] = None,
+    prune: Annotated[Optional[list[str]], typer.Option("--prune", help="restrict pruning: 'none', 0.5, 2:4 "
+                                                       "(magnitude), sparsegpt=0.5, wanda=2:4 (repeatable)")] = None,
     cluster: Annotated[Optional[list[str]], typer.Option("--cluster", help="restrict cluster counts: 'none', 16 "
                                                          "(repeatable)")] = None,
+    channels: Annotated[Optional[list[str]], typer.Option("--channels", help="restrict structured pruning: "
+                                                          "'none', 0.5, act:0.5 (repeatable)")] = None,
     storage: Annotated[Optional[str], typer.Option("--storage", help="Optuna storage URL (default: SQLite in "
                                                    "OUTDIR); postgresql://… to share one study between hosts")] = None,
     study: Annotated[Optional[str], typer.Option("--study", help="study name (default: from model and "
@@ -227,7 +232,8 @@ def tune(
     from .store import Store
 
     prof = load_profile(profile)
-    space = build(prof, precisions=precision or None, prune=prune or None, cluster=cluster or None)
+    space = build(prof, precisions=precision or None, prune=prune or None, cluster=cluster or None,
+                  channels=channels or None)
     constraints = Constraints(max_accuracy_drop=max_accuracy_drop, min_accuracy=min_accuracy,
                               max_latency_ms=max_latency_ms, max_memory_bytes=max_memory)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -348,6 +354,9 @@ def bench(
     min_time: Annotated[float, typer.Option("--min-time", help="minimum seconds of timed runs", min=0)] = 1.0,
     threads: Annotated[Optional[int], typer.Option(help="interpreter threads (default: the runtime's)",
                                                    min=1)] = None,
+    windows: Annotated[int, typer.Option(help="split the timed runs into this many windows; when their medians "
+                                         "differ by over 10% (the device changed speed), report the quietest",
+                                         min=1)] = 5,
     timeout: Annotated[float, typer.Option(help="seconds before the agent is stopped", min=1)] = 600.0,
     fresh: Annotated[bool, typer.Option("--fresh", help="measure again even if the store has this result")] = False,
     trust_new_host: Annotated[bool, typer.Option("--trust-new-host", help="accept and record an unknown SSH host "
@@ -380,7 +389,7 @@ def bench(
     from .store import Store
 
     try:
-        settings = BenchSettings(runs=runs, warmup=warmup, min_time_s=min_time, threads=threads,
+        settings = BenchSettings(runs=runs, warmup=warmup, min_time_s=min_time, threads=threads, windows=windows,
                                  power=not no_power, power_cmd=power_cmd)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
@@ -559,7 +568,8 @@ def techniques() -> None:
     for t in REGISTRY.values():
         table.add_row(t.name, t.kind, t.help)
     out.print(table)
-    out.print("Compose with commas: keras steps (prune, cluster, qat) run in that order, one conversion step last.")
+    out.print("Compose with commas: keras steps (one of prune, wanda or sparsegpt; then cluster, qat) run in that "
+              "order, one conversion step last.")
 
 
 @app.command()

@@ -43,6 +43,8 @@ class CompressResult:
     quality: dict[str, Any] | None
     fit: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    weight_bytes: int = 0                 # raw bytes of the constant tensors
+    weight_entropy_bytes: int = 0         # their ideal entropy-coded size (inspect.weight_entropy_bytes)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,16 +85,21 @@ def _input_shape(keras_model: Any, float_report: inspect.ModelReport) -> list[in
     return float_report.inputs[0].shape
 
 
-def _apply_keras_steps(model: Any, recipe: Recipe, tune: Any, say: Callable[[str], None]) -> Any:
-    """Run prune, cluster and qat in recipe order; each returns a new tf_keras model."""
-    from .techniques import cluster, prune, qat
+def _apply_keras_steps(model: Any, recipe: Recipe, tune: Any, calibration: np.ndarray | None,
+                       say: Callable[[str], None]) -> Any:
+    """Run the pruning step, cluster and qat in recipe order; each returns a new tf_keras model."""
+    from .techniques import PRUNING, channels, cluster, oneshot, prune, qat
 
     for step in recipe.keras_steps:
         say(f"applying {step}")
-        if step.name == "prune":
+        if step.name == "channels":
+            model = channels.apply(model, step.value, calibration, tune)
+        elif step.name == "prune":
             model = prune.apply(model, step.value, tune)
+        elif step.name in oneshot.METHODS:
+            model = oneshot.apply(model, step.name, step.value, calibration, tune)
         elif step.name == "cluster":
-            pruned = any(s.name == "prune" for s in recipe.keras_steps)
+            pruned = any(s.name in PRUNING for s in recipe.keras_steps)
             model = cluster.apply(model, step.value, tune, preserve_sparsity=pruned)
         elif step.name == "qat":
             model = qat.apply(model, tune)
@@ -165,9 +172,11 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
         if trainset is dataset:
             warnings.append("fine-tuned and evaluated on the same --data: the quality reported is optimistic; "
                             "pass --train-data to keep them apart")
-    if rec.keras_steps and tune is None and any(s.name in ("prune", "cluster") for s in rec.keras_steps):
-        warnings.append("no training data: pruning/clustering applied one-shot without fine-tuning")
-    current = _apply_keras_steps(keras_model, rec, tune, say)
+    if rec.keras_steps and tune is None and any(s.name in ("prune", "cluster", "channels")
+                                                      for s in rec.keras_steps):
+        warnings.append("no training data (or --epochs 0): pruning/clustering applied one-shot without fine-tuning")
+    samples = _calibration(x_train, shape, seed) if x_train is not None else None
+    current = _apply_keras_steps(keras_model, rec, tune, samples, say)
     calibration = None
     if rec.convert.name in ("int8", "int16x8"):
         calibration = _calibration(x_train, shape, seed)
@@ -192,6 +201,7 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
     elif dataset is None:
         warnings.append("no data: quality not measured")
 
+    weights_raw, weights_ideal = inspect.weight_entropy_bytes(str(output), data=tflite)
     out = Path(output)
     _write_atomic(out, tflite)
     result = CompressResult(
@@ -199,7 +209,7 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
         gzip_bytes=len(gzip.compress(tflite, compresslevel=9, mtime=0)), recipe=str(rec), profile=prof.name,
         precision=report.precision, source=str(source.path), source_sha256=source.sha256,
         config_hash=_config_hash(source, rec, prof, dataset, trainset, epochs, seed), quality=quality,
-        fit=checked.to_dict(), warnings=warnings)
+        fit=checked.to_dict(), warnings=warnings, weight_bytes=weights_raw, weight_entropy_bytes=weights_ideal)
     if store is not None:
         store.add_compression(result.to_dict())
     return result

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .errors import ModelError
 
 # Operators whose input 1 is a weight matrix/filter (and input 2 a bias).
@@ -35,6 +37,7 @@ class OpInfo:
     dtype: str
     output_bytes: int
     macs: int
+    inputs: tuple[int, ...] = ()          # tensor indices (-1: an optional input left out)
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,8 @@ def analyze(path: str | Path, data: bytes | None = None) -> ModelReport:
                 weight_types.add(t.dtype)
         first = outs[0] if outs else None
         layers.append(OpInfo(i, name, int(code.version), first.name if first else "", first.shape if first else [],
-                             first.dtype if first else "", first.bytes if first else 0, _macs(name, ins, outs)))
+                             first.dtype if first else "", first.bytes if first else 0, _macs(name, ins, outs),
+                             tuple(int(j) for j in (op.inputs if op.inputs is not None else []))))
 
     # Liveness: a non-constant tensor lives from the op that writes it to its last reader.
     last_use: dict[int, int] = {}
@@ -209,6 +213,48 @@ def analyze(path: str | Path, data: bytes | None = None) -> ModelReport:
         layers=layers,
         tensors=tensors,
     )
+
+
+_VALUE_TYPES = {"FLOAT32": "<f4", "FLOAT16": "<f2", "INT8": "i1", "UINT8": "u1", "INT16": "<i2", "INT32": "<i4",
+                "INT64": "<i8", "BOOL": "u1"}
+
+
+def weight_entropy_bytes(path: str | Path, data: bytes | None = None) -> tuple[int, int]:
+    """(raw bytes, ideal entropy-coded bytes) of the model's weights (every constant tensor).
+
+    The ideal size of a tensor is its element count times the empirical entropy of its values, in bits,
+    plus the table of its distinct values (at most its raw size): what an entropy coder over each
+    tensor's values (Huffman, arithmetic, ANS) approaches. Clustering
+    (few distinct values) and sparsity (many zeros) leave the raw .tflite bytes as they are, but show
+    here, as the storage or over-the-air download they would save. Types without a known element size
+    (int4, strings) count at their raw size.
+    """
+    from ai_edge_litert import schema_py_generated as fb
+
+    buf = Path(path).read_bytes() if data is None else data
+    model = _unpack(path, buf)
+    type_names = _enum_names(fb.TensorType)
+    raw = ideal = 0
+    seen: set[int] = set()
+    for graph in model.subgraphs:
+        for t in graph.tensors:
+            b = model.buffers[t.buffer] if 0 < t.buffer < len(model.buffers) else None
+            if b is None or b.data is None or len(b.data) == 0 or t.buffer in seen:
+                continue
+            seen.add(t.buffer)
+            content = bytes(bytearray(b.data))
+            raw += len(content)
+            dtype = _VALUE_TYPES.get(type_names.get(t.type, ""))
+            if dtype is None or len(content) % np.dtype(dtype).itemsize:
+                ideal += len(content)
+                continue
+            values = np.frombuffer(content, dtype=dtype)
+            # distinct bit patterns (so -0.0 and 0.0, or NaNs, count apart, as a coder would see them)
+            _, counts = np.unique(values.view(f"u{np.dtype(dtype).itemsize}"), return_counts=True)
+            p = counts / counts.sum()
+            coded = math.ceil(float(-(counts * np.log2(p)).sum()) / 8) + len(counts) * np.dtype(dtype).itemsize
+            ideal += min(len(content), int(coded))  # the table of distinct values is paid for; never above raw
+    return raw, ideal
 
 
 def operator_probe(path: str | Path) -> bytes:

@@ -157,7 +157,8 @@ def document(log: str, *, model_sha256: str, model_bytes: int, binary_sha256: st
     mean = ms("mean_us") or 0.0
     std = ms("std_us") or 0.0
     warnings = ["measured by the TFLite benchmark_model binary (no python on the device): inputs are its own "
-                "random data, so there is no output checksum, and it reports no p90 or p99"]
+                "random data, so there is no output checksum, and it reports no p90 or p99; its figures cover every "
+                "timed run (no windows: a change of the device's speed while measuring is not set apart)"]
     if figures["median_us"] is None:
         warnings.append("this benchmark_model build prints no median: p50 is unknown (null); use a newer build")
     if figures["peak_bytes"] is None:

@@ -116,7 +116,8 @@ def write_html(result: Any, path: Path) -> None:
                f"Green ring: the chosen model. Every latency here was {how}; estimated figures are marked "
                "<span class='est'>estimated</span>.</p>")
     out.append("<h2>Trials</h2><table id='trials'><tr><th>#</th><th class='l'>recipe</th><th class='l'>status"
-               "</th><th>quality</th><th>p50 ms</th><th>bytes</th><th>gzip</th><th>memory</th><th>energy mJ</th>"
+               "</th><th>quality</th><th>p50 ms</th><th>bytes</th><th>gzip</th>"
+               "<th title='ideal entropy-coded size of the weights'>weights coded</th><th>memory</th><th>energy mJ</th>"
                "<th class='l'>notes</th></tr>")
     for r in rows:
         klass = "best" if r["number"] == result.best else r.get("status", "")
@@ -133,6 +134,7 @@ def write_html(result: Any, path: Path) -> None:
                    f"<td>{_cell(q, '{:.4f}')}</td><td>{_cell(r.get('latency_ms'), '{:.4g}')}"
                    f"{' <span class=est>estimated</span>' if r.get('estimated') else ''}</td>"
                    f"<td>{_cell(r.get('model_bytes'), '{:,}')}</td><td>{_cell(r.get('gzip_bytes'), '{:,}')}</td>"
+                   f"<td>{_cell(r.get('weight_entropy_bytes'), '{:,}')}</td>"
                    f"<td>{_cell(r.get('memory_bytes'), '{:,}')}</td><td>{energy}</td>"
                    f"<td class='l'>{e(notes)}</td></tr>")
     out.append("</table>")

@@ -219,7 +219,7 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
         # neither the speed nor the raw size on most runtimes. So each precision is tried plain first,
         # ranked by the predictor (fastest first) before anything is measured; the sampler explores the rest.
         plain = [c for c in space.grid() if c.prune == spacemod.NONE and c.cluster == spacemod.NONE
-                 and tuple(sorted(c.params().items())) not in tried]
+                 and c.channels == spacemod.NONE and tuple(sorted(c.params().items())) not in tried]
         if len(plain) > 1:
             rank = _predicted_ranks(source, prof, predictor, [c.precision for c in plain])
             plain.sort(key=lambda c: rank[c.precision])
@@ -274,7 +274,8 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
         memory = (report.weight_bytes if prof.memory.weights_in_ram else 0) + report.peak_activation_bytes
         predicted = predictor.predict_ms(report, prof)
         facts = {"path": str(path), "sha256": result.sha256, "model_bytes": result.model_bytes,
-                 "gzip_bytes": result.gzip_bytes, "memory_bytes": memory, "quality": result.quality,
+                 "gzip_bytes": result.gzip_bytes, "weight_entropy_bytes": result.weight_entropy_bytes,
+                 "memory_bytes": memory, "quality": result.quality,
                  "precision": result.precision, "warnings": result.warnings, "predicted_ms": predicted,
                  "predictor_calibrated": predictor.calibrated}
         if constraints.max_memory_bytes is not None and memory > constraints.max_memory_bytes:

@@ -25,21 +25,33 @@ class Technique:
     order: int = 0                      # keras steps run in ascending order
 
 
-def _sparsity(value: str | None) -> Any:
-    if value is None:
-        raise RecipeError("prune needs a value: a sparsity in (0, 1) such as prune=0.5, or prune=2:4")
-    if ":" in value:
-        n, m = value.split(":", 1)
-        if not (n.isdigit() and m.isdigit()) or not 0 < int(n) < int(m):
-            raise RecipeError(f"prune=N:M needs 0 < N < M, e.g. prune=2:4. Received: prune={value}")
-        return (int(n), int(m))
-    try:
-        sparsity = float(value)
-    except ValueError:
-        raise RecipeError(f"prune expects a sparsity in (0, 1) or N:M. Received: prune={value}") from None
-    if not 0.0 < sparsity < 1.0:
-        raise RecipeError(f"prune sparsity must be in (0, 1). Received: prune={value}")
-    return sparsity
+def _sparsity_of(name: str) -> Any:
+    def parse(value: str | None) -> Any:
+        if value is None:
+            raise RecipeError(f"{name} needs a value: a sparsity in (0, 1) such as {name}=0.5, or {name}=2:4")
+        if ":" in value:
+            n, m = value.split(":", 1)
+            if not (n.isdigit() and m.isdigit()) or not 0 < int(n) < int(m):
+                raise RecipeError(f"{name}=N:M needs 0 < N < M, e.g. {name}=2:4. Received: {name}={value}")
+            return (int(n), int(m))
+        try:
+            sparsity = float(value)
+        except ValueError:
+            raise RecipeError(f"{name} expects a sparsity in (0, 1) or N:M. Received: {name}={value}") from None
+        if not 0.0 < sparsity < 1.0:
+            raise RecipeError(f"{name} sparsity must be in (0, 1). Received: {name}={value}")
+        return sparsity
+    return parse
+
+
+_sparsity = _sparsity_of("prune")
+PRUNING = ("prune", "wanda", "sparsegpt")  # one per recipe: each sets the sparsity its own way
+
+
+def _channels(value: str | None) -> Any:
+    from .channels import parse
+
+    return parse(value)
 
 
 def _clusters(value: str | None) -> int:
@@ -64,8 +76,17 @@ def _none(name: str) -> Any:
 
 REGISTRY: dict[str, Technique] = {
     t.name: t for t in (
+        Technique("channels", "keras", "structured pruning: remove this fraction of the channels of every "
+                  "convolution and dense layer (coupled through residual adds, concatenations, depthwise and "
+                  "batch norm) and rebuild a smaller dense model; by filter L2 norm (channels=0.5), L1 "
+                  "(channels=l1:0.5) or activations on the data (channels=act:0.5)", (0.25, 0.5), order=0),
         Technique("prune", "keras", "magnitude pruning to a sparsity (prune=0.5) or N:M (prune=2:4)",
                   (0.25, 0.5, 0.75, (2, 4)), order=1),
+        Technique("wanda", "keras", "activation-aware one-shot pruning: |W| x input norm from calibration data, "
+                  "no weight update (wanda=0.5, wanda=2:4)", (0.5, (2, 4)), order=1),
+        Technique("sparsegpt", "keras", "second-order one-shot pruning: prunes by the inverse Hessian of the "
+                  "layer's inputs and updates the kept weights to compensate (sparsegpt=0.5, sparsegpt=2:4)",
+                  (0.5, 0.75, (2, 4)), order=1),
         Technique("cluster", "keras", "weight clustering into N shared values (cluster=16)",
                   (8, 16, 32), order=2),
         Technique("qat", "keras", "quantization-aware training, then int8 conversion", (True,), order=3),
@@ -79,7 +100,8 @@ REGISTRY: dict[str, Technique] = {
                   (False, True)),
     )
 }
-PARSERS = {"prune": _sparsity, "cluster": _clusters, "int8": _int8, "qat": _none("qat"),
+PARSERS = {"channels": _channels, "prune": _sparsity, "wanda": _sparsity_of("wanda"),
+           "sparsegpt": _sparsity_of("sparsegpt"), "cluster": _clusters, "int8": _int8, "qat": _none("qat"),
            "fp32": _none("fp32"), "dynamic": _none("dynamic"), "fp16": _none("fp16"),
            "int16x8": _none("int16x8"), "strip": _none("strip")}
 
@@ -94,6 +116,9 @@ class Step:
             return self.name
         if self.value is True:
             return f"{self.name}=io" if self.name == "int8" else self.name
+        if self.name == "channels":
+            criterion, ratio = self.value
+            return f"channels={ratio:g}" if criterion == "l2" else f"channels={criterion}:{ratio:g}"
         if isinstance(self.value, tuple):
             return f"{self.name}={self.value[0]}:{self.value[1]}"
         return f"{self.name}={self.value}"
@@ -137,6 +162,9 @@ def parse_recipe(text: str) -> Recipe:
         if any(s.name == name for s in (*keras_steps, *converts, *post_steps)):
             raise RecipeError(f"technique {name!r} appears twice in recipe {text!r}")
         {"keras": keras_steps, "convert": converts, "post": post_steps}[REGISTRY[name].kind].append(step)
+    pruning = [s.name for s in keras_steps if s.name in PRUNING]
+    if len(pruning) > 1:
+        raise RecipeError(f"a recipe prunes once; {text!r} has {', '.join(pruning)}")
     if len(converts) > 1:
         raise RecipeError(f"a recipe has one conversion step; {text!r} has "
                           f"{', '.join(s.name for s in converts)}")

@@ -60,6 +60,18 @@ def test_threads_setting_reaches_the_runtime(tflite_path):
     assert m.document["threads"] == 1 and m.document["settings"]["threads"] == 1
 
 
+def test_the_agent_reports_the_median_of_each_window_of_runs(tflite_path):
+    m = edgesdk.bench(tflite_path, "local", BenchSettings(runs=200, warmup=2, min_time_s=0.1, windows=4))
+    latency = m.document["latency"]
+    assert len(latency["window_p50_ms"]) == 4 and m.document["settings"]["windows"] == 4
+    quiet = min(latency["window_p50_ms"])
+    assert latency["min_ms"] <= quiet <= max(latency["window_p50_ms"])
+    if max(latency["window_p50_ms"]) > 1.1 * quiet:  # the machine changed speed: the quietest window is reported
+        assert latency["p50_ms"] == pytest.approx(quiet) and any("changed speed" in w for w in m.document["warnings"])
+    else:
+        assert latency["runs"] >= 200
+
+
 def test_bench_refuses_non_tflite(keras3_path):
     with pytest.raises(ModelError, match="bench measures .tflite models"):
         edgesdk.bench(keras3_path)

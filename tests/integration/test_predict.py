@@ -36,6 +36,20 @@ def test_fit_recovers_known_coefficients():
     assert coefficients["int16x8_dense"] == base["int16x8_dense"]  # not exercised: the roofline stays
 
 
+def test_fp16_weights_unpacked_once_cost_what_float32_weights_cost(tmp_path):
+    """An fp16 model's DEQUANTIZE of its constant weights runs when the interpreter is prepared: per
+    inference it costs what the float32 model costs (same MACs, operators and bytes read)."""
+    from edgesdk.compress import compress
+
+    half = tmp_path / "half.tflite"
+    compress(MODEL, "host", "fp16", half, VAL)
+    report = analyze(half)
+    assert report.precision == "fp16" and report.op_counts.get("DEQUANTIZE", 0) >= 2
+    full = tmp_path / "full.tflite"
+    compress(MODEL, "host", "fp32", full, VAL)
+    assert predict.features(report) == pytest.approx(predict.features(analyze(full)))
+
+
 @pytest.fixture(scope="module")
 def held_out(tmp_path_factory):
     """A model no micro-model resembles exactly (three 3x3 convolutions at 32x32, int8), big enough
@@ -80,7 +94,8 @@ def test_calibrate_on_the_local_device_and_predict_held_out(held_out, tmp_path):
 @pytest.mark.slow
 def test_tune_without_a_device_estimates_and_says_so(tmp_path):
     store = edgesdk.Store()
-    space = build(load_profile("host"), precisions=["fp32", "int8"], prune=["none"], cluster=["none"])
+    space = build(load_profile("host"), precisions=["fp32", "int8"], prune=["none"], cluster=["none"],
+                  channels=["none"])
     result = tune(MODEL, "host", tmp_path / "t", data=VAL, train_data=TRAIN, space=space, store=store, epochs=0)
     rows = [r for r in result.trials if r["status"] == "measured"]
     assert len(rows) == 2 and all(r["estimated"] and r["latency_ms"] > 0 for r in rows)

@@ -51,7 +51,11 @@ def test_every_technique_has_a_parser_and_help():
     for name, technique in REGISTRY.items():
         assert technique.help
         assert technique.kind in ("keras", "convert", "post")
-        parse_recipe(name if name not in ("prune", "cluster") else f"{name}={'0.5' if name == 'prune' else '8'}")
+        value = next((v for v in technique.search_values if not isinstance(v, bool)), None)
+        text = name if value is None else f"{name}={value[0]}:{value[1]}" if isinstance(value, tuple) \
+            else f"{name}={value}"
+        recipe = parse_recipe(text)
+        assert name in str(recipe) and parse_recipe(str(recipe)) == recipe  # printed recipes parse back
 
 
 def test_post_steps_come_last():
