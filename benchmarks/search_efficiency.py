@@ -110,7 +110,7 @@ def main() -> int:
     args = parser.parse_args()
     profile = load_profile("host")
     space = build(profile, precisions=["fp32", "fp16", "dynamic", "int8"], prune=["none", "0.5", "0.75"],
-                  cluster=["none", "16"], channels=["none"])
+                  cluster=["none", "16"], structure=["none"])
     budget = max(1, round(BUDGET_FRACTION * len(space)))
     results = []
     with tempfile.TemporaryDirectory() as tmp_name:

@@ -6,7 +6,10 @@ For each model (int8 .tflite throughout, so latencies compare what a device woul
 - dense int8 (the baseline);
 - ``prune=0.5`` (magnitude: one-shot without fine-tuning, TFMOT's schedule with it), ``wanda=0.5`` and
   ``sparsegpt=0.5``: 50 % of every Conv/Dense kernel zeroed;
-- ``channels=0.5``: half the channels of every convolution and dense layer removed (structured).
+- ``channels=0.5``: half the channels of every convolution and dense layer removed (structured);
+- ``lowrank=0.5``: every Dense and Conv2D factorized (SVD, Tucker-2) to at most half its parameters;
+- ``channels=0.5,distill=4``: the same channel pruning, fine-tuned by distillation (softened outputs of
+  the float model, no labels) instead of on labels (digits) or by output MSE (IC, VWW).
 
 Each is compressed twice: without fine-tuning (epochs 0) and after the same short fine-tune (digits:
 on its labels; IC and VWW: distilled from the float model on jittered copies of the shipped input, or
@@ -40,7 +43,8 @@ import numpy as np
 import edgesdk
 from benchmarks import mlperf
 
-TECHNIQUES = ["none", "prune=0.5", "wanda=0.5", "sparsegpt=0.5", "channels=0.5"]
+TECHNIQUES = ["none", "prune=0.5", "wanda=0.5", "sparsegpt=0.5", "channels=0.5", "lowrank=0.5",
+              "channels=0.5,distill=4"]
 SETTINGS = edgesdk.BenchSettings(runs=100, warmup=10, min_time_s=1.0, threads=1, windows=10)
 
 
@@ -82,7 +86,8 @@ def main() -> int:
         for m in _models(tmp, args.models.split(",")):
             for technique in TECHNIQUES:
                 recipe = "int8" if technique == "none" else f"{technique},int8"
-                for epochs in ([0] if technique == "none" else [0, args.epochs]):
+                runs = [0] if technique == "none" else [args.epochs] if "distill" in technique else [0, args.epochs]
+                for epochs in runs:
                     print(f"{m['name']}: {recipe}, {epochs} epoch(s)", flush=True)
                     path = tmp / m["name"] / f"{recipe.replace(',', '_').replace('=', '')}-e{epochs}.tflite"
                     path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,13 +101,13 @@ def main() -> int:
                                  "weight_bytes": r.weight_bytes, "weight_entropy_bytes": r.weight_entropy_bytes,
                                  "p50_ms": latency["p50_ms"], "compress_s": seconds})
     print()
-    print(f"{'model':7} {'technique':14} {'ep':>2} {'quality':>18} {'bytes':>9} {'gzip':>9} {'coded wts':>9} "
+    print(f"{'model':7} {'technique':22} {'ep':>2} {'quality':>18} {'bytes':>9} {'gzip':>9} {'coded wts':>9} "
           f"{'p50 ms':>8} {'speed-up':>8}")
     for r in rows:
         base = next(b for b in rows if b["model"] == r["model"] and b["technique"] == "none")
         quality = f"acc {r['accuracy']:.3f}" if "accuracy" in r else \
             f"{r['sqnr_db']:5.1f} dB, top1 {r['top1_agreement']:.2f}"
-        print(f"{r['model']:7} {r['technique']:14} {r['epochs']:>2} {quality:>18} {r['bytes']:>9,} "
+        print(f"{r['model']:7} {r['technique']:22} {r['epochs']:>2} {quality:>18} {r['bytes']:>9,} "
               f"{r['gzip_bytes']:>9,} {r['weight_entropy_bytes']:>9,} {r['p50_ms']:>8.4f} "
               f"{base['p50_ms'] / r['p50_ms']:>7.2f}x")
     print()

@@ -201,8 +201,8 @@ def tune(
                                                        "(magnitude), sparsegpt=0.5, wanda=2:4 (repeatable)")] = None,
     cluster: Annotated[Optional[list[str]], typer.Option("--cluster", help="restrict cluster counts: 'none', 16 "
                                                          "(repeatable)")] = None,
-    channels: Annotated[Optional[list[str]], typer.Option("--channels", help="restrict structured pruning: "
-                                                          "'none', 0.5, act:0.5 (repeatable)")] = None,
+    structure: Annotated[Optional[list[str]], typer.Option("--structure", help="restrict architecture changes: "
+                                                           "'none', channels=0.5, lowrank=0.5 (repeatable)")] = None,
     storage: Annotated[Optional[str], typer.Option("--storage", help="Optuna storage URL (default: SQLite in "
                                                    "OUTDIR); postgresql://… to share one study between hosts")] = None,
     study: Annotated[Optional[str], typer.Option("--study", help="study name (default: from model and "
@@ -233,7 +233,7 @@ def tune(
 
     prof = load_profile(profile)
     space = build(prof, precisions=precision or None, prune=prune or None, cluster=cluster or None,
-                  channels=channels or None)
+                  structure=structure or None)
     constraints = Constraints(max_accuracy_drop=max_accuracy_drop, min_accuracy=min_accuracy,
                               max_latency_ms=max_latency_ms, max_memory_bytes=max_memory)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

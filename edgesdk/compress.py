@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import json
@@ -87,13 +88,15 @@ def _input_shape(keras_model: Any, float_report: inspect.ModelReport) -> list[in
 
 def _apply_keras_steps(model: Any, recipe: Recipe, tune: Any, calibration: np.ndarray | None,
                        say: Callable[[str], None]) -> Any:
-    """Run the pruning step, cluster and qat in recipe order; each returns a new tf_keras model."""
-    from .techniques import PRUNING, channels, cluster, oneshot, prune, qat
+    """Run channels, lowrank, the pruning step, cluster and qat in that order; each returns a new tf_keras model."""
+    from .techniques import PRUNING, channels, cluster, lowrank, oneshot, prune, qat
 
     for step in recipe.keras_steps:
         say(f"applying {step}")
         if step.name == "channels":
             model = channels.apply(model, step.value, calibration, tune)
+        elif step.name == "lowrank":
+            model = lowrank.apply(model, step.value, tune)
         elif step.name == "prune":
             model = prune.apply(model, step.value, tune)
         elif step.name in oneshot.METHODS:
@@ -172,13 +175,19 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
         if trainset is dataset:
             warnings.append("fine-tuned and evaluated on the same --data: the quality reported is optimistic; "
                             "pass --train-data to keep them apart")
-    if rec.keras_steps and tune is None and any(s.name in ("prune", "cluster", "channels")
+    distill = next((s for s in rec.keras_steps if s.name == "distill"), None)
+    if distill is not None:
+        if tune is None:
+            raise RecipeError("distill fine-tunes on the float model's outputs: give --data or --train-data, "
+                              "and --epochs of 1 or more")
+        tune = dataclasses.replace(tune, y=None, temperature=distill.value)
+    if rec.keras_steps and tune is None and any(s.name in ("prune", "cluster", "channels", "lowrank")
                                                       for s in rec.keras_steps):
         warnings.append("no training data (or --epochs 0): pruning/clustering applied one-shot without fine-tuning")
     samples = _calibration(x_train, shape, seed) if x_train is not None else None
     current = _apply_keras_steps(keras_model, rec, tune, samples, say)
     calibration = None
-    if rec.convert.name in ("int8", "int16x8"):
+    if rec.convert.name in ("int8", "int16x8", "mixed"):
         calibration = _calibration(x_train, shape, seed)
         if x_train is None:
             warnings.append(datamod.RANDOM_WARNING)

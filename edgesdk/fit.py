@@ -31,7 +31,13 @@ class Fit:
 
 
 def precision_problem(profile: Profile, precision: str) -> str | None:
-    """Why ``profile`` cannot run ``precision``, or None if it can."""
+    """Why ``profile`` cannot run ``precision``, or None if it can. ``mixed`` (int8 with some layers
+    float) needs a target that runs both."""
+    if precision == "mixed":
+        if {"int8", "fp32"} <= set(profile.precisions):
+            return None
+        return (f"profile {profile.name!r} ({profile.compute_class}) cannot run mixed int8/float models: it "
+                f"runs {', '.join(profile.precisions)}, and mixed needs both int8 and fp32")
     if precision in profile.precisions:
         return None
     return (f"profile {profile.name!r} ({profile.compute_class}) does not run {precision} models; "
@@ -45,7 +51,8 @@ def check(report: ModelReport, profile: Profile) -> Fit:
     problem = precision_problem(profile, report.precision)
     if problem:
         problems.append(problem)
-    elif report.precision not in profile.preferred_precisions:
+    elif report.precision not in profile.preferred_precisions and not (
+            report.precision == "mixed" and "int8" in profile.preferred_precisions):
         warnings.append(f"{report.precision} runs on {profile.name} but not well; preferred: "
                         f"{', '.join(profile.preferred_precisions)}")
     missing = sorted(op for op in report.operators if not profile.supports_operator(op))

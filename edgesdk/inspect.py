@@ -62,7 +62,7 @@ class ModelReport:
     weight_bytes: int
     macs: int
     peak_activation_bytes: int
-    precision: str                        # fp32 | fp16 | dynamic | int8 | int16x8
+    precision: str                        # fp32 | fp16 | dynamic | int8 | int16x8 | mixed
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
     layers: list[OpInfo] = field(repr=False)
@@ -102,6 +102,8 @@ def _precision(layers: list[OpInfo], tensors: list[TensorInfo], weight_types: se
         return "int16x8"
     if act and act <= {"INT8", "UINT8", "INT32", "INT64", "BOOL"}:
         return "int8"
+    if act & {"INT8", "UINT8"} and "FLOAT32" in act:
+        return "mixed"
     if weight_types & {"INT8", "UINT8"}:
         return "dynamic"
     if any(t.constant and t.dtype == "FLOAT16" for t in tensors):

@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 # Kernels differ by precision far more than a roofline says (on x86, XNNPACK's float kernels beat its
 # int8 ones on some layers; int16x8 runs reference kernels): compute is costed per precision class.
-CLASSES = {"fp32": "float", "fp16": "float", "dynamic": "dynamic", "int8": "int8", "int16x8": "int16x8"}
+CLASSES = {"fp32": "float", "fp16": "float", "dynamic": "dynamic", "int8": "int8", "int16x8": "int16x8",
+           "mixed": "int8"}  # mixed: mostly int8; its float layers are costed as int8 (an approximation)
 FEATURES = ("fixed_ms", "per_op_ms", "memory",
             *(f"{c}_{kind}" for c in ("float", "dynamic", "int8", "int16x8") for kind in ("dense", "depthwise")))
 _DENSE = {"CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL", "TRANSPOSE_CONV", "CONV_3D"}

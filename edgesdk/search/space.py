@@ -13,6 +13,7 @@ from ..techniques import PRUNING, REGISTRY
 
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8", "int16x8")
 NONE = "none"
+STRUCTURE = ("channels", "lowrank")  # steps that change the architecture: one dimension, at most one of them
 PRUNING_METHODS = tuple(p for p in PRUNING if p != "prune")  # their values carry the method: sparsegpt=0.5
 
 
@@ -28,19 +29,19 @@ def _prune_step(value: str) -> str:
 
 @dataclass(frozen=True)
 class Candidate:
-    """One point of the space: a pruning (a sparsity, or a method and sparsity, or none), a cluster count
-    (or none) and a precision."""
+    """One point of the space: a change of structure (channels=F, lowrank=R or none), a pruning (a
+    sparsity, or a method and sparsity, or none), a cluster count (or none) and a precision."""
 
     prune: str = NONE
     cluster: str = NONE
     precision: str = "fp32"
-    channels: str = NONE
+    structure: str = NONE
 
     @property
     def recipe(self) -> str:
         steps = []
-        if self.channels != NONE:
-            steps.append(f"channels={self.channels}")
+        if self.structure != NONE:
+            steps.append(self.structure)
         if self.prune != NONE:
             steps.append(_prune_step(self.prune))
         if self.cluster != NONE:
@@ -52,7 +53,8 @@ class Candidate:
         return self.recipe.replace("=", "").replace(",", "_").replace(":", "of")
 
     def params(self) -> dict[str, str]:
-        return {"channels": self.channels, "prune": self.prune, "cluster": self.cluster, "precision": self.precision}
+        return {"structure": self.structure, "prune": self.prune, "cluster": self.cluster,
+                "precision": self.precision}
 
 
 @dataclass(frozen=True)
@@ -62,44 +64,54 @@ class Space:
     precision: tuple[str, ...]
     prune: tuple[str, ...] = (NONE,)
     cluster: tuple[str, ...] = (NONE,)
-    channels: tuple[str, ...] = (NONE,)
+    structure: tuple[str, ...] = (NONE,)
     notes: list[str] = field(default_factory=list, compare=False)
 
     def dimensions(self) -> dict[str, tuple[str, ...]]:
-        return {"channels": self.channels, "prune": self.prune, "cluster": self.cluster, "precision": self.precision}
+        return {"structure": self.structure, "prune": self.prune, "cluster": self.cluster,
+                "precision": self.precision}
 
     def grid(self) -> list[Candidate]:
-        return [Candidate(p, c, q, s) for s, p, c, q in product(self.channels, self.prune, self.cluster,
+        return [Candidate(p, c, q, s) for s, p, c, q in product(self.structure, self.prune, self.cluster,
                                                                  self.precision)]
 
     def __len__(self) -> int:
-        return len(self.channels) * len(self.prune) * len(self.cluster) * len(self.precision)
+        return len(self.structure) * len(self.prune) * len(self.cluster) * len(self.precision)
 
 
 def build(profile: Profile, *, precisions: list[str] | None = None, prune: list[str] | None = None,
-          cluster: list[str] | None = None, channels: list[str] | None = None) -> Space:
+          cluster: list[str] | None = None, structure: list[str] | None = None) -> Space:
     """The space for ``profile``: precisions the target runs, and each technique's search values.
 
-    ``precisions``, ``prune``, ``cluster`` and ``channels`` restrict a dimension (``none`` means the technique is not
-    applied; a prune value is a sparsity for magnitude pruning, or ``wanda=S`` / ``sparsegpt=S``); by
-    default the techniques' declared search values are used.
+    ``precisions``, ``prune``, ``cluster`` and ``structure`` restrict a dimension (``none`` means the
+    technique is not applied; a prune value is a sparsity for magnitude pruning, or ``wanda=S`` /
+    ``sparsegpt=S``; a structure value is a step that changes the architecture: ``channels=F`` or
+    ``lowrank=R``); by default the techniques' declared search values are used.
 
     Raises:
         RecipeError: a value no technique accepts, or a precision the profile refuses.
     """
     notes = []
-    allowed = [p for p in PRECISIONS if fit.precision_problem(profile, p) is None]
+    known = (*PRECISIONS, *(f"mixed={v:g}" for v in REGISTRY["mixed"].search_values))
+
+    def problem(precision: str) -> str | None:
+        return fit.precision_problem(profile, precision.partition("=")[0])
+
+    allowed = [p for p in known if problem(p) is None]
     if precisions:
-        bad = [p for p in precisions if p not in PRECISIONS]
+        bad = [p for p in precisions if p not in PRECISIONS and not p.startswith("mixed=")]
         if bad:
-            raise RecipeError(f"unknown precision(s) {', '.join(bad)}; expected: {', '.join(PRECISIONS)}")
-        refused = [p for p in precisions if p not in allowed]
+            raise RecipeError(f"unknown precision(s) {', '.join(bad)}; expected: {', '.join(known)} "
+                              "(mixed=F for any fraction F)")
+        for p in precisions:
+            _check(p)
+        refused = [p for p in precisions if problem(p) is not None]
         if refused:
             raise RecipeError(f"profile {profile.name} refuses precision(s) {', '.join(refused)}: "
-                              f"{fit.precision_problem(profile, refused[0])}")
+                              f"{problem(refused[0])}")
         allowed = list(dict.fromkeys(precisions))
     else:
-        skipped = [p for p in PRECISIONS if p not in allowed]
+        skipped = [p for p in known if p not in allowed]
         if skipped:
             notes.append(f"precisions {', '.join(skipped)} left out: profile {profile.name} does not run them")
     prune_values = [NONE, *(_prune_label(v) for v in REGISTRY["prune"].search_values),
@@ -112,19 +124,24 @@ def build(profile: Profile, *, precisions: list[str] | None = None, prune: list[
     for value in cluster_values:
         if value != NONE:
             _check(f"cluster={value}")
-    channel_values = [NONE, *(f"{v:g}" for v in REGISTRY["channels"].search_values)] if channels is None \
-        else channels
-    for value in channel_values:
+    structure_values = [NONE, *(f"{name}={v:g}" for name in STRUCTURE for v in REGISTRY[name].search_values)] \
+        if structure is None else structure
+    for value in structure_values:
         if value != NONE:
-            _check(f"channels={value}")
+            if value.partition("=")[0] not in STRUCTURE:
+                raise RecipeError(f"structure values are {' or '.join(f'{n}=…' for n in STRUCTURE)} (or none). "
+                                  f"Received: {value}")
+            _check(value)
     if not allowed:
         raise RecipeError(f"profile {profile.name} runs none of the precisions {', '.join(PRECISIONS)}")
     return Space(precision=tuple(allowed), prune=tuple(dict.fromkeys(prune_values)),
-                 cluster=tuple(dict.fromkeys(cluster_values)), channels=tuple(dict.fromkeys(channel_values)),
+                 cluster=tuple(dict.fromkeys(cluster_values)), structure=tuple(dict.fromkeys(structure_values)),
                  notes=notes)
 
 
 def _check(step: str) -> None:
+    from ..techniques import REGISTRY as registry
     from ..techniques import parse_recipe
 
-    parse_recipe(f"{step},fp32")
+    technique = registry.get(step.partition("=")[0].strip().lower())
+    parse_recipe(step if technique is not None and technique.kind == "convert" else f"{step},fp32")

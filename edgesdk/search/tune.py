@@ -219,7 +219,7 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
         # neither the speed nor the raw size on most runtimes. So each precision is tried plain first,
         # ranked by the predictor (fastest first) before anything is measured; the sampler explores the rest.
         plain = [c for c in space.grid() if c.prune == spacemod.NONE and c.cluster == spacemod.NONE
-                 and c.channels == spacemod.NONE and tuple(sorted(c.params().items())) not in tried]
+                 and c.structure == spacemod.NONE and tuple(sorted(c.params().items())) not in tried]
         if len(plain) > 1:
             rank = _predicted_ranks(source, prof, predictor, [c.precision for c in plain])
             plain.sort(key=lambda c: rank[c.precision])
@@ -353,7 +353,8 @@ def _predicted_ranks(source: Any, profile: Profile, predictor: Any, precisions: 
     from ..techniques.convert import convert
 
     report = analyze(source.path, data=convert(models.load_source(source), Step("fp32"), None))
-    return {p: predictor.predict_ms(dataclasses.replace(report, precision=p), profile) for p in precisions}
+    return {p: predictor.predict_ms(dataclasses.replace(report, precision=p.partition("=")[0]), profile)
+            for p in precisions}
 
 
 def _open_study(optuna: Any, name: str, storage: str, sampler: Any, directions: list[str]) -> Any:

@@ -54,6 +54,35 @@ def _channels(value: str | None) -> Any:
     return parse(value)
 
 
+def _temperature(value: str | None) -> float:
+    if value is None:
+        return 4.0
+    try:
+        t = float(value)
+    except ValueError:
+        raise RecipeError(f"distill expects a temperature, e.g. distill=4. Received: distill={value}") from None
+    if not 0.0 < t <= 100.0:
+        raise RecipeError(f"distill temperature must be in (0, 100]. Received: distill={value}")
+    return t
+
+
+def _float_fraction(value: str | None) -> float:
+    try:
+        fraction = float(value) if value is not None else None
+    except ValueError:
+        fraction = None
+    if fraction is None or not 0.0 < fraction < 1.0:
+        raise RecipeError(f"mixed expects the fraction of layers kept float, in (0, 1), e.g. mixed=0.1. "
+                          f"Received: mixed{'=' + value if value is not None else ''}")
+    return fraction
+
+
+def _lowrank(value: str | None) -> Any:
+    from .lowrank import parse
+
+    return parse(value)
+
+
 def _clusters(value: str | None) -> int:
     if value is None or not value.isdigit() or not 2 <= int(value) <= 256:
         raise RecipeError(f"cluster expects a number of clusters from 2 to 256, e.g. cluster=16. "
@@ -80,30 +109,38 @@ REGISTRY: dict[str, Technique] = {
                   "convolution and dense layer (coupled through residual adds, concatenations, depthwise and "
                   "batch norm) and rebuild a smaller dense model; by filter L2 norm (channels=0.5), L1 "
                   "(channels=l1:0.5) or activations on the data (channels=act:0.5)", (0.25, 0.5), order=0),
+        Technique("lowrank", "keras", "low-rank factorization keeping this fraction of each layer's parameters: "
+                  "SVD for Dense, Tucker-2 (1x1, kxk core, 1x1) for Conv2D (lowrank=0.5)", (0.5,), order=1),
         Technique("prune", "keras", "magnitude pruning to a sparsity (prune=0.5) or N:M (prune=2:4)",
-                  (0.25, 0.5, 0.75, (2, 4)), order=1),
+                  (0.25, 0.5, 0.75, (2, 4)), order=2),
         Technique("wanda", "keras", "activation-aware one-shot pruning: |W| x input norm from calibration data, "
-                  "no weight update (wanda=0.5, wanda=2:4)", (0.5, (2, 4)), order=1),
+                  "no weight update (wanda=0.5, wanda=2:4)", (0.5, (2, 4)), order=2),
         Technique("sparsegpt", "keras", "second-order one-shot pruning: prunes by the inverse Hessian of the "
                   "layer's inputs and updates the kept weights to compensate (sparsegpt=0.5, sparsegpt=2:4)",
-                  (0.5, 0.75, (2, 4)), order=1),
+                  (0.5, 0.75, (2, 4)), order=2),
         Technique("cluster", "keras", "weight clustering into N shared values (cluster=16)",
-                  (8, 16, 32), order=2),
-        Technique("qat", "keras", "quantization-aware training, then int8 conversion", (True,), order=3),
+                  (8, 16, 32), order=3),
+        Technique("distill", "keras", "knowledge distillation: the fine-tuning of the other steps fits the float "
+                  "model's outputs softened at temperature T (distill=4), labels unused: unlabeled data is "
+                  "enough", order=5),
+        Technique("qat", "keras", "quantization-aware training, then int8 conversion", (True,), order=4),
         Technique("fp32", "convert", "plain float32 conversion"),
         Technique("dynamic", "convert", "dynamic-range: int8 weights, float activations"),
         Technique("fp16", "convert", "float16 weights (GPU delegates compute in fp16)"),
         Technique("int8", "convert", "full-integer int8, calibrated; int8=io also makes inputs/outputs int8",
                   (False, True)),
         Technique("int16x8", "convert", "int16 activations, int8 weights, calibrated"),
+        Technique("mixed", "convert", "mixed precision: int8, with the fraction F of the layers most sensitive to "
+                  "quantization (per-layer error on the calibration data) kept float (mixed=0.1)", (0.1, 0.25)),
         Technique("strip", "post", "drop tensor names and signatures: a smaller file for flash-limited targets",
                   (False, True)),
     )
 }
-PARSERS = {"channels": _channels, "prune": _sparsity, "wanda": _sparsity_of("wanda"),
-           "sparsegpt": _sparsity_of("sparsegpt"), "cluster": _clusters, "int8": _int8, "qat": _none("qat"),
+PARSERS = {"channels": _channels, "lowrank": _lowrank, "distill": _temperature, "prune": _sparsity,
+           "wanda": _sparsity_of("wanda"), "sparsegpt": _sparsity_of("sparsegpt"), "cluster": _clusters,
+           "int8": _int8, "qat": _none("qat"),
            "fp32": _none("fp32"), "dynamic": _none("dynamic"), "fp16": _none("fp16"),
-           "int16x8": _none("int16x8"), "strip": _none("strip")}
+           "int16x8": _none("int16x8"), "mixed": _float_fraction, "strip": _none("strip")}
 
 
 @dataclass(frozen=True)
@@ -121,6 +158,8 @@ class Step:
             return f"channels={ratio:g}" if criterion == "l2" else f"channels={criterion}:{ratio:g}"
         if isinstance(self.value, tuple):
             return f"{self.name}={self.value[0]}:{self.value[1]}"
+        if isinstance(self.value, float):
+            return f"{self.name}={self.value:g}"
         return f"{self.name}={self.value}"
 
 
@@ -172,6 +211,10 @@ def parse_recipe(text: str) -> Recipe:
     if has_qat and converts and converts[0].name != "int8":
         raise RecipeError(f"qat produces an int8 model; it cannot be combined with {converts[0].name} "
                           "(16x8 conversion of QAT models is not supported by the TFLite converter)")
+    if any(s.name == "distill" for s in keras_steps) and not any(
+            REGISTRY[s.name].kind == "keras" and s.name != "distill" for s in keras_steps):
+        raise RecipeError("distill is how the other steps are fine-tuned: combine it with channels, lowrank, "
+                          "prune, wanda, sparsegpt, cluster or qat (e.g. channels=0.5,distill=4,int8)")
     convert = converts[0] if converts else Step("int8", False) if has_qat else Step("fp32")
     keras_steps.sort(key=lambda s: REGISTRY[s.name].order)
     return Recipe(tuple(keras_steps), convert, tuple(post_steps))

@@ -13,6 +13,7 @@ from ..errors import RecipeError
 from . import Step
 
 log = logging.getLogger(__name__)
+MIXED_DEBUG_SAMPLES = 32  # calibration samples the per-layer error is measured on
 
 
 def converter_for(source: Any) -> Any:
@@ -45,6 +46,8 @@ def convert(source: Any, step: Step, calibration: np.ndarray | None) -> bytes:
     import tensorflow as tf
 
     conv = converter_for(source)
+    if step.name == "mixed":
+        return _mixed(conv, step.value, calibration)
     if step.name != "fp32":
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         # Dense layers get one scale per tensor, as TFLite Micro-era kernels and older runtimes
@@ -71,6 +74,59 @@ def convert(source: Any, step: Step, calibration: np.ndarray | None) -> bytes:
     except Exception as exc:  # noqa: BLE001 - the converter raises many types; report its first line
         message = str(exc).strip().splitlines()
         raise RecipeError(f"the TFLite converter refused {step}: "
+                          f"{message[-1][:300] if message else type(exc).__name__}") from exc
+
+
+def layer_errors(conv: Any, calibration: np.ndarray) -> list[dict[str, Any]]:
+    """Each quantizable layer's error when quantized to int8: TFLite's QuantizationDebugger runs the
+    calibration samples through the int8 model and compares every layer's output with its float value,
+    layer by layer. Sorted worst first by RMSE over the quantization step (``rmse_per_step``): how many
+    steps of its own grid the layer is off, the converter documentation's measure of sensitivity."""
+    import csv
+    import io
+
+    import tensorflow as tf
+
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative(calibration)
+    conv._experimental_disable_per_channel_quantization_for_dense_layers = True
+    with quiet():
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=conv, debug_dataset=representative(calibration[:MIXED_DEBUG_SAMPLES]))
+        debugger.run()
+        text = io.StringIO()
+        debugger.layer_statistics_dump(text)
+    rows = []
+    for row in csv.DictReader(io.StringIO(text.getvalue())):
+        scale, mse = float(row["scale"]), float(row["mean_squared_error"])
+        if row["op_name"] in ("QUANTIZE", "DEQUANTIZE") or scale <= 0:
+            continue
+        rows.append({"op": row["op_name"], "tensor": row["tensor_name"], "rmse_per_step": float(np.sqrt(mse)) / scale})
+    return sorted(rows, key=lambda r: -r["rmse_per_step"])
+
+
+def _mixed(conv: Any, fraction: float, calibration: np.ndarray | None) -> bytes:
+    """int8, with the ceil(fraction x layers) most sensitive layers (``layer_errors``) left float."""
+    import tensorflow as tf
+
+    if calibration is None:
+        raise RecipeError("mixed needs calibration samples")
+    try:
+        errors = layer_errors(conv, calibration)
+        keep = [r["tensor"] for r in errors[:max(1, int(np.ceil(fraction * len(errors))))]]
+        log.info("mixed: %d of %d layers kept float: %s", len(keep), len(errors),
+                 ", ".join(f"{r['op']} {r['rmse_per_step']:.2f}" for r in errors[:len(keep)]))
+        options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=keep)
+        with quiet():
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=conv, debug_dataset=representative(calibration[:MIXED_DEBUG_SAMPLES]),
+                debug_options=options)
+            return bytes(debugger.get_nondebug_quantized_model())
+    except RecipeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the converter and debugger raise many types
+        message = str(exc).strip().splitlines()
+        raise RecipeError(f"mixed precision failed in the TFLite quantization debugger: "
                           f"{message[-1][:300] if message else type(exc).__name__}") from exc
 
 

@@ -26,6 +26,7 @@ class FineTune:
     batch_size: int = 32
     learning_rate: float = 1e-4
     seed: int = 0
+    temperature: float | None = None   # set: knowledge distillation from the teacher's softened outputs
 
     def __post_init__(self) -> None:
         if self.epochs < 0:
@@ -52,14 +53,43 @@ def _outputs_are_probabilities(teacher: np.ndarray) -> bool:
     return bool(t.shape[1] > 1 and (t >= -1e-6).all() and np.allclose(t.sum(axis=1), 1.0, atol=1e-3))
 
 
+def softened(outputs: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(logits / T) of a classifier's outputs (logits, or probabilities whose log is taken)."""
+    logits = np.log(np.clip(outputs, 1e-7, 1.0)) if _outputs_are_probabilities(outputs) else outputs
+    z = logits.astype(np.float64) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def distillation(teacher: np.ndarray, temperature: float) -> tuple[Any, np.ndarray]:
+    """Hinton et al.'s distillation loss: T^2 KL(teacher_T || student_T), with the targets it fits.
+
+    Labels play no part: only the teacher's outputs on the (unlabeled) inputs."""
+    import tensorflow as tf
+
+    from_probs = _outputs_are_probabilities(teacher)
+
+    def loss(target: Any, output: Any) -> Any:
+        logits = tf.math.log(tf.clip_by_value(output, 1e-7, 1.0)) if from_probs else output
+        log_student = tf.nn.log_softmax(logits / temperature, axis=-1)
+        log_target = tf.math.log(tf.clip_by_value(target, 1e-12, 1.0))
+        return tf.reduce_sum(target * (log_target - log_student), axis=-1) * temperature ** 2
+
+    return loss, softened(teacher, temperature)
+
+
 def fit(model: Any, tune: FineTune, callbacks: list[Any] | None = None) -> Any:
     """Compile ``model`` with a loss that fits the data, and train it for ``tune.epochs`` epochs."""
     import tensorflow as tf
     import tf_keras
 
     tf.random.set_seed(tune.seed)
-    if tune.y is not None and np.issubdtype(tune.y.dtype, np.integer) and tune.teacher.ndim == 2:
-        loss: Any = tf_keras.losses.SparseCategoricalCrossentropy(
+    loss: Any
+    if tune.temperature is not None and tune.teacher.ndim == 2 and tune.teacher.shape[1] > 1:
+        loss, target = distillation(tune.teacher, tune.temperature)
+    elif tune.y is not None and np.issubdtype(tune.y.dtype, np.integer) and tune.teacher.ndim == 2:
+        loss = tf_keras.losses.SparseCategoricalCrossentropy(
             from_logits=not _outputs_are_probabilities(tune.teacher))
         target = tune.y
     elif tune.y is not None:

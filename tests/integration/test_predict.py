@@ -95,7 +95,7 @@ def test_calibrate_on_the_local_device_and_predict_held_out(held_out, tmp_path):
 def test_tune_without_a_device_estimates_and_says_so(tmp_path):
     store = edgesdk.Store()
     space = build(load_profile("host"), precisions=["fp32", "int8"], prune=["none"], cluster=["none"],
-                  channels=["none"])
+                  structure=["none"])
     result = tune(MODEL, "host", tmp_path / "t", data=VAL, train_data=TRAIN, space=space, store=store, epochs=0)
     rows = [r for r in result.trials if r["status"] == "measured"]
     assert len(rows) == 2 and all(r["estimated"] and r["latency_ms"] > 0 for r in rows)

@@ -23,7 +23,7 @@ QUICK = BenchSettings(runs=10, warmup=1, min_time_s=0.05)
 
 def small_space(**kwargs):
     return build(load_profile("host"), precisions=kwargs.get("precisions", ["fp32", "int8"]),
-                 prune=kwargs.get("prune", ["none", "0.5"]), cluster=["none"], channels=["none"])
+                 prune=kwargs.get("prune", ["none", "0.5"]), cluster=["none"], structure=["none"])
 
 
 def run(outdir, store, **kwargs):
@@ -134,7 +134,7 @@ def test_cli_tune(tmp_path):
 
     out = tmp_path / "cli"
     args = ["tune", str(MODEL), "-p", "host", "--device", "local", "-d", str(VAL), "--train-data", str(TRAIN),
-            "--precision", "int8", "--prune", "none", "--cluster", "none", "--channels", "none",
+            "--precision", "int8", "--prune", "none", "--cluster", "none", "--structure", "none",
             "--runs", "5", "--min-time", "0", "--epochs", "0", "-o", str(out)]
     done = CliRunner().invoke(app, args)
     assert done.exit_code == 0, done.output
@@ -152,7 +152,7 @@ def test_ctrl_c_stops_and_keeps_what_was_measured(tmp_path):
     out = tmp_path / "t"
     proc = subprocess.Popen([str(cli), "tune", str(MODEL), "-p", "host", "--device", "local", "-d", str(VAL),
                              "--train-data", str(TRAIN), "--precision", "fp32", "--precision", "int8", "--prune",
-                             "none", "--prune", "0.5", "--cluster", "none", "--channels", "none", "--epochs", "0",
+                             "none", "--prune", "0.5", "--cluster", "none", "--structure", "none", "--epochs", "0",
                              "--runs", "5", "--min-time", "0", "-o", str(out)], stderr=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
     assert proc.stderr is not None

@@ -1,0 +1,199 @@
+"""Low-rank factorization: each Dense and Conv2D becomes a chain of smaller layers with fewer parameters.
+
+- Dense (in x out) by truncated SVD: W ~ A B with A (in x r) and B (r x out), two Dense layers.
+- Conv2D (kh x kw x cin x cout) by Tucker-2 (HOSVD on the channel modes): a 1x1 convolution cin -> r1,
+  the kh x kw core r1 -> r2 (with the original strides, padding and dilation), and a 1x1 convolution
+  r2 -> cout; a 1x1 convolution is a matrix and gets the SVD as two 1x1 convolutions.
+
+``lowrank=R`` keeps at most the fraction R of each layer's kernel parameters: the ranks are the largest
+that fit (r1, r2 in proportion to cin and cout). A layer for which no factorization is smaller, or
+only one through fewer than MIN_RANK channels (a 3-channel stem), stays as it is, and so do the layers
+that produce the model's outputs (a classifier head at a rank below its class count cannot separate them). The
+last layer of each chain keeps the original name, bias and activation, so the model's outputs and names
+stay. Optional fine-tuning follows.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from typing import Any
+
+import numpy as np
+
+from ..errors import RecipeError
+from .training import FineTune, fit
+
+log = logging.getLogger(__name__)
+MIN_RANK = 4  # below this a layer is squeezed through too few channels (a 3-channel stem, a bottleneck)
+
+
+def parse(value: str | None) -> float:
+    if value is None:
+        raise RecipeError("lowrank needs a value: the fraction of each layer's parameters to keep, e.g. lowrank=0.5")
+    try:
+        ratio = float(value)
+    except ValueError:
+        raise RecipeError(f"lowrank expects a fraction in (0, 1), e.g. lowrank=0.5. Received: lowrank={value}") \
+            from None
+    if not 0.0 < ratio < 1.0:
+        raise RecipeError(f"lowrank fraction must be in (0, 1). Received: lowrank={value}")
+    return ratio
+
+
+def svd_rank(n_in: int, n_out: int, ratio: float) -> int:
+    """The largest rank r with r * (n_in + n_out) <= ratio * n_in * n_out (0: no gain)."""
+    r = int(math.floor(ratio * n_in * n_out / (n_in + n_out)))
+    return r if MIN_RANK <= r < min(n_in, n_out) else 0
+
+
+def tucker_ranks(kh: int, kw: int, cin: int, cout: int, ratio: float) -> tuple[int, int]:
+    """(r1, r2) = (a cin, a cout) with the largest a such that cin r1 + kh kw r1 r2 + r2 cout fits in
+    ratio * kh kw cin cout; (0, 0) when no such ranks below cin and cout exist."""
+    k = kh * kw
+    # k a^2 cin cout + a (cin^2 + cout^2) - ratio k cin cout = 0
+    qa, qb, qc = k * cin * cout, cin * cin + cout * cout, -ratio * k * cin * cout
+    a = (-qb + math.sqrt(qb * qb - 4 * qa * qc)) / (2 * qa)
+    r1, r2 = int(math.floor(a * cin)), int(math.floor(a * cout))
+    if min(r1, r2) < MIN_RANK or r1 >= cin or r2 >= cout:
+        return 0, 0
+    return r1, r2
+
+
+def apply(model: Any, ratio: float, tune: FineTune | None) -> Any:
+    """Factorize every Dense and Conv2D of ``model`` where that keeps at most ``ratio`` of its parameters.
+
+    Raises:
+        RecipeError: no layer can be factorized, or the model cannot be rebuilt.
+    """
+    import tf_keras
+
+    if isinstance(model, tf_keras.Sequential):
+        model = tf_keras.Model(model.inputs, model.outputs)
+    from .channels import _batch_norm_after, _bn_gain
+
+    config = copy.deepcopy(model.get_config())
+    heads = _heads(config)
+    gains = {}
+    for name, bn in _batch_norm_after(model).items():
+        gamma, variance = _bn_gain(bn)
+        gains[name] = np.abs(gamma) / np.sqrt(variance + bn.epsilon)
+    layers_out: list[dict[str, Any]] = []
+    weights: dict[str, list[np.ndarray]] = {}
+    factored = []
+    for entry in config["layers"]:
+        layer = model.get_layer(entry["name"])
+        single = len(entry.get("inbound_nodes") or []) == 1
+        parts = _factor(layer, entry, ratio, gains.get(entry["name"])) if single and entry["name"] not in heads \
+            else None
+        if parts is None:
+            layers_out.append(entry)
+            weights[entry["name"]] = layer.get_weights()
+            continue
+        factored.append(entry["name"])
+        inbound = entry["inbound_nodes"]
+        for part_entry, part_weights in parts:
+            part_entry["inbound_nodes"] = inbound
+            inbound = [[[part_entry["name"], 0, 0, {}]]]
+            layers_out.append(part_entry)
+            weights[part_entry["name"]] = part_weights
+    if not factored:
+        raise RecipeError(f"lowrank={ratio:g} found no Dense or Conv2D layer that a factorization keeping "
+                          f"{ratio:.0%} of its parameters makes smaller")
+    config["layers"] = layers_out
+    try:
+        smaller = tf_keras.Model.from_config(config)
+        for layer in smaller.layers:
+            if weights.get(layer.name):
+                layer.set_weights(weights[layer.name])
+    except Exception as exc:  # noqa: BLE001 - odd configs raise anything
+        raise RecipeError(f"lowrank: cannot rebuild the factorized model ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0][:200]})") from exc
+    log.info("lowrank: %d layers factorized; %d of %d parameters", len(factored), smaller.count_params(),
+             model.count_params())
+    if tune is not None and tune.epochs > 0:
+        fit(smaller, tune)
+    return smaller
+
+
+PASS_THROUGH = ("Activation", "Softmax", "ReLU", "Dropout", "Flatten", "Reshape", "Identity")
+
+
+def _heads(config: dict[str, Any]) -> set[str]:
+    """Layers that produce a model output (directly or through activations, dropout, reshapes): the
+    classifier heads, which a low rank would squeeze below the number of classes; they stay."""
+    entries = {e["name"]: e for e in config["layers"]}
+    out: set[str] = set()
+    todo = [ref[0] for ref in config["output_layers"]]
+    while todo:
+        name = todo.pop()
+        out.add(name)
+        entry = entries[name]
+        nodes = entry.get("inbound_nodes") or []
+        if entry["class_name"] in PASS_THROUGH and len(nodes) == 1:
+            todo += [ref[0] for ref in nodes[0]]
+    return out
+
+
+def _part(entry: dict[str, Any], name: str, **changes: Any) -> dict[str, Any]:
+    config = {**copy.deepcopy(entry["config"]), "name": name, **changes}
+    return {"class_name": entry["class_name"], "config": config, "name": name}
+
+
+def _factor(layer: Any, entry: dict[str, Any], ratio: float,
+            gain: np.ndarray | None = None) -> list[tuple[dict[str, Any], list[np.ndarray]]] | None:
+    """The chain replacing ``layer``, or None. ``gain``: the per-output scale of a batch norm that follows;
+    the factorization is of the kernel times that gain (the error that matters is after the batch norm,
+    which would magnify the weak filters a plain SVD truncates first), and the gain is divided out of the
+    last factor again."""
+    kind = type(layer).__name__
+    if kind not in ("Dense", "Conv2D"):
+        return None
+    kernel, *bias = layer.get_weights()
+    g = np.ones(kernel.shape[-1]) if gain is None else np.maximum(gain, 1e-12)
+    name = entry["name"]
+    linear = {"activation": "linear", "use_bias": False, "kernel_regularizer": None, "bias_regularizer": None,
+              "activity_regularizer": None, "kernel_constraint": None, "bias_constraint": None}
+    if kind == "Dense":
+        r = svd_rank(kernel.shape[0], kernel.shape[1], ratio)
+        if not r:
+            return None
+        a, b = _svd(kernel * g, r)
+        return [(_part(entry, f"{name}_lowrank", units=r, **linear), [a]), (entry, [(b / g).astype(b.dtype), *bias])]
+    if getattr(layer, "groups", 1) != 1 or layer.data_format != "channels_last":
+        return None
+    kh, kw, cin, cout = kernel.shape
+    if (kh, kw) == (1, 1):
+        r = svd_rank(cin, cout, ratio)
+        if not r:
+            return None
+        a, b = _svd(kernel.reshape(cin, cout) * g, r)
+        b = (b / g).astype(b.dtype)
+        first = _part(entry, f"{name}_lowrank", filters=r, **linear)  # keeps strides: 1x1, so either may
+        last = _part(entry, name, strides=(1, 1), padding="valid", dilation_rate=(1, 1))
+        return [(first, [a.reshape(1, 1, cin, r)]), (last, [b.reshape(1, 1, r, cout), *bias])]
+    r1, r2 = tucker_ranks(kh, kw, cin, cout, ratio)
+    if not r1:
+        return None
+    weighted = kernel * g
+    u_in = _leading(np.moveaxis(weighted, 2, 0).reshape(cin, -1), r1)       # (cin, r1)
+    u_out = _leading(np.moveaxis(weighted, 3, 0).reshape(cout, -1), r2)     # (cout, r2)
+    core = np.einsum("hwio,ia,ob->hwab", weighted, u_in, u_out).astype(kernel.dtype)
+    one = {"kernel_size": (1, 1), "strides": (1, 1), "padding": "valid", "dilation_rate": (1, 1)}
+    return [
+        (_part(entry, f"{name}_lowrank_in", filters=r1, **linear, **one), [u_in.reshape(1, 1, cin, r1)]),
+        (_part(entry, f"{name}_lowrank_core", filters=r2, **linear), [core]),
+        (_part(entry, name, **one), [(u_out.T / g).reshape(1, 1, r2, cout).astype(kernel.dtype), *bias]),
+    ]
+
+
+def _svd(w: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
+    u, s, vt = np.linalg.svd(w.astype(np.float64), full_matrices=False)
+    root = np.sqrt(s[:r])
+    return (u[:, :r] * root).astype(w.dtype), (root[:, None] * vt[:r]).astype(w.dtype)
+
+
+def _leading(m: np.ndarray, r: int) -> np.ndarray:
+    u, _, _ = np.linalg.svd(m.astype(np.float64), full_matrices=False)
+    return u[:, :r].astype(np.float32)
