@@ -66,15 +66,21 @@ def _temperature(value: str | None) -> float:
     return t
 
 
-def _float_fraction(value: str | None) -> float:
+def fraction(name: str, raw: str | None, what: str, received: str | None = None) -> float:
+    """``raw`` as a number in (0, 1) for the step ``name``, or a RecipeError that says what it means
+    (``received``: the whole value as written, when ``raw`` is a part of it)."""
     try:
-        fraction = float(value) if value is not None else None
+        value = float(raw) if raw is not None else None
     except ValueError:
-        fraction = None
-    if fraction is None or not 0.0 < fraction < 1.0:
-        raise RecipeError(f"mixed expects the fraction of layers kept float, in (0, 1), e.g. mixed=0.1. "
-                          f"Received: mixed{'=' + value if value is not None else ''}")
-    return fraction
+        value = None
+    if value is None or not 0.0 < value < 1.0:
+        shown = name if raw is None else f"{name}={received if received is not None else raw}"
+        raise RecipeError(f"{name} expects {what}, a fraction in (0, 1), e.g. {name}=0.5. Received: {shown}")
+    return value
+
+
+def _float_fraction(value: str | None) -> float:
+    return fraction("mixed", value, "the fraction of layers kept float")
 
 
 def _lowrank(value: str | None) -> Any:

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import RecipeError
+from . import fraction
 from .training import FineTune, fit
 
 log = logging.getLogger(__name__)
@@ -107,14 +108,7 @@ def parse(value: str | None) -> tuple[str, float]:
     criterion = criterion or "l2"
     if criterion not in CRITERIA:
         raise RecipeError(f"channels criterion must be one of {', '.join(CRITERIA)}. Received: channels={value}")
-    try:
-        ratio = float(raw)
-    except ValueError:
-        raise RecipeError(f"channels expects a fraction in (0, 1), e.g. channels=0.5. Received: channels={value}") \
-            from None
-    if not 0.0 < ratio < 1.0:
-        raise RecipeError(f"channels fraction must be in (0, 1). Received: channels={value}")
-    return criterion, ratio
+    return criterion, fraction("channels", raw, "the fraction of channels to remove", received=value)
 
 
 def plan(model: Any) -> tuple[_Spaces, dict[str, list[int]], dict[str, list[int]]]:

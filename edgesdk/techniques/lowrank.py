@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import RecipeError
+from . import fraction
 from .training import FineTune, fit
 
 log = logging.getLogger(__name__)
@@ -30,16 +31,7 @@ MIN_RANK = 4  # below this a layer is squeezed through too few channels (a 3-cha
 
 
 def parse(value: str | None) -> float:
-    if value is None:
-        raise RecipeError("lowrank needs a value: the fraction of each layer's parameters to keep, e.g. lowrank=0.5")
-    try:
-        ratio = float(value)
-    except ValueError:
-        raise RecipeError(f"lowrank expects a fraction in (0, 1), e.g. lowrank=0.5. Received: lowrank={value}") \
-            from None
-    if not 0.0 < ratio < 1.0:
-        raise RecipeError(f"lowrank fraction must be in (0, 1). Received: lowrank={value}")
-    return ratio
+    return fraction("lowrank", value, "the fraction of each layer's parameters to keep")
 
 
 def svd_rank(n_in: int, n_out: int, ratio: float) -> int:
