@@ -184,11 +184,11 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
     if rec.keras_steps and tune is None and any(s.name in ("prune", "cluster", "channels", "lowrank")
                                                       for s in rec.keras_steps):
         warnings.append("no training data (or --epochs 0): pruning/clustering applied one-shot without fine-tuning")
-    samples = _calibration(x_train, shape, seed) if x_train is not None else None
+    samples = _calibration(x_train, shape, seed) if x_train is not None else None  # real data only
     current = _apply_keras_steps(keras_model, rec, tune, samples, say)
     calibration = None
     if rec.convert.name in ("int8", "int16x8", "mixed"):
-        calibration = _calibration(x_train, shape, seed)
+        calibration = samples if samples is not None else _calibration(None, shape, seed)
         if x_train is None:
             warnings.append(datamod.RANDOM_WARNING)
     say(f"converting ({rec.convert})")

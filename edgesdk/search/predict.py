@@ -63,7 +63,8 @@ def features(report: ModelReport) -> dict[str, float]:
     folded = [layer for layer in report.layers
               if layer.op == "DEQUANTIZE" and layer.inputs and all(j in constant for j in layer.inputs if j >= 0)]
     unpacked = {j for layer in folded for j in layer.inputs}
-    layers = [layer for layer in report.layers if layer not in folded]
+    once = {layer.index for layer in folded}
+    layers = [layer for layer in report.layers if layer.index not in once]
     out[f"{klass}_dense"] = float(sum(layer.macs for layer in layers if layer.op in _DENSE))
     out[f"{klass}_depthwise"] = float(sum(layer.macs for layer in layers if layer.op in _DEPTHWISE))
     weights = sum(t.bytes for t in report.tensors if t.constant and t.index not in unpacked) + \
