@@ -12,17 +12,22 @@ from edgesdk.profiles import load_profile
 from edgesdk.search import build
 
 
-def test_the_most_sensitive_layers_stay_float(keras3_path, data_files, tmp_path):
+@pytest.fixture(params=["keras3", "tf_keras"])
+def model_path(request, keras3_path, h5_path):
+    return keras3_path if request.param == "keras3" else h5_path
+
+
+def test_the_most_sensitive_layers_stay_float(model_path, data_files, tmp_path):
     from edgesdk import models
     from edgesdk.techniques.convert import converter_for, layer_errors
 
     train, val, _ = data_files
     x = np.load(train)["x"][:64].reshape(-1, 8, 8, 1).astype(np.float32)
-    errors = layer_errors(converter_for(models.load_source(models.identify(keras3_path))), x)
+    errors = layer_errors(converter_for(models.load_source(models.identify(model_path))), x)
     steps = [e["rmse_per_step"] for e in errors]
     assert len(steps) >= 4 and steps == sorted(steps, reverse=True)
-    full = edgesdk.compress(keras3_path, "host", "int8", tmp_path / "i.tflite", val, train_data=train)
-    mixed = edgesdk.compress(keras3_path, "host", "mixed=0.25", tmp_path / "m.tflite", val, train_data=train)
+    full = edgesdk.compress(model_path, "host", "int8", tmp_path / "i.tflite", val, train_data=train)
+    mixed = edgesdk.compress(model_path, "host", "mixed=0.25", tmp_path / "m.tflite", val, train_data=train)
     report = analyze(mixed.output)
     assert mixed.precision == report.precision == "mixed"
     dtypes = {layer.dtype for layer in report.layers if layer.op in ("CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D")}
