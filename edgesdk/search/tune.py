@@ -9,14 +9,16 @@ through the agent (the results store answers repeats). The study lives in ``OUTD
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import queue
 import shutil
+import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -237,6 +239,8 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
         return rows
 
     def objective(trial: optuna.Trial) -> tuple[float, ...] | float:
+        if ctrl_c.is_set():  # an interrupt swallowed somewhere (see _catch_ctrl_c): no new trial
+            raise KeyboardInterrupt
         cand = spacemod.Candidate(**{dim: trial.suggest_categorical(dim, list(values))
                                      for dim, values in space.dimensions().items()})
         row: dict[str, Any] = {"number": trial.number, "recipe": cand.recipe, "params": cand.params()}
@@ -310,6 +314,8 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
         return {**facts, "status": "measured", "reason": None}
 
     def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if ctrl_c.is_set():
+            raise KeyboardInterrupt
         distinct = len(done_rows())
         if progress is not None:
             rows = [r for r in done_rows().values() if r.get("status") == "measured"]
@@ -321,13 +327,15 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
             study.stop()
 
     interrupted = False
+    ctrl_c = threading.Event()
     stopped: EdgeSdkError | None = None
     if len(done_rows()) < total:
         # The budget counts distinct candidates: a proposal already tried costs no work and no budget.
         # Samplers can keep proposing known points of a small space; five times the budget is the cap.
         try:
-            study.optimize(objective, n_trials=5 * total, timeout=time_budget_s, callbacks=[callback],
-                           catch=(), gc_after_trial=False, n_jobs=max(1, len(devices)))
+            with _catch_ctrl_c(ctrl_c):
+                study.optimize(objective, n_trials=5 * total, timeout=time_budget_s, callbacks=[callback],
+                               catch=(), gc_after_trial=False, n_jobs=max(1, len(devices)))
         except KeyboardInterrupt:
             interrupted = True
             log.warning("interrupted: keeping the %d candidates finished so far", len(done_rows()))
@@ -340,6 +348,27 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
     if stopped is not None:
         raise stopped
     return result
+
+
+@contextlib.contextmanager
+def _catch_ctrl_c(flag: threading.Event) -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt wherever Python is, and where that is a destructor or a callback
+    from native code (TensorFlow has many), it is printed and dropped: the search would go on. So the
+    interrupt is also recorded, and the search checks the flag before and after every trial. Only the
+    main thread can install a handler; elsewhere Python's own stays."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        flag.set()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _predicted_ranks(source: Any, profile: Profile, predictor: Any, precisions: list[str]) -> dict[str, float]:
