@@ -34,18 +34,24 @@ def test_recipe_rules():
         parse_recipe("prune=0.5,distill=-1")
 
 
+def _one_shot_and_distilled(model, train, val, tmp_path):
+    """channels=0.5 without fine-tuning, and with 3 epochs of distillation on the inputs alone."""
+    unlabeled = tmp_path / "x_only.npz"
+    np.savez(unlabeled, x=np.load(train)["x"])
+    one_shot = edgesdk.compress(model, "host", "channels=0.5,fp32", tmp_path / "a.tflite", val, epochs=0)
+    distilled = edgesdk.compress(model, "host", "channels=0.5,distill=4,fp32", tmp_path / "b.tflite", val,
+                                 train_data=unlabeled, epochs=3)
+    return one_shot.quality, distilled.quality
+
+
 def test_distillation_recovers_a_pruned_model_without_labels(tmp_path):
     """Half the channels of the digits CNN removed; fine-tuned on unlabeled inputs only, by distillation:
     much of the accuracy comes back (evaluated against the held-out labels)."""
     from .test_tune import MODEL, TRAIN, VAL
 
-    unlabeled = tmp_path / "x_only.npz"
-    np.savez(unlabeled, x=np.load(TRAIN)["x"])
-    one_shot = edgesdk.compress(MODEL, "host", "channels=0.5,fp32", tmp_path / "a.tflite", VAL, epochs=0)
-    distilled = edgesdk.compress(MODEL, "host", "channels=0.5,distill=4,fp32", tmp_path / "b.tflite", VAL,
-                                 train_data=unlabeled, epochs=3)
-    assert distilled.quality["after"] > one_shot.quality["after"] + 0.3, (one_shot.quality, distilled.quality)
-    assert distilled.quality["after"] > 0.85
+    one_shot, distilled = _one_shot_and_distilled(MODEL, TRAIN, VAL, tmp_path)
+    assert distilled["after"] > one_shot["after"] + 0.3, (one_shot, distilled)
+    assert distilled["after"] > 0.85
     with pytest.raises(RecipeError, match="--epochs"):
         edgesdk.compress(MODEL, "host", "channels=0.5,distill,fp32", tmp_path / "c.tflite", VAL, epochs=0)
 
@@ -53,9 +59,5 @@ def test_distillation_recovers_a_pruned_model_without_labels(tmp_path):
 def test_distillation_on_a_tf_keras_model(h5_path, data_files, tmp_path):
     """The same on a tf_keras .h5 (the conftest CNN): distillation from unlabeled inputs beats no fine-tuning."""
     train, val, _ = data_files
-    unlabeled = tmp_path / "x_only.npz"
-    np.savez(unlabeled, x=np.load(train)["x"])
-    one_shot = edgesdk.compress(h5_path, "host", "channels=0.5,fp32", tmp_path / "a.tflite", val, epochs=0)
-    distilled = edgesdk.compress(h5_path, "host", "channels=0.5,distill=4,fp32", tmp_path / "b.tflite", val,
-                                 train_data=unlabeled, epochs=3)
-    assert distilled.quality["after"] > one_shot.quality["after"] + 0.1, (one_shot.quality, distilled.quality)
+    one_shot, distilled = _one_shot_and_distilled(h5_path, train, val, tmp_path)
+    assert distilled["after"] > one_shot["after"] + 0.1, (one_shot, distilled)
