@@ -226,9 +226,9 @@ def weight_entropy_bytes(path: str | Path, data: bytes | None = None) -> tuple[i
 
     The ideal size of a tensor is its element count times the empirical entropy of its values, in bits,
     plus the table of its distinct values (at most its raw size): what an entropy coder over each
-    tensor's values (Huffman, arithmetic, ANS) approaches. Clustering
-    (few distinct values) and sparsity (many zeros) leave the raw .tflite bytes as they are, but show
-    here, as the storage or over-the-air download they would save. Types without a known element size
+    tensor's values (Huffman, arithmetic, ANS) approaches. Clustering (few distinct values) and sparsity
+    (many zeros) leave the raw .tflite bytes as they are, but show here, as the storage or over-the-air
+    download they would save. Types without a known element size
     (int4, strings) count at their raw size.
     """
     from ai_edge_litert import schema_py_generated as fb

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import RecipeError
 from . import fraction
-from .training import FineTune, fit
+from .training import FineTune, batch_norm_gains, fit
 
 log = logging.getLogger(__name__)
 
@@ -186,11 +186,12 @@ def apply(model: Any, value: tuple[str, float], calibration: np.ndarray | None, 
         raise RecipeError("channels found no channels it can remove in this model (every Conv2D/Dense output "
                           "is a model output, or feeds layers whose channels must stay)")
     activations = _activations(model, prunable, spaces, calibration) if criterion == "act" else {}
+    gains = batch_norm_gains(model) if criterion != "act" else {}
     for root in prunable:
         space = spaces.spaces[root]
         score = activations.get(root)
         if score is None:
-            score = _norm_score(model, space, criterion)
+            score = _norm_score(model, space, criterion, gains)
         keep_count = max(1, int(round(space.size * (1 - ratio))))
         keep = np.zeros(space.size, dtype=bool)
         keep[np.argsort(-score, kind="stable")[:keep_count]] = True
@@ -234,41 +235,18 @@ def _same_layout(layouts: list[list[int]], spaces: _Spaces) -> bool:
     return all(s == sizes[0] for s in sizes)
 
 
-def _norm_score(model: Any, space: Space, criterion: str) -> np.ndarray:
+def _norm_score(model: Any, space: Space, criterion: str, gains: dict[str, np.ndarray]) -> np.ndarray:
     """Norm of each output channel's filter, scaled by the batch norm that follows it, if one does (its
     gamma / sqrt(var + eps) is the filter's real gain); normalized per producer, summed over the space."""
-    followers = _batch_norm_after(model)
     score = np.zeros(space.size)
     for name in space.producers:
         kernel = model.get_layer(name).get_weights()[0]
         flat = np.abs(kernel.reshape(-1, kernel.shape[-1]))
         norms = flat.sum(axis=0) if criterion == "l1" else np.sqrt((flat ** 2).sum(axis=0))
-        bn = followers.get(name)
-        if bn is not None:
-            gamma, variance = _bn_gain(bn)
-            norms = norms * np.abs(gamma) / np.sqrt(variance + bn.epsilon)
+        if name in gains:
+            norms = norms * gains[name]
         score += norms / (norms.max() or 1.0)
     return score
-
-
-def _batch_norm_after(model: Any) -> dict[str, Any]:
-    """Producer name -> the BatchNormalization that is its only consumer."""
-    consumers: dict[str, list[str]] = {}
-    for entry in model.get_config()["layers"]:
-        for node in entry.get("inbound_nodes") or []:
-            for ref in node:
-                consumers.setdefault(ref[0], []).append(entry["name"])
-    out = {}
-    for name, users in consumers.items():
-        if len(users) == 1 and type(model.get_layer(users[0])).__name__ == "BatchNormalization":
-            out[name] = model.get_layer(users[0])
-    return out
-
-
-def _bn_gain(bn: Any) -> tuple[np.ndarray, np.ndarray]:
-    weights = {w.name.split("/")[-1].split(":")[0]: w.numpy() for w in bn.weights}
-    gamma = weights.get("gamma", np.ones_like(weights["moving_variance"]))
-    return gamma, weights["moving_variance"]
 
 
 def _activations(model: Any, roots: list[int], spaces: _Spaces, calibration: Any) -> dict[int, np.ndarray]:

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import RecipeError
 from . import fraction
-from .training import FineTune, fit
+from .training import FineTune, batch_norm_gains, fit
 
 log = logging.getLogger(__name__)
 MIN_RANK = 4  # below this a layer is squeezed through too few channels (a 3-channel stem, a bottleneck)
@@ -63,14 +63,9 @@ def apply(model: Any, ratio: float, tune: FineTune | None) -> Any:
 
     if isinstance(model, tf_keras.Sequential):
         model = tf_keras.Model(model.inputs, model.outputs)
-    from .channels import _batch_norm_after, _bn_gain
-
     config = copy.deepcopy(model.get_config())
     heads = _heads(config)
-    gains = {}
-    for name, bn in _batch_norm_after(model).items():
-        gamma, variance = _bn_gain(bn)
-        gains[name] = np.abs(gamma) / np.sqrt(variance + bn.epsilon)
+    gains = batch_norm_gains(model)
     layers_out: list[dict[str, Any]] = []
     weights: dict[str, list[np.ndarray]] = {}
     factored = []

@@ -15,8 +15,8 @@ of a convolution, the rows of a dense layer's input), two better rankings need n
 
 Layers are pruned in the model's order, each with the inputs produced by the layers already pruned, so
 later layers compensate earlier errors. Dense, Conv2D (groups 1) and DepthwiseConv2D are handled; other
-prunable layers fall back to magnitude. Sparsity is per layer (a fraction, or N:M along input channels).
-With fine-tuning data the masks are kept fixed while the remaining weights train.
+layers (Conv1D, transposed convolutions) are left dense. Sparsity is per layer (a fraction, or N:M along
+input channels). With fine-tuning data the masks are kept fixed while the remaining weights train.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import RecipeError
-from .training import FineTune, fit, fresh_copy
+from .training import FineTune, batch_norm_gains, fit, fresh_copy
 
 log = logging.getLogger(__name__)
 
@@ -63,17 +63,11 @@ def apply(model: Any, method: str, value: Any, calibration: np.ndarray | None, t
             log.info("%s: %s left dense (input channels not a multiple of %d, or depthwise)", method,
                      ", ".join(skipped), value[1])
         layers = fits
-    from .channels import _batch_norm_after, _bn_gain
-
-    followers = _batch_norm_after(model)
+    gains = batch_norm_gains(model)  # a batch norm rescales each output: its gain is part of a weight's effect
     for layer in layers:
         x = _layer_inputs(model, layer, calibration)
         kernel, *rest = layer.get_weights()
-        gain = None
-        if layer.name in followers:  # a batch norm rescales each output: its gain is part of the weight's effect
-            gamma, variance = _bn_gain(followers[layer.name])
-            gain = np.abs(gamma) / np.sqrt(variance + followers[layer.name].epsilon)
-        pruned = _prune_kernel(layer, kernel, x, method, value, rng, gain)
+        pruned = _prune_kernel(layer, kernel, x, method, value, rng, gains.get(layer.name))
         layer.set_weights([pruned, *rest])
         masks[layer.name] = pruned != 0
         log.debug("%s: %s %.0f%% zeros", method, layer.name, 100 * (1 - masks[layer.name].mean()))

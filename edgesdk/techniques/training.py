@@ -48,6 +48,25 @@ def fresh_copy(model: Any) -> Any:
     return clone
 
 
+def batch_norm_gains(model: Any) -> dict[str, np.ndarray]:
+    """Layer name -> gamma / sqrt(moving variance + eps) of the BatchNormalization that is its only
+    consumer: the per-output scale that layer's errors are multiplied by."""
+    consumers: dict[str, list[str]] = {}
+    for entry in model.get_config()["layers"]:
+        for node in entry.get("inbound_nodes") or []:
+            for ref in node:
+                consumers.setdefault(ref[0], []).append(entry["name"])
+    gains = {}
+    for name, users in consumers.items():
+        bn = model.get_layer(users[0]) if len(users) == 1 else None
+        if bn is None or type(bn).__name__ != "BatchNormalization":
+            continue
+        weights = {w.name.split("/")[-1].split(":")[0]: w.numpy() for w in bn.weights}
+        gamma = weights.get("gamma", np.ones_like(weights["moving_variance"]))
+        gains[name] = np.abs(gamma) / np.sqrt(weights["moving_variance"] + bn.epsilon)
+    return gains
+
+
 def _outputs_are_probabilities(teacher: np.ndarray) -> bool:
     t = teacher.reshape(len(teacher), -1)
     return bool(t.shape[1] > 1 and (t >= -1e-6).all() and np.allclose(t.sum(axis=1), 1.0, atol=1e-3))
