@@ -32,6 +32,12 @@ class Memory(_Strict):
 class Roofline(_Strict):
     peak_macs_per_s: dict[str, float]
     memory_bandwidth_bytes_per_s: float = Field(gt=0)
+    # Kernels work on whole tiles: a quantized GEMM packs the reduction (kernel height x width x input
+    # channels) in blocks of ``quantized_k_tile`` input channels, a depthwise kernel runs
+    # ``depthwise_channel_tile`` channels at a time. A 3-channel stem then costs what an 8-channel one
+    # does. 1 (the default) counts plain MACs.
+    quantized_k_tile: int = Field(1, ge=1)
+    depthwise_channel_tile: int = Field(1, ge=1)
 
 
 class Power(_Strict):

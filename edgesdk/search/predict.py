@@ -1,12 +1,16 @@
 """A latency predictor per profile: a roofline cost per operator, calibrated on the device.
 
-Features of a .tflite (from :mod:`edgesdk.inspect`): MACs of dense ops (convolutions, fully connected)
-and of depthwise ops, each divided by the profile's peak MAC/s for the model's precision; bytes moved
-(activations written plus weights read) over the profile's memory bandwidth; the operator count; and a
-constant. Uncalibrated, the prediction is the roofline alone (MACs over peak plus bytes over bandwidth),
-which a CPU rarely reaches. ``edgesdk calibrate`` measures generated micro-models on the device and fits
-non-negative coefficients that minimize the relative error; they are saved beside the profile (for a
-shipped profile, in the user data directory). Every predicted figure is flagged ``estimated``.
+Features of a .tflite (from :mod:`edgesdk.inspect`), each divided by the profile's peak rate or
+bandwidth for the model's precision: MACs of convolutions, of fully connected layers and of depthwise
+convolutions, counted on the whole tiles the kernels compute (the profile's ``quantized_k_tile`` and
+``depthwise_channel_tile``); bytes moved (activations written plus weights read); the operator count;
+and a constant. Fully connected layers stand apart because at batch 1 they are a matrix-vector product,
+bound by reading the weights rather than by arithmetic: an int8 one runs 3x faster than its fp32 twin
+where an int8 convolution runs slower. Uncalibrated, the prediction is the roofline alone (MACs over
+peak plus bytes over bandwidth), which a CPU rarely reaches. ``edgesdk calibrate`` measures generated
+micro-models on the device and fits non-negative coefficients that minimize the relative error; they
+are saved beside the profile (for a shipped profile, in the user data directory). Every predicted
+figure is flagged ``estimated``.
 """
 
 from __future__ import annotations
@@ -33,10 +37,12 @@ log = logging.getLogger(__name__)
 # int8 ones on some layers; int16x8 runs reference kernels): compute is costed per precision class.
 CLASSES = {"fp32": "float", "fp16": "float", "dynamic": "dynamic", "int8": "int8", "int16x8": "int16x8",
            "mixed": "int8"}  # mixed: mostly int8; its float layers are costed as int8 (an approximation)
+KINDS = ("conv", "fc", "depthwise")
 FEATURES = ("fixed_ms", "per_op_ms", "memory",
-            *(f"{c}_{kind}" for c in ("float", "dynamic", "int8", "int16x8") for kind in ("dense", "depthwise")))
-_DENSE = {"CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL", "TRANSPOSE_CONV", "CONV_3D"}
-_DEPTHWISE = {"DEPTHWISE_CONV_2D"}
+            *(f"{c}_{kind}" for c in ("float", "dynamic", "int8", "int16x8") for kind in KINDS))
+_KIND = {"CONV_2D": "conv", "BATCH_MATMUL": "conv", "TRANSPOSE_CONV": "conv", "CONV_3D": "conv",
+         "FULLY_CONNECTED": "fc", "DEPTHWISE_CONV_2D": "depthwise"}
+_TILED = {"dynamic", "int8"}  # the classes whose kernels pack the reduction in tiles (XNNPACK's qs8/qd8)
 
 
 def roofline(profile: Profile) -> dict[str, float]:
@@ -45,13 +51,38 @@ def roofline(profile: Profile) -> dict[str, float]:
     fallback = max(profile.roofline.peak_macs_per_s.values())
     for precision, klass in CLASSES.items():
         peak = profile.roofline.peak_macs_per_s.get(precision, fallback)
-        for kind in ("dense", "depthwise"):
+        for kind in KINDS:
             coefficients.setdefault(f"{klass}_{kind}", 1e3 / peak)
     return coefficients
 
 
-def features(report: ModelReport) -> dict[str, float]:
-    """The predictor's inputs for one model: MACs by precision class and kind, bytes moved, operators.
+def _up(n: int, tile: int) -> int:
+    return -(-n // tile) * tile
+
+
+def tiled_macs(layer: Any, shapes: dict[int, list[int]], klass: str, profile: Profile | None) -> float:
+    """The MACs a kernel computes for ``layer``, counting the padding of its last partial tile.
+
+    A quantized convolution or fully connected layer reduces over input channels in blocks of the
+    profile's ``quantized_k_tile``; a depthwise convolution runs ``depthwise_channel_tile`` channels at a
+    time. Without a profile (or with tiles of 1) these are the plain MACs.
+    """
+    macs = float(layer.macs)
+    if profile is None or not macs:
+        return macs
+    k_tile = profile.roofline.quantized_k_tile if klass in _TILED else 1
+    weights = shapes.get(layer.inputs[1], []) if len(layer.inputs) > 1 and layer.inputs[1] >= 0 else []
+    if layer.op in ("CONV_2D", "FULLY_CONNECTED") and weights and weights[-1] > 0 and k_tile > 1:
+        return macs * _up(weights[-1], k_tile) / weights[-1]  # [.., input channels] is the reduction
+    channels = layer.output_shape[-1] if layer.output_shape else 0
+    if layer.op == "DEPTHWISE_CONV_2D" and channels > 0:
+        return macs * _up(channels, profile.roofline.depthwise_channel_tile) / channels
+    return macs
+
+
+def features(report: ModelReport, profile: Profile | None = None) -> dict[str, float]:
+    """The predictor's inputs for one model: MACs by precision class and kind (on whole kernel tiles
+    where a ``profile`` gives them), bytes moved, operators.
 
     A DEQUANTIZE of a constant (the fp16 weights of an fp16 model) runs once, when the interpreter is
     prepared, not at each inference: it is no operator of the per-inference cost, and the weights it
@@ -65,8 +96,10 @@ def features(report: ModelReport) -> dict[str, float]:
     unpacked = {j for layer in folded for j in layer.inputs}
     once = {layer.index for layer in folded}
     layers = [layer for layer in report.layers if layer.index not in once]
-    out[f"{klass}_dense"] = float(sum(layer.macs for layer in layers if layer.op in _DENSE))
-    out[f"{klass}_depthwise"] = float(sum(layer.macs for layer in layers if layer.op in _DEPTHWISE))
+    shapes = {t.index: t.shape for t in report.tensors}
+    for layer in layers:
+        if layer.op in _KIND:
+            out[f"{klass}_{_KIND[layer.op]}"] += tiled_macs(layer, shapes, klass, profile)
     weights = sum(t.bytes for t in report.tensors if t.constant and t.index not in unpacked) + \
         sum(layer.output_bytes for layer in folded)
     out["memory"] = float(sum(layer.output_bytes for layer in layers) + weights)
@@ -91,7 +124,7 @@ class Predictor:
     def predict_ms(self, model: str | os.PathLike[str] | ModelReport, profile: Profile) -> float:
         report = model if isinstance(model, ModelReport) else analyze(Path(model))
         coefficients = {**roofline(profile), **self.coefficients}
-        f = features(report)
+        f = features(report, profile)
         return float(sum(coefficients[k] * f[k] for k in FEATURES))
 
     def to_dict(self) -> dict[str, Any]:
@@ -207,7 +240,7 @@ def calibrate(profile: str | Profile, device: str = "local", *, count: int = 16,
                 m = bench(path, device, settings, store=store)
                 first = first or m
                 ms = m.latency["p50_ms"] if m.latency["p50_ms"] is not None else m.latency["mean_ms"]
-                rows.append((features(analyze(path)), float(ms)))
+                rows.append((features(analyze(path), prof), float(ms)))
     if len(rows) < len(FEATURES):
         raise MeasurementError(f"calibration needs at least {len(FEATURES)} measurements; got {len(rows)}")
     coefficients, mape = fit(rows, roofline(prof))

@@ -20,20 +20,20 @@ QUICK = BenchSettings(runs=20, warmup=2, min_time_s=0.1)
 
 def test_fit_recovers_known_coefficients():
     rng = np.random.default_rng(0)
-    truth = {k: 0.0 for k in predict.FEATURES} | {"fixed_ms": 0.05, "per_op_ms": 0.002, "float_dense": 2e-8,
-                                                   "int8_dense": 1e-8, "memory": 1e-9}
+    truth = {k: 0.0 for k in predict.FEATURES} | {"fixed_ms": 0.05, "per_op_ms": 0.002, "float_conv": 2e-8,
+                                                   "int8_conv": 1e-8, "memory": 1e-9}
     rows = []
     for _ in range(40):
         f = dict.fromkeys(predict.FEATURES, 0.0) | {"fixed_ms": 1.0, "per_op_ms": float(rng.integers(2, 40)),
                                                     "memory": float(rng.integers(10**4, 10**7))}
-        f["float_dense" if rng.random() < 0.5 else "int8_dense"] = float(rng.integers(10**5, 10**8))
+        f["float_conv" if rng.random() < 0.5 else "int8_conv"] = float(rng.integers(10**5, 10**8))
         rows.append((f, sum(truth[k] * f[k] for k in predict.FEATURES)))
     base = predict.roofline(load_profile("host"))
     coefficients, mape = predict.fit(rows, base)
     assert mape < 1e-6
-    for key in ("fixed_ms", "per_op_ms", "float_dense", "int8_dense", "memory"):
+    for key in ("fixed_ms", "per_op_ms", "float_conv", "int8_conv", "memory"):
         assert coefficients[key] == pytest.approx(truth[key], rel=1e-3)
-    assert coefficients["int16x8_dense"] == base["int16x8_dense"]  # not exercised: the roofline stays
+    assert coefficients["int16x8_conv"] == base["int16x8_conv"]  # not exercised: the roofline stays
 
 
 def test_fp16_weights_unpacked_once_cost_what_float32_weights_cost(tmp_path):
@@ -48,6 +48,34 @@ def test_fp16_weights_unpacked_once_cost_what_float32_weights_cost(tmp_path):
     full = tmp_path / "full.tflite"
     compress(MODEL, "host", "fp32", full, VAL)
     assert predict.features(report) == pytest.approx(predict.features(analyze(full)))
+
+
+def test_quantized_kernels_are_costed_on_whole_tiles(tmp_path):
+    """On the host profile (XNNPACK, AVX2) an int8 convolution reduces over input channels in blocks of
+    8 and a depthwise one runs 16 channels at a time: a 3-channel stem costs 8/3 of its MACs, 24
+    depthwise channels cost 32. Float convolutions are costed on their plain MACs."""
+    import tf_keras as k
+
+    from edgesdk.techniques import Step
+    from edgesdk.techniques.convert import convert
+
+    inp = k.Input((16, 16, 3))
+    x = k.layers.Conv2D(24, 3, padding="same")(inp)                  # 16*16 * 9*3 * 24 MACs
+    x = k.layers.DepthwiseConv2D(3, padding="same")(x)               # 16*16 * 9 * 24
+    model = k.Model(inp, k.layers.Dense(5)(k.layers.Flatten()(x)))   # 6144 * 5
+    calibration = np.random.default_rng(0).standard_normal((8, 16, 16, 3)).astype(np.float32)
+    host = load_profile("host")
+    conv, depthwise, fc = 256 * 27 * 24, 256 * 9 * 24, 6144 * 5
+    for precision, klass, stem in (("fp32", "float", conv), ("int8", "int8", conv * 8 / 3)):
+        path = tmp_path / f"{precision}.tflite"
+        path.write_bytes(convert(model, Step(precision), calibration))
+        report = analyze(path)
+        plain = predict.features(report)
+        assert (plain[f"{klass}_conv"], plain[f"{klass}_depthwise"], plain[f"{klass}_fc"]) == (conv, depthwise, fc)
+        tiled = predict.features(report, host)
+        assert tiled[f"{klass}_conv"] == pytest.approx(stem)
+        assert tiled[f"{klass}_depthwise"] == pytest.approx(depthwise * 32 / 24)
+        assert tiled[f"{klass}_fc"] == fc  # 6144 input features: whole tiles already
 
 
 @pytest.fixture(scope="module")
