@@ -140,7 +140,7 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
     say = progress or (lambda message: log.info(message))
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
     rec = recipe if isinstance(recipe, Recipe) else parse_recipe(recipe)
-    problem = fit.precision_problem(prof, rec.precision)
+    problem = fit.precision_problem(prof, str(rec.convert) if rec.convert.name == "mixed" else rec.precision)
     if problem:
         raise RecipeError(f"recipe {rec} is refused: {problem}")
     source = models.identify(model)

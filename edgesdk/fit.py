@@ -32,12 +32,19 @@ class Fit:
 
 def precision_problem(profile: Profile, precision: str) -> str | None:
     """Why ``profile`` cannot run ``precision``, or None if it can. ``mixed`` (int8 with some layers
-    float) needs a target that runs both."""
-    if precision == "mixed":
-        if {"int8", "fp32"} <= set(profile.precisions):
-            return None
-        return (f"profile {profile.name!r} ({profile.compute_class}) cannot run mixed int8/float models: it "
-                f"runs {', '.join(profile.precisions)}, and mixed needs both int8 and fp32")
+    float) needs a target that runs both; ``mixed=int16x8:F`` one that runs int8 and int16x8;
+    ``mixed=int4:F`` (int4 weights) int8 on LiteRT, whose CPU kernels unpack int4 weights."""
+    if precision == "mixed" or precision.startswith("mixed="):
+        kind = precision.partition("=")[2].rpartition(":")[0] or "float"
+        needs = {"float": {"int8", "fp32"}, "int16x8": {"int8", "int16x8"}}.get(kind, {"int8"})
+        if not needs <= set(profile.precisions):
+            what = {"float": "int8/float", "int16x8": "int8/int16x8"}.get(kind, "int8 with int4-weight")
+            return (f"profile {profile.name!r} ({profile.compute_class}) cannot run mixed {what} models: it "
+                    f"runs {', '.join(profile.precisions)}, and {precision} needs {' and '.join(sorted(needs))}")
+        if kind == "int4" and profile.runtime != "litert":
+            return (f"profile {profile.name!r} runs {profile.runtime}, which has no int4-weight kernels; "
+                    f"{precision} needs LiteRT on a CPU")
+        return None
     if precision in profile.precisions:
         return None
     return (f"profile {profile.name!r} ({profile.compute_class}) does not run {precision} models; "

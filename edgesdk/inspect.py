@@ -20,7 +20,7 @@ WEIGHT_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV
               "BATCH_MATMUL", "EMBEDDING_LOOKUP"}
 _BOUNDARY_OPS = {"QUANTIZE", "DEQUANTIZE"}
 _DTYPE_BYTES = {"FLOAT32": 4, "FLOAT16": 2, "INT32": 4, "UINT8": 1, "INT64": 8, "BOOL": 1,
-                "INT16": 2, "INT8": 1, "FLOAT64": 8, "UINT32": 4, "UINT16": 2, "INT4": 1}
+                "INT16": 2, "INT8": 1, "FLOAT64": 8, "UINT32": 4, "UINT16": 2}  # INT4: two to a byte
 
 
 def _enum_names(enum_cls: type) -> dict[int, str]:
@@ -150,7 +150,8 @@ def analyze(path: str | Path, data: bytes | None = None) -> ModelReport:
         shape = [int(s) for s in (t.shape if t.shape is not None else [])]
         dtype = type_names.get(t.type, str(t.type))
         name = t.name.decode() if isinstance(t.name, bytes) else ""  # None once stripped
-        tensors.append(TensorInfo(i, name, shape, dtype, _elems(shape) * _DTYPE_BYTES.get(dtype, 4), const(t)))
+        size = -(-_elems(shape) // 2) if dtype == "INT4" else _elems(shape) * _DTYPE_BYTES.get(dtype, 4)  # packed
+        tensors.append(TensorInfo(i, name, shape, dtype, size, const(t)))
 
     layers: list[OpInfo] = []
     operators: dict[str, int] = {}

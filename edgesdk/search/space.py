@@ -95,14 +95,14 @@ def build(profile: Profile, *, precisions: list[str] | None = None, prune: list[
     known = (*PRECISIONS, *(f"mixed={v:g}" for v in REGISTRY["mixed"].search_values))
 
     def problem(precision: str) -> str | None:
-        return fit.precision_problem(profile, precision.partition("=")[0])
+        return fit.precision_problem(profile, precision)
 
     allowed = [p for p in known if problem(p) is None]
     if precisions:
         bad = [p for p in precisions if p not in PRECISIONS and not p.startswith("mixed=")]
         if bad:
             raise RecipeError(f"unknown precision(s) {', '.join(bad)}; expected: {', '.join(known)} "
-                              "(mixed=F for any fraction F)")
+                              "(mixed=F, mixed=int16x8:F or mixed=int4:F for any fraction F)")
         for p in precisions:
             _check(p)
         refused = [p for p in precisions if problem(p) is not None]

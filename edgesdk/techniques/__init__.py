@@ -79,8 +79,21 @@ def fraction(name: str, raw: str | None, what: str, received: str | None = None)
     return value
 
 
-def _float_fraction(value: str | None) -> float:
-    return fraction("mixed", value, "the fraction of layers kept float")
+MIXED = ("float", "int16x8", "int4")
+
+
+def _mixed(value: str | None) -> tuple[str, float]:
+    """``0.1`` (the most sensitive tenth of the layers kept float), ``int16x8:0.1`` (given int16
+    activations) or ``int4:0.5`` (the least sensitive half of the convolutions and fully connected
+    layers given int4 weights)."""
+    kind, _, raw = (value or "").rpartition(":")
+    kind = kind or "float"
+    if kind not in MIXED:
+        raise RecipeError(f"mixed expects F, int16x8:F or int4:F (F a fraction of the layers), e.g. mixed=0.1. "
+                          f"Received: mixed={value}")
+    what = {"float": "the fraction of layers kept float", "int16x8": "the fraction of layers given int16 "
+            "activations", "int4": "the fraction of convolutions and fully connected layers given int4 weights"}
+    return kind, fraction("mixed", raw if value is not None else None, what[kind], received=value)
 
 
 def _lowrank(value: str | None) -> Any:
@@ -115,8 +128,9 @@ REGISTRY: dict[str, Technique] = {
                   "convolution and dense layer (coupled through residual adds, concatenations, depthwise and "
                   "batch norm) and rebuild a smaller dense model; by filter L2 norm (channels=0.5), L1 "
                   "(channels=l1:0.5) or activations on the data (channels=act:0.5)", (0.25, 0.5), order=0),
-        Technique("lowrank", "keras", "low-rank factorization keeping this fraction of each layer's parameters: "
-                  "SVD for Dense, Tucker-2 (1x1, kxk core, 1x1) for Conv2D (lowrank=0.5)", (0.5,), order=1),
+        Technique("lowrank", "keras", "low-rank factorization keeping this fraction of each layer's parameters, or "
+                  "ranks retaining this fraction of the energy: SVD for Dense, Tucker-2 (1x1, kxk core, 1x1) "
+                  "for Conv2D (lowrank=0.5, lowrank=energy:0.9)", (0.5,), order=1),
         Technique("prune", "keras", "magnitude pruning to a sparsity (prune=0.5) or N:M (prune=2:4)",
                   (0.25, 0.5, 0.75, (2, 4)), order=2),
         Technique("wanda", "keras", "activation-aware one-shot pruning: |W| x input norm from calibration data, "
@@ -136,8 +150,11 @@ REGISTRY: dict[str, Technique] = {
         Technique("int8", "convert", "full-integer int8, calibrated; int8=io also makes inputs/outputs int8",
                   (False, True)),
         Technique("int16x8", "convert", "int16 activations, int8 weights, calibrated"),
-        Technique("mixed", "convert", "mixed precision: int8, with the fraction F of the layers most sensitive to "
-                  "quantization (per-layer error on the calibration data) kept float (mixed=0.1)", (0.1, 0.25)),
+        Technique("mixed", "convert", "mixed precision, int8 with per-layer exceptions chosen by each layer's "
+                  "sensitivity on the calibration data: mixed=F keeps the fraction F most sensitive layers "
+                  "float; mixed=int16x8:F gives them int16 activations; mixed=int4:F gives the F least sensitive "
+                  "convolutions and fully connected layers int4 weights (the last two through ai-edge-quantizer)",
+                  (0.1, 0.25)),
         Technique("strip", "post", "drop tensor names and signatures: a smaller file for flash-limited targets",
                   (False, True)),
     )
@@ -146,7 +163,7 @@ PARSERS = {"channels": _channels, "lowrank": _lowrank, "distill": _temperature, 
            "wanda": _sparsity_of("wanda"), "sparsegpt": _sparsity_of("sparsegpt"), "cluster": _clusters,
            "int8": _int8, "qat": _none("qat"),
            "fp32": _none("fp32"), "dynamic": _none("dynamic"), "fp16": _none("fp16"),
-           "int16x8": _none("int16x8"), "mixed": _float_fraction, "strip": _none("strip")}
+           "int16x8": _none("int16x8"), "mixed": _mixed, "strip": _none("strip")}
 
 
 @dataclass(frozen=True)
@@ -162,6 +179,12 @@ class Step:
         if self.name == "channels":
             criterion, ratio = self.value
             return f"channels={ratio:g}" if criterion == "l2" else f"channels={criterion}:{ratio:g}"
+        if self.name == "mixed":
+            kind, share = self.value
+            return f"mixed={share:g}" if kind == "float" else f"mixed={kind}:{share:g}"
+        if self.name == "lowrank":
+            rule, ratio = self.value
+            return f"lowrank={ratio:g}" if rule == "params" else f"lowrank={rule}:{ratio:g}"
         if isinstance(self.value, tuple):
             return f"{self.name}={self.value[0]}:{self.value[1]}"
         if isinstance(self.value, float):

@@ -47,7 +47,10 @@ def convert(source: Any, step: Step, calibration: np.ndarray | None) -> bytes:
 
     conv = converter_for(source)
     if step.name == "mixed":
-        return _mixed(conv, step.value, calibration)
+        kind, fraction = step.value
+        if kind == "float":
+            return _mixed(conv, fraction, calibration)
+        return _mixed_aeq(conv, kind, fraction, calibration)
     if step.name != "fp32":
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         # Dense layers get one scale per tensor, as TFLite Micro-era kernels and older runtimes
@@ -128,6 +131,87 @@ def _mixed(conv: Any, fraction: float, calibration: np.ndarray | None) -> bytes:
         message = str(exc).strip().splitlines()
         raise RecipeError(f"mixed precision failed in the TFLite quantization debugger: "
                           f"{message[-1][:300] if message else type(exc).__name__}") from exc
+
+
+def _chosen(errors: list[dict[str, Any]], kind: str, fraction: float) -> list[dict[str, Any]]:
+    """The layers that get ``kind``: for int16x8 the most sensitive ones; for int4 weights the least
+    sensitive convolutions and fully connected layers (the ones ai-edge-quantizer and LiteRT run with
+    int4 weights)."""
+    if kind == "int16x8":
+        return errors[:max(1, int(np.ceil(fraction * len(errors))))]
+    candidates = [r for r in reversed(errors) if r["op"] in ("CONV_2D", "FULLY_CONNECTED")]
+    return candidates[:max(1, int(np.ceil(fraction * len(candidates))))] if candidates else []
+
+
+def _mixed_aeq(conv: Any, kind: str, fraction: float, calibration: np.ndarray | None) -> bytes:
+    """int8 throughout with ai-edge-quantizer, and per layer either int16 activations (``int16x8``: the
+    most sensitive layers) or int4 weights (``int4``: the least sensitive convolutions and fully
+    connected layers). Sensitivity is ``layer_errors``; inputs and outputs stay float, as with int8.
+    ai-edge-quantizer inserts the QUANTIZE ops that move between int8 and int16."""
+    import json
+    import re
+
+    from absl import logging as absl_logging
+    from ai_edge_quantizer import default_policy, quantizer
+
+    if calibration is None:
+        raise RecipeError("mixed needs calibration samples")
+    try:
+        with quiet():
+            float_model = bytes(conv.convert())  # before layer_errors sets the converter up for int8
+        errors = layer_errors(conv, calibration)
+    except Exception as exc:  # noqa: BLE001 - the converter and debugger raise many types
+        message = str(exc).strip().splitlines()
+        raise RecipeError(f"mixed precision failed in the TFLite converter: "
+                          f"{message[-1][:300] if message else type(exc).__name__}") from exc
+    chosen = _chosen(errors, kind, fraction)
+    if not chosen:
+        raise RecipeError(f"mixed={kind}:{fraction:g}: the model has no convolution or fully connected layer "
+                          "for int4 weights")
+    log.info("mixed: %d of %d layers get %s: %s", len(chosen), len(errors), kind,
+             ", ".join(f"{r['op']} {r['rmse_per_step']:.2f}" for r in chosen))
+    policy = json.loads(default_policy.DEFAULT_JSON_POLICY)["ops_per_config"]
+    # Every op ai-edge-quantizer can run in int8 except the graph's INPUT and OUTPUT, which stay float.
+    int8_ops = sorted({op for op in policy["static_wi8_ai8"] if op not in ("INPUT", "OUTPUT")})
+    verbosity = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)  # it logs a warning for every config it overrides
+    try:
+        with quiet():
+            q = quantizer.Quantizer(float_model)
+            for op in int8_ops:
+                q.add_static_config(".*", op, 8, 8)
+            for row in chosen:
+                regex = f"^{re.escape(row['tensor'])};$"  # an op's scope: its output names, each ended by ';'
+                if kind == "int16x8":
+                    q.add_static_config(regex, row["op"], 16, 8)
+                else:
+                    q.add_static_config(regex, row["op"], 8, 4)
+            signature, inputs = _signature(float_model)
+            samples = [{inputs[0]: sample[None, ...].astype(np.float32)} for sample in calibration]
+            result = q.calibrate({signature: samples}, num_threads=1)
+            quantized = q.quantize(result, enable_progress_report=False).quantized_model
+    except Exception as exc:  # noqa: BLE001 - ai-edge-quantizer raises many types
+        message = str(exc).strip().splitlines()
+        raise RecipeError(f"mixed={kind}:{fraction:g} failed in ai-edge-quantizer: "
+                          f"{message[-1][:300] if message else type(exc).__name__}") from exc
+    finally:
+        absl_logging.set_verbosity(verbosity)
+    if quantized is None:
+        raise RecipeError(f"mixed={kind}:{fraction:g}: ai-edge-quantizer returned no model")
+    return bytes(quantized)
+
+
+def _signature(model: bytes) -> tuple[str, list[str]]:
+    """The (only) signature of a converted model and its input names, which calibration is keyed by."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    signatures = Interpreter(model_content=model).get_signature_list()
+    if len(signatures) != 1:
+        raise RecipeError(f"mixed precision needs a model with one signature; this one has {len(signatures)}")
+    name, spec = next(iter(signatures.items()))
+    if len(spec["inputs"]) != 1:
+        raise RecipeError(f"mixed precision calibrates models with one input; this one has {len(spec['inputs'])}")
+    return name, list(spec["inputs"])
 
 
 def strip_strings(content: bytes) -> bytes:

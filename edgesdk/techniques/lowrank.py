@@ -6,11 +6,14 @@
   r2 -> cout; a 1x1 convolution is a matrix and gets the SVD as two 1x1 convolutions.
 
 ``lowrank=R`` keeps at most the fraction R of each layer's kernel parameters: the ranks are the largest
-that fit (r1, r2 in proportion to cin and cout). A layer for which no factorization is smaller, or
-only one through fewer than MIN_RANK channels (a 3-channel stem), stays as it is, and so do the layers
-that produce the model's outputs (a classifier head at a rank below its class count cannot separate them). The
-last layer of each chain keeps the original name, bias and activation, so the model's outputs and names
-stay. Optional fine-tuning follows.
+that fit (r1, r2 in proportion to cin and cout). ``lowrank=energy:E`` sets each rank by retained energy
+instead: the fewest singular values whose squares sum to the fraction E of the total (of the kernel for
+Dense and 1x1, of each channel mode's unfolding for Tucker-2), so a layer that is nearly low-rank is cut
+further than one that is not; a layer whose ranks would save nothing stays. A layer for which no
+factorization is smaller, or only one through fewer than MIN_RANK channels (a 3-channel stem), stays as
+it is, and so do the layers that produce the model's outputs (a classifier head at a rank below its
+class count cannot separate them). The last layer of each chain keeps the original name, bias and
+activation, so the model's outputs and names stay. Optional fine-tuning follows.
 """
 
 from __future__ import annotations
@@ -30,8 +33,25 @@ log = logging.getLogger(__name__)
 MIN_RANK = 4  # below this a layer is squeezed through too few channels (a 3-channel stem, a bottleneck)
 
 
-def parse(value: str | None) -> float:
-    return fraction("lowrank", value, "the fraction of each layer's parameters to keep")
+def parse(value: str | None) -> tuple[str, float]:
+    """``0.5`` (keep half of each layer's parameters) or ``energy:0.9`` (ranks retaining 90 % of the
+    energy): the rule and its fraction."""
+    rule, _, raw = (value or "").rpartition(":")
+    if rule not in ("", "energy"):
+        raise RecipeError(f"lowrank expects a fraction of parameters (lowrank=0.5) or of energy "
+                          f"(lowrank=energy:0.9). Received: lowrank={value}")
+    what = "the fraction of energy each rank retains" if rule else "the fraction of each layer's parameters to keep"
+    return rule or "params", fraction("lowrank", raw if value is not None else None, what, received=value)
+
+
+def energy_rank(singular_values: np.ndarray, energy: float) -> int:
+    """The fewest leading singular values whose squares hold ``energy`` of the total (at least MIN_RANK)."""
+    power = np.asarray(singular_values, dtype=np.float64) ** 2
+    total = power.sum()
+    if total <= 0:
+        return MIN_RANK
+    r = int(np.searchsorted(np.cumsum(power) / total, energy - 1e-12) + 1)
+    return max(MIN_RANK, r)
 
 
 def svd_rank(n_in: int, n_out: int, ratio: float) -> int:
@@ -53,14 +73,16 @@ def tucker_ranks(kh: int, kw: int, cin: int, cout: int, ratio: float) -> tuple[i
     return r1, r2
 
 
-def apply(model: Any, ratio: float, tune: FineTune | None) -> Any:
-    """Factorize every Dense and Conv2D of ``model`` where that keeps at most ``ratio`` of its parameters.
+def apply(model: Any, target: float | tuple[str, float], tune: FineTune | None) -> Any:
+    """Factorize every Dense and Conv2D of ``model``: ``target`` is a fraction of parameters to keep (or
+    ``("params", R)``), or ``("energy", E)`` for ranks that retain that fraction of the energy.
 
     Raises:
         RecipeError: no layer can be factorized, or the model cannot be rebuilt.
     """
     import tf_keras
 
+    rule, ratio = target if isinstance(target, tuple) else ("params", float(target))
     if isinstance(model, tf_keras.Sequential):
         model = tf_keras.Model(model.inputs, model.outputs)
     config = copy.deepcopy(model.get_config())
@@ -72,8 +94,8 @@ def apply(model: Any, ratio: float, tune: FineTune | None) -> Any:
     for entry in config["layers"]:
         layer = model.get_layer(entry["name"])
         single = len(entry.get("inbound_nodes") or []) == 1
-        parts = _factor(layer, entry, ratio, gains.get(entry["name"])) if single and entry["name"] not in heads \
-            else None
+        parts = (_factor(layer, entry, (rule, ratio), gains.get(entry["name"]))
+                 if single and entry["name"] not in heads else None)
         if parts is None:
             layers_out.append(entry)
             weights[entry["name"]] = layer.get_weights()
@@ -86,8 +108,10 @@ def apply(model: Any, ratio: float, tune: FineTune | None) -> Any:
             layers_out.append(part_entry)
             weights[part_entry["name"]] = part_weights
     if not factored:
-        raise RecipeError(f"lowrank={ratio:g} found no Dense or Conv2D layer that a factorization keeping "
-                          f"{ratio:.0%} of its parameters makes smaller")
+        keeping = f"{ratio:.0%} of its parameters" if rule == "params" else f"{ratio:.0%} of its energy"
+        shown = f"{ratio:g}" if rule == "params" else f"energy:{ratio:g}"
+        raise RecipeError(f"lowrank={shown} found no Dense or Conv2D layer that a factorization keeping "
+                          f"{keeping} makes smaller")
     config["layers"] = layers_out
     try:
         smaller = tf_keras.Model.from_config(config)
@@ -128,7 +152,16 @@ def _part(entry: dict[str, Any], name: str, **changes: Any) -> dict[str, Any]:
     return {"class_name": entry["class_name"], "config": config, "name": name}
 
 
-def _factor(layer: Any, entry: dict[str, Any], ratio: float,
+def _matrix_rank(w: np.ndarray, rule: str, ratio: float) -> int:
+    """The rank for the matrix ``w`` (in x out) under the rule; 0 when it would save nothing."""
+    n_in, n_out = w.shape
+    if rule == "params":
+        return svd_rank(n_in, n_out, ratio)
+    r = energy_rank(np.linalg.svd(w.astype(np.float64), compute_uv=False), ratio)
+    return r if r * (n_in + n_out) < n_in * n_out and r < min(n_in, n_out) else 0
+
+
+def _factor(layer: Any, entry: dict[str, Any], target: tuple[str, float],
             gain: np.ndarray | None = None) -> list[tuple[dict[str, Any], list[np.ndarray]]] | None:
     """The chain replacing ``layer``, or None. ``gain``: the per-output scale of a batch norm that follows;
     the factorization is of the kernel times that gain (the error that matters is after the batch norm,
@@ -138,12 +171,13 @@ def _factor(layer: Any, entry: dict[str, Any], ratio: float,
     if kind not in ("Dense", "Conv2D"):
         return None
     kernel, *bias = layer.get_weights()
+    rule, ratio = target
     g = np.ones(kernel.shape[-1]) if gain is None else np.maximum(gain, 1e-12)
     name = entry["name"]
     linear = {"activation": "linear", "use_bias": False, "kernel_regularizer": None, "bias_regularizer": None,
               "activity_regularizer": None, "kernel_constraint": None, "bias_constraint": None}
     if kind == "Dense":
-        r = svd_rank(kernel.shape[0], kernel.shape[1], ratio)
+        r = _matrix_rank(kernel * g, rule, ratio)
         if not r:
             return None
         a, b = _svd(kernel * g, r)
@@ -152,7 +186,7 @@ def _factor(layer: Any, entry: dict[str, Any], ratio: float,
         return None
     kh, kw, cin, cout = kernel.shape
     if (kh, kw) == (1, 1):
-        r = svd_rank(cin, cout, ratio)
+        r = _matrix_rank(kernel.reshape(cin, cout) * g, rule, ratio)
         if not r:
             return None
         a, b = _svd(kernel.reshape(cin, cout) * g, r)
@@ -160,12 +194,18 @@ def _factor(layer: Any, entry: dict[str, Any], ratio: float,
         first = _part(entry, f"{name}_lowrank", filters=r, **linear)  # keeps strides: 1x1, so either may
         last = _part(entry, name, strides=(1, 1), padding="valid", dilation_rate=(1, 1))
         return [(first, [a.reshape(1, 1, cin, r)]), (last, [b.reshape(1, 1, r, cout), *bias])]
-    r1, r2 = tucker_ranks(kh, kw, cin, cout, ratio)
+    weighted = kernel * g
+    modes = np.moveaxis(weighted, 2, 0).reshape(cin, -1), np.moveaxis(weighted, 3, 0).reshape(cout, -1)
+    if rule == "params":
+        r1, r2 = tucker_ranks(kh, kw, cin, cout, ratio)
+    else:
+        r1, r2 = (energy_rank(np.linalg.svd(m.astype(np.float64), compute_uv=False), ratio) for m in modes)
+        if r1 >= cin or r2 >= cout or cin * r1 + kh * kw * r1 * r2 + r2 * cout >= kh * kw * cin * cout:
+            r1 = r2 = 0
     if not r1:
         return None
-    weighted = kernel * g
-    u_in = _leading(np.moveaxis(weighted, 2, 0).reshape(cin, -1), r1)       # (cin, r1)
-    u_out = _leading(np.moveaxis(weighted, 3, 0).reshape(cout, -1), r2)     # (cout, r2)
+    u_in = _leading(modes[0], r1)       # (cin, r1)
+    u_out = _leading(modes[1], r2)      # (cout, r2)
     core = np.einsum("hwio,ia,ob->hwab", weighted, u_in, u_out).astype(kernel.dtype)
     one = {"kernel_size": (1, 1), "strides": (1, 1), "padding": "valid", "dilation_rate": (1, 1)}
     return [

@@ -22,6 +22,20 @@ def test_ranks_fit_the_parameter_budget():
         parse_recipe("lowrank=2")
 
 
+def test_ranks_by_retained_energy():
+    assert lowrank.energy_rank(np.array([10.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]), 0.9) == lowrank.MIN_RANK
+    values = np.array([4.0, 3.0, 2.0, 2.0, 1.0, 1.0, 1.0, 1.0, 0.5, 0.5])  # squares: 16 9 4 4 1 1 1 1 .25 .25
+    assert lowrank.energy_rank(values, 0.88) == 4   # 33 of 37.5 is exactly 0.88
+    assert lowrank.energy_rank(values, 0.89) == 5   # 34 of 37.5 is 0.907
+    assert lowrank.energy_rank(values, 1.0) == 10
+    assert str(parse_recipe("lowrank=energy:0.9,int8")) == "lowrank=energy:0.9,int8"
+    assert parse_recipe("lowrank=energy:0.9").keras_steps[0].value == ("energy", 0.9)
+    with pytest.raises(RecipeError, match="energy"):
+        parse_recipe("lowrank=svd:0.9")
+    with pytest.raises(RecipeError, match="in \\(0, 1\\)"):
+        parse_recipe("lowrank=energy:1.5")
+
+
 def _exactly_low_rank_model():
     """Dense and conv kernels that are exactly low rank, so the factorization must reproduce the model."""
     import tf_keras as k
@@ -54,6 +68,25 @@ def test_an_exactly_low_rank_model_is_reproduced_with_fewer_parameters():
     assert "head_lowrank" not in names
     assert smaller.get_layer("conv").get_config()["activation"] == "relu"  # the chain ends as the layer did
     assert smaller.get_layer("conv_lowrank_core").get_config()["kernel_size"] == (3, 3)
+
+
+def test_energy_rule_finds_the_true_ranks_and_leaves_full_rank_layers():
+    """An exactly low-rank model at 99.9 % energy: ranks 4 (Tucker-2, the true rank) and 4 for the rank-3
+    dense (MIN_RANK), so it is reproduced; a random full-rank hidden layer would need nearly all its
+    singular values and stays as it is."""
+    import tf_keras as k
+
+    model = _exactly_low_rank_model()
+    smaller = lowrank.apply(model, ("energy", 0.999), None)
+    x = np.random.default_rng(1).standard_normal((4, 8, 8, 32)).astype(np.float32)
+    expected, got = model.predict(x, verbose=0), smaller.predict(x, verbose=0)
+    assert np.allclose(got, expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())
+    assert smaller.get_layer("conv_lowrank_in").get_config()["filters"] == 4
+    assert smaller.get_layer("hidden_lowrank").get_config()["units"] == lowrank.MIN_RANK
+    inp = k.Input((64,))
+    full = k.Model(inp, k.layers.Dense(3, name="head")(k.layers.Dense(64, name="wide")(inp)))
+    with pytest.raises(RecipeError, match="energy:0.99"):
+        lowrank.apply(full, ("energy", 0.99), None)
 
 
 def test_nothing_to_factorize_is_refused():

@@ -1,4 +1,5 @@
-"""Mixed precision: int8 with the layers most sensitive to quantization kept float."""
+"""Mixed precision: int8 with the layers most sensitive to quantization kept float or given int16
+activations, or the least sensitive given int4 weights."""
 
 from __future__ import annotations
 
@@ -37,10 +38,46 @@ def test_the_most_sensitive_layers_stay_float(model_path, data_files, tmp_path):
 
 
 def test_targets_without_float_refuse_mixed(keras3_path, tmp_path):
-    with pytest.raises(RecipeError, match="mixed needs both int8 and fp32"):
+    with pytest.raises(RecipeError, match="mixed=0.1 needs fp32 and int8"):
         edgesdk.compress(keras3_path, "ethos-u55", "mixed=0.1", tmp_path / "x.tflite")
+    with pytest.raises(RecipeError, match="mixed=int16x8:0.1 needs int16x8 and int8"):
+        edgesdk.compress(keras3_path, "edgetpu", "mixed=int16x8:0.1", tmp_path / "x.tflite")
+    with pytest.raises(RecipeError, match="no int4-weight kernels"):
+        edgesdk.compress(keras3_path, "ethos-u55", "mixed=int4:0.5", tmp_path / "x.tflite")
     with pytest.raises(RecipeError, match="in \\(0, 1\\)"):
         edgesdk.compress(keras3_path, "host", "mixed=2", tmp_path / "x.tflite")
+    with pytest.raises(RecipeError, match="int16x8:F or int4:F"):
+        edgesdk.compress(keras3_path, "host", "mixed=int2:0.5", tmp_path / "x.tflite")
+
+
+def test_int16_activations_for_the_most_sensitive_layers(model_path, data_files, tmp_path):
+    """ai-edge-quantizer builds the int8 model and gives the most sensitive quarter of the layers int16
+    activations, with QUANTIZE ops between the int8 and int16 parts; it runs and keeps its accuracy."""
+    train, val, _ = data_files
+    full = edgesdk.compress(model_path, "host", "int8", tmp_path / "i.tflite", val, train_data=train)
+    mixed = edgesdk.compress(model_path, "host", "mixed=int16x8:0.25", tmp_path / "m.tflite", val,
+                             train_data=train)
+    report = analyze(mixed.output)
+    dtypes = {layer.dtype for layer in report.layers if layer.op not in ("QUANTIZE", "DEQUANTIZE")}
+    assert {"INT8", "INT16"} <= dtypes
+    assert report.op_counts["QUANTIZE"] > analyze(full.output).op_counts["QUANTIZE"]  # int8 <-> int16 moves
+    assert [t.dtype for t in report.inputs] == ["FLOAT32"]  # inputs and outputs stay float, as with int8
+    assert mixed.quality["after"] >= full.quality["after"] - 0.02
+    assert str(mixed.recipe) == "mixed=int16x8:0.25"
+
+
+def test_int4_weights_for_the_least_sensitive_layers(keras3_path, data_files, tmp_path):
+    train, val, _ = data_files
+    full = edgesdk.compress(keras3_path, "host", "int8", tmp_path / "i.tflite", val, train_data=train)
+    mixed = edgesdk.compress(keras3_path, "host", "mixed=int4:0.5", tmp_path / "m.tflite", val, train_data=train)
+    report = analyze(mixed.output)
+    assert report.precision == "int8" and any(t.constant and t.dtype == "INT4" for t in report.tensors)
+    int4 = [t for t in report.tensors if t.constant and t.dtype == "INT4"]
+    assert all(t.bytes == -(-int(np.prod(t.shape)) // 2) for t in int4)  # packed two to a byte
+    assert mixed.weight_bytes <= full.weight_bytes - sum(t.bytes for t in int4) + 64  # they were a byte each
+    assert mixed.quality["after"] >= full.quality["after"] - 0.05
+    measured = edgesdk.bench(mixed.output, "local", edgesdk.BenchSettings(runs=5, warmup=1, min_time_s=0.0))
+    assert measured.latency["p50_ms"] > 0  # the agent's runtime runs int4 weights
 
 
 def test_tune_searches_mixed_where_the_target_runs_it():
@@ -50,3 +87,5 @@ def test_tune_searches_mixed_where_the_target_runs_it():
     assert not any(p.startswith("mixed") for p in npu.precision)
     assert any("mixed=0.1" in note for note in npu.notes)
     assert build(load_profile("host"), precisions=["mixed=0.5"]).precision == ("mixed=0.5",)
+    assert build(load_profile("host"), precisions=["mixed=int4:0.5", "mixed=int16x8:0.1"]).precision == \
+        ("mixed=int4:0.5", "mixed=int16x8:0.1")
