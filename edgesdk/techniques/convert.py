@@ -16,6 +16,12 @@ log = logging.getLogger(__name__)
 MIXED_DEBUG_SAMPLES = 32  # calibration samples the per-layer error is measured on
 
 
+def last_line(exc: BaseException) -> str:
+    """The line of a converter or quantizer error that says what went wrong (its last), or its type."""
+    lines = str(exc).strip().splitlines()
+    return lines[-1][:300] if lines else type(exc).__name__
+
+
 def converter_for(source: Any) -> Any:
     """A TFLiteConverter for a tf_keras model or a SavedModel directory path."""
     import tensorflow as tf
@@ -74,10 +80,9 @@ def convert(source: Any, step: Step, calibration: np.ndarray | None) -> bytes:
     try:
         with quiet():
             return bytes(conv.convert())
-    except Exception as exc:  # noqa: BLE001 - the converter raises many types; report its first line
-        message = str(exc).strip().splitlines()
+    except Exception as exc:  # noqa: BLE001 - the converter raises many types; report its last line
         raise RecipeError(f"the TFLite converter refused {step}: "
-                          f"{message[-1][:300] if message else type(exc).__name__}") from exc
+                          f"{last_line(exc)}") from exc
 
 
 def layer_errors(conv: Any, calibration: np.ndarray) -> list[dict[str, Any]]:
@@ -128,9 +133,8 @@ def _mixed(conv: Any, fraction: float, calibration: np.ndarray | None) -> bytes:
     except RecipeError:
         raise
     except Exception as exc:  # noqa: BLE001 - the converter and debugger raise many types
-        message = str(exc).strip().splitlines()
         raise RecipeError(f"mixed precision failed in the TFLite quantization debugger: "
-                          f"{message[-1][:300] if message else type(exc).__name__}") from exc
+                          f"{last_line(exc)}") from exc
 
 
 def _chosen(errors: list[dict[str, Any]], kind: str, fraction: float) -> list[dict[str, Any]]:
@@ -161,9 +165,8 @@ def _mixed_aeq(conv: Any, kind: str, fraction: float, calibration: np.ndarray | 
             float_model = bytes(conv.convert())  # before layer_errors sets the converter up for int8
         errors = layer_errors(conv, calibration)
     except Exception as exc:  # noqa: BLE001 - the converter and debugger raise many types
-        message = str(exc).strip().splitlines()
         raise RecipeError(f"mixed precision failed in the TFLite converter: "
-                          f"{message[-1][:300] if message else type(exc).__name__}") from exc
+                          f"{last_line(exc)}") from exc
     chosen = _chosen(errors, kind, fraction)
     if not chosen:
         raise RecipeError(f"mixed={kind}:{fraction:g}: the model has no convolution or fully connected layer "
@@ -190,10 +193,11 @@ def _mixed_aeq(conv: Any, kind: str, fraction: float, calibration: np.ndarray | 
             samples = [{inputs[0]: sample[None, ...].astype(np.float32)} for sample in calibration]
             result = q.calibrate({signature: samples}, num_threads=1)
             quantized = q.quantize(result, enable_progress_report=False).quantized_model
+    except RecipeError:
+        raise
     except Exception as exc:  # noqa: BLE001 - ai-edge-quantizer raises many types
-        message = str(exc).strip().splitlines()
         raise RecipeError(f"mixed={kind}:{fraction:g} failed in ai-edge-quantizer: "
-                          f"{message[-1][:300] if message else type(exc).__name__}") from exc
+                          f"{last_line(exc)}") from exc
     finally:
         absl_logging.set_verbosity(verbosity)
     if quantized is None:

@@ -66,10 +66,10 @@ def test_int16_activations_for_the_most_sensitive_layers(model_path, data_files,
     assert str(mixed.recipe) == "mixed=int16x8:0.25"
 
 
-def test_int4_weights_for_the_least_sensitive_layers(keras3_path, data_files, tmp_path):
+def test_int4_weights_for_the_least_sensitive_layers(model_path, data_files, tmp_path):
     train, val, _ = data_files
-    full = edgesdk.compress(keras3_path, "host", "int8", tmp_path / "i.tflite", val, train_data=train)
-    mixed = edgesdk.compress(keras3_path, "host", "mixed=int4:0.5", tmp_path / "m.tflite", val, train_data=train)
+    full = edgesdk.compress(model_path, "host", "int8", tmp_path / "i.tflite", val, train_data=train)
+    mixed = edgesdk.compress(model_path, "host", "mixed=int4:0.5", tmp_path / "m.tflite", val, train_data=train)
     report = analyze(mixed.output)
     assert report.precision == "int8" and any(t.constant and t.dtype == "INT4" for t in report.tensors)
     int4 = [t for t in report.tensors if t.constant and t.dtype == "INT4"]
