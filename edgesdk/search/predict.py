@@ -141,7 +141,8 @@ def calibration_path(profile: Profile) -> Path:
 
 
 def load(profile: Profile) -> Predictor:
-    """The calibrated predictor for ``profile`` if one was saved, else the plain roofline."""
+    """The calibrated predictor for ``profile`` if one was saved (and fits these features), else the
+    plain roofline."""
     path = calibration_path(profile)
     if not path.is_file():
         return Predictor(profile.name, roofline(profile))
@@ -151,7 +152,11 @@ def load(profile: Profile) -> Predictor:
     except (ValueError, TypeError) as exc:
         raise ProfileError(f"{path}: not a calibration file ({exc}); delete it or run `edgesdk calibrate`") from exc
     if set(predictor.coefficients) != set(FEATURES):
-        raise ProfileError(f"{path}: calibration for other features; run `edgesdk calibrate` again")
+        # Written by an earlier edgesdk whose predictor had other features: unusable, but no reason to stop
+        # a search that measures on a device. Estimates fall back to the roofline (flagged as ever).
+        log.warning("%s was fitted for an earlier predictor's features; using the uncalibrated roofline. "
+                    "Run `edgesdk calibrate --profile %s` again", path, profile.name)
+        return Predictor(profile.name, roofline(profile))
     return predictor
 
 

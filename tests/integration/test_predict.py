@@ -36,6 +36,23 @@ def test_fit_recovers_known_coefficients():
     assert coefficients["int16x8_conv"] == base["int16x8_conv"]  # not exercised: the roofline stays
 
 
+def test_a_calibration_for_other_features_falls_back_to_the_roofline(tmp_path, caplog):
+    """A calibration file from an earlier predictor (other feature names) does not stop a search: the
+    roofline is used, uncalibrated, and the log says to calibrate again."""
+    import json
+
+    mine = tmp_path / "mybox.yaml"
+    shutil.copyfile(load_profile("host").path, mine)
+    profile = load_profile(mine)
+    old = {"fixed_ms": 0.001, "per_op_ms": 1e-5, "memory": 1e-8, "float_dense": 2e-8, "int8_dense": 2e-8}
+    predict.calibration_path(profile).write_text(json.dumps({"profile": "mybox", "coefficients": old,
+                                                             "calibrated": True}))
+    with caplog.at_level("WARNING"):
+        loaded = predict.load(profile)
+    assert not loaded.calibrated and loaded.coefficients == predict.roofline(profile)
+    assert "calibrate" in caplog.text
+
+
 def test_fp16_weights_unpacked_once_cost_what_float32_weights_cost(tmp_path):
     """An fp16 model's DEQUANTIZE of its constant weights runs when the interpreter is prepared: per
     inference it costs what the float32 model costs (same MACs, operators and bytes read)."""
