@@ -166,6 +166,10 @@ PARSERS = {"channels": _channels, "lowrank": _lowrank, "distill": _temperature, 
            "int16x8": _none("int16x8"), "mixed": _mixed, "strip": _none("strip")}
 
 
+# Steps whose value is (tag, fraction), written TAG:F, or plain F for the default tag.
+_TAGGED = {"channels": "l2", "lowrank": "params", "mixed": "float"}
+
+
 @dataclass(frozen=True)
 class Step:
     name: str
@@ -176,15 +180,9 @@ class Step:
             return self.name
         if self.value is True:
             return f"{self.name}=io" if self.name == "int8" else self.name
-        if self.name == "channels":
-            criterion, ratio = self.value
-            return f"channels={ratio:g}" if criterion == "l2" else f"channels={criterion}:{ratio:g}"
-        if self.name == "mixed":
-            kind, share = self.value
-            return f"mixed={share:g}" if kind == "float" else f"mixed={kind}:{share:g}"
-        if self.name == "lowrank":
-            rule, ratio = self.value
-            return f"lowrank={ratio:g}" if rule == "params" else f"lowrank={rule}:{ratio:g}"
+        if self.name in _TAGGED:
+            tag, share = self.value
+            return f"{self.name}={share:g}" if tag == _TAGGED[self.name] else f"{self.name}={tag}:{share:g}"
         if isinstance(self.value, tuple):
             return f"{self.name}={self.value[0]}:{self.value[1]}"
         if isinstance(self.value, float):
