@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -26,6 +27,8 @@ profiles_app = typer.Typer(help="List and show hardware profiles.", no_args_is_h
 app.add_typer(profiles_app, name="profiles")
 devices_app = typer.Typer(help="Name devices, check them, clean what edgesdk left on them.", no_args_is_help=True)
 app.add_typer(devices_app, name="devices")
+export_app = typer.Typer(help="Export a model for a firmware build.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # one error, one line
 
@@ -105,8 +108,35 @@ def inspect_cmd(
         layers.add_row(str(layer["index"]), layer["op"], layer["output"][:48], str(layer["output_shape"]),
                        layer["dtype"], f"{layer['output_bytes']:,}", f"{layer['macs']:,}")
     out.print(layers)
+    if result["target"]:
+        _print_target(result["target"])
     if result["fit"]:
         _print_fit(result["fit"])
+
+
+def _print_target(target: dict[str, Any]) -> None:
+    """Arena/SRAM, flash and the estimated latency on an MCU or NPU, and the layers that fall back."""
+    name = {"tflite-micro": "TFLite Micro", "vela": "Vela", "edgetpu": "Edge TPU"}.get(target["target"],
+                                                                                    target["target"])
+    ram = {"tflite-micro": "tensor arena", "vela": "SRAM"}.get(target["target"], "RAM")
+    parts = [f"{ram} {_bytes(target['ram_bytes'])}" + (" (exact, host TFLite Micro)" if target["target"] ==
+                                                        "tflite-micro" else "")] if target["ram_bytes"] else []
+    if target["flash_bytes"]:
+        parts.append(f"flash {_bytes(target['flash_bytes'])} (model + runtime, estimated)")
+    if target["latency_ms"] is not None:
+        energy = f", {target['energy_mj']:.4g} mJ" if target.get("energy_mj") is not None else ""
+        parts.append(f"latency {target['latency_ms']:.4g} ms{energy} ESTIMATED ({target['basis']})")
+    if target["npu_layers"] or target["cpu_layers"]:
+        parts.append(f"{target['npu_layers']} layers on the accelerator, {target['cpu_layers']} on the CPU")
+    out.print(f"[bold]{name}[/bold]: " + "; ".join(parts), highlight=False)
+    fallback = [p for p in target["placements"] if p["unit"] == "cpu"]
+    if fallback:
+        table = Table(title="layers on the CPU (slow: the search counts their CPU time)")
+        for col in ("#", "operator", "output", "why"):
+            table.add_column(col)
+        for p in fallback:
+            table.add_row(str(p["index"]), p["op"], p["output"][:40], p["reason"][:90])
+        out.print(table)
 
 
 def _print_fit(fit: dict[str, Any]) -> None:
@@ -168,6 +198,8 @@ def compress(
             table.add_row("top-1 agreement", f"{q['top1_agreement']:.4f}")
         table.add_row("SQNR", f"{q['sqnr_db']:.1f} dB vs the float model")
     out.print(table)
+    if result.target:
+        _print_target(result.target)
 
 
 @app.command()
@@ -348,7 +380,8 @@ def bench(
     model: Annotated[Path, typer.Argument(help="a .tflite model")],
     device: Annotated[str, typer.Option("--device", help="where to measure: 'local', "
                                         "ssh://user@host[:port][?python=PATH], adb://SERIAL[?python=PATH|"
-                                        "benchmark_model=PATH] or a named device")] = "local",
+                                        "benchmark_model=PATH], serial:///dev/ttyACM0[?baud=115200] (a board "
+                                        "running the edgesdk firmware harness) or a named device")] = "local",
     runs: Annotated[int, typer.Option(help="minimum timed runs", min=1)] = 50,
     warmup: Annotated[int, typer.Option(help="untimed runs first", min=0)] = 5,
     min_time: Annotated[float, typer.Option("--min-time", help="minimum seconds of timed runs", min=0)] = 1.0,
@@ -463,8 +496,9 @@ def profiles_show(name: Annotated[str, typer.Argument(help="profile name or YAML
 
 @devices_app.command("add")
 def devices_add(name: Annotated[str, typer.Argument(help="a name, e.g. pi5-lab")],
-                url: Annotated[str, typer.Argument(help="local, ssh://user@host[:port][?python=PATH] or "
-                                                   "adb://SERIAL[?python=PATH|benchmark_model=PATH]")],
+                url: Annotated[str, typer.Argument(help="local, ssh://user@host[:port][?python=PATH], "
+                                                   "adb://SERIAL[?python=PATH|benchmark_model=PATH] or "
+                                                   "serial:///dev/ttyACM0[?baud=115200]")],
                 replace: Annotated[bool, typer.Option("--replace", help="overwrite a device of that name")] = False,
                 store: StoreOpt = None) -> None:
     """Name a device URL; the name then works wherever --device takes a URL.
@@ -555,6 +589,33 @@ def devices_clean(device: Annotated[str, typer.Argument(help="a named device, an
     finally:
         transport.close()
     out.print(f"removed {removed} file(s) edgesdk had uploaded to {device}")
+
+
+@export_app.command("c")
+def export_c_cmd(
+    model: Annotated[Path, typer.Argument(help="the .tflite to embed")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="folder for model_data.h/.cc and model_ops.h")],
+    arena: Annotated[Optional[int], typer.Option("--arena", help="tensor arena bytes to declare (default: the "
+                                                 "host TFLite Micro arena + 1 KiB + 5 %)", min=1)] = None,
+    name: Annotated[str, typer.Option("--name", help="C identifier of the model array")] = "g_model",
+    as_json: JsonOpt = False,
+) -> None:
+    """C++ sources for a TFLite Micro firmware: the model as a 16-byte aligned array, the tensor arena
+    size (found by allocating the model in TFLite Micro on this machine) and an op resolver that
+    registers exactly the operators used. firmware_examples/ has harnesses that include them.
+
+    Example: edgesdk export c model.tflite -o firmware/src
+    """
+    from .export_c import export_c
+
+    with err.status("finding the tensor arena…"):
+        result = export_c(model, output, arena_bytes=arena, name=name)
+    if as_json:
+        _print_json(dataclasses.asdict(result))
+        return
+    out.print(f"wrote {', '.join(Path(f).name for f in result.files)} to {result.directory}: arena "
+              f"{result.arena_bytes:,} B (the model needs {result.host_arena_bytes:,} B in TFLite Micro), "
+              f"{len(result.operators)} operators: {', '.join(result.operators)}", highlight=False)
 
 
 @app.command()

@@ -46,6 +46,7 @@ class CompressResult:
     warnings: list[str] = field(default_factory=list)
     weight_bytes: int = 0                 # raw bytes of the constant tensors
     weight_entropy_bytes: int = 0         # their ideal entropy-coded size (inspect.weight_entropy_bytes)
+    target: dict[str, Any] | None = None  # MCU/NPU facts: TFLM arena, flash, Vela or Edge TPU placement
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -196,7 +197,12 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
     if any(s.name == "strip" for s in rec.post_steps):
         tflite = convert.strip_strings(tflite)
     report = inspect.analyze(str(output), data=tflite)
-    checked = fit.check(report, prof)
+    from . import targets
+
+    if targets.applies(prof):
+        say(f"assessing on {prof.name} ({prof.npu.compiler if prof.npu else prof.runtime})")
+    target = targets.assess(tflite, report, prof)
+    checked = fit.check(report, prof, target)
     if not checked.ok:
         raise RecipeError(f"recipe {rec} is refused for profile {prof.name}: {'; '.join(checked.problems)}")
     warnings.extend(checked.warnings)
@@ -218,7 +224,8 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
         gzip_bytes=len(gzip.compress(tflite, compresslevel=9, mtime=0)), recipe=str(rec), profile=prof.name,
         precision=report.precision, source=str(source.path), source_sha256=source.sha256,
         config_hash=_config_hash(source, rec, prof, dataset, trainset, epochs, seed), quality=quality,
-        fit=checked.to_dict(), warnings=warnings, weight_bytes=weights_raw, weight_entropy_bytes=weights_ideal)
+        fit=checked.to_dict(), warnings=warnings, weight_bytes=weights_raw, weight_entropy_bytes=weights_ideal,
+        target=target.to_dict() if target else None)
     if store is not None:
         store.add_compression(result.to_dict())
     return result

@@ -34,6 +34,11 @@ def validate_url(url: str) -> str:
 
         parse_adb(url)
         return url
+    if url.startswith("serial://"):
+        from .deploy.serial import parse_url as parse_serial
+
+        parse_serial(url)
+        return url
     raise DeployError(f"unsupported device {url!r}; expected one of: {', '.join(SCHEMES)}")
 
 
@@ -59,8 +64,8 @@ def resolve(device: str, store: Store | None) -> str:
     known = store.devices() if store is not None else {}
     if device not in known:
         names = ", ".join(known) or "none yet; add one with `edgesdk devices add NAME URL`"
-        raise DeployError(f"unknown device {device!r}; expected a URL (local, ssh://user@host, adb://SERIAL) "
-                          f"or a named device: {names}")
+        raise DeployError(f"unknown device {device!r}; expected a URL (local, ssh://user@host, adb://SERIAL, "
+                          f"serial:///dev/ttyACM0) or a named device: {names}")
     return known[device]
 
 

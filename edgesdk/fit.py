@@ -7,6 +7,7 @@ from typing import Any
 
 from .inspect import ModelReport
 from .profiles import Profile
+from .targets import TargetFacts
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class Fit:
     ram_budget_bytes: int = 0
     storage_needed_bytes: int = 0
     storage_budget_bytes: int = 0
+    ram_basis: str = "estimate"          # "tflm arena", "vela", or an estimate from tensor liveness
 
     @property
     def ok(self) -> bool:
@@ -51,10 +53,12 @@ def precision_problem(profile: Profile, precision: str) -> str | None:
             f"it runs: {', '.join(profile.precisions)}")
 
 
-def check(report: ModelReport, profile: Profile) -> Fit:
-    """Check a .tflite model's report against ``profile``."""
-    problems: list[str] = []
-    warnings: list[str] = []
+def check(report: ModelReport, profile: Profile, target: TargetFacts | None = None) -> Fit:
+    """Check a .tflite model's report against ``profile``; ``target`` (:func:`edgesdk.targets.assess`)
+    replaces the RAM and flash estimates with the measured arena and the target's flash, and adds its
+    problems and warnings."""
+    problems: list[str] = list(target.problems) if target else []
+    warnings: list[str] = list(target.warnings) if target else []
     problem = precision_problem(profile, report.precision)
     if problem:
         problems.append(problem)
@@ -70,12 +74,16 @@ def check(report: ModelReport, profile: Profile) -> Fit:
         else:
             warnings.append(text + "; they will fall back to the CPU, slowly")
     ram = report.peak_activation_bytes + (report.weight_bytes if profile.memory.weights_in_ram else 0)
+    what, basis = ("activations + weights" if profile.memory.weights_in_ram else "peak activations"), "estimate"
+    if target is not None and target.ram_bytes is not None:
+        ram, basis = target.ram_bytes, {"tflite-micro": "tflm arena", "vela": "vela"}.get(target.target, target.target)
+        what = "the TFLite Micro tensor arena" if target.target == "tflite-micro" else f"{target.target}'s SRAM"
     if ram > profile.memory.ram_bytes:
-        what = "activations + weights" if profile.memory.weights_in_ram else "peak activations"
-        problems.append(f"{what} need {ram:,} bytes of RAM; {profile.name} has a budget of "
-                        f"{profile.memory.ram_bytes:,}")
-    if report.model_bytes > profile.memory.storage_bytes:
-        problems.append(f"the model is {report.model_bytes:,} bytes; {profile.name} can store "
-                        f"{profile.memory.storage_bytes:,}")
+        problems.append(f"{what} need{'s' if what.startswith('the') else ''} {ram:,} bytes of RAM; {profile.name} "
+                        f"has a budget of {profile.memory.ram_bytes:,}")
+    storage = target.flash_bytes if target is not None and target.flash_bytes is not None else report.model_bytes
+    if storage > profile.memory.storage_bytes:
+        what = "the model with its runtime and kernels needs" if target is not None else "the model is"
+        problems.append(f"{what} {storage:,} bytes; {profile.name} can store {profile.memory.storage_bytes:,}")
     return Fit(profile.name, problems, warnings, missing, ram, profile.memory.ram_bytes,
-               report.model_bytes, profile.memory.storage_bytes)
+               storage, profile.memory.storage_bytes, basis)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from . import fit, inspect, models
+from . import fit, inspect, models, targets
 from .profiles import Profile, load_profile
 
 
@@ -14,7 +14,9 @@ def inspect_model(model: str | os.PathLike[str], profile: str | Profile | None =
     .tflite in memory first, so every format is described in the same terms.
 
     Returns:
-        ``{"source": {...}, "report": ModelReport.to_dict(), "fit": Fit.to_dict() | None}``.
+        ``{"source": {...}, "report": ModelReport.to_dict(), "fit": Fit.to_dict() | None,
+        "target": TargetFacts.to_dict() | None}``: the target facts for MCU and NPU profiles (the
+        TFLite Micro arena, Vela's compilation, the Edge TPU's placement).
 
     Raises:
         ModelError: the model cannot be read. ProfileError: the profile is unknown or invalid.
@@ -22,15 +24,18 @@ def inspect_model(model: str | os.PathLike[str], profile: str | Profile | None =
     prof = profile if isinstance(profile, Profile) or profile is None else load_profile(profile)
     source = models.identify(model)
     if source.format == "tflite":
-        report = inspect.analyze(source.path)
+        data = source.path.read_bytes()
     else:
         from .techniques import Step
         from .techniques.convert import convert
 
-        report = inspect.analyze(source.path, data=convert(models.load_source(source), Step("fp32"), None))
+        data = convert(models.load_source(source), Step("fp32"), None)
+    report = inspect.analyze(source.path, data=data)
+    target = targets.assess(data, report, prof) if prof else None
     return {
         "source": {"path": str(source.path), "format": source.format, "sha256": source.sha256,
                    "bytes": source.size_bytes},
         "report": report.to_dict(),
-        "fit": fit.check(report, prof).to_dict() if prof else None,
+        "fit": fit.check(report, prof, target).to_dict() if prof else None,
+        "target": target.to_dict() if target else None,
     }

@@ -1,4 +1,5 @@
-"""Transports that put the agent and models on a device: ``local``, ``ssh://`` and ``adb://``."""
+"""Transports that put the agent and models on a device: ``local``, ``ssh://`` and ``adb://``; and
+``serial://``, a microcontroller running the edgesdk firmware harness."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from ..errors import DeployError
 from .local import LocalTransport
 from .transport import AgentRun, Transport
 
-SCHEMES = ("local", "ssh://user@host[:port]", "adb://SERIAL")
+SCHEMES = ("local", "ssh://user@host[:port]", "adb://SERIAL", "serial:///dev/ttyACM0[?baud=115200]")
 
 
 def open_transport(url: str, *, trust_new_host: bool = False) -> Transport:
@@ -25,6 +26,10 @@ def open_transport(url: str, *, trust_new_host: bool = False) -> Transport:
         from .adb import AdbTransport
 
         return AdbTransport(url)
+    if url.startswith("serial://"):
+        from .serial import SerialTransport
+
+        return SerialTransport(url)
     scheme = url.split("://", 1)[0] if "://" in url else url
     raise DeployError(f"unsupported device {url!r} (scheme {scheme!r}); expected one of: "
                       f"{', '.join(SCHEMES)}")

@@ -46,6 +46,37 @@ class Power(_Strict):
     active_w: float = Field(gt=0)
 
 
+class Mcu(_Strict):
+    """A cycle model for a microcontroller running TFLite Micro (or the host CPU beside an NPU).
+
+    cycles = sum over layers of MACs x ``cycles_per_mac[kind]`` (kind: conv, depthwise, fc), scaled for
+    other precisions by the roofline's int8 peak over that precision's peak, plus ``cycles_per_op`` for
+    every operator. Calibrated against published measurements (``calibrated_on`` says which).
+    """
+
+    clock_hz: float = Field(gt=0)
+    cycles_per_mac: dict[Literal["conv", "depthwise", "fc"], float]
+    cycles_per_op: float = Field(0.0, ge=0)
+    cycles_per_element: float = Field(0.0, ge=0, description="per output element of operators without MACs")
+    active_w: float | None = Field(None, gt=0, description="power while inferring, from the same measurements")
+    calibrated_on: str = ""
+    # Flash for the runtime and kernels, beside the model: an estimate (see targets/tflm.py).
+    runtime_flash_bytes: int = Field(20_000, ge=0)
+
+
+class Npu(_Strict):
+    """How an NPU compiler is driven and what runs beside it."""
+
+    compiler: Literal["vela", "edgetpu-rules"]
+    accelerator: str = ""                 # vela --accelerator-config, e.g. ethos-u55-256
+    system_config: str = ""               # vela --system-config
+    memory_mode: str = ""                 # vela --memory-mode
+    clock_hz: float | None = Field(None, gt=0)
+    # Operators the NPU cannot run execute on the host CPU at this rate (MAC/s), when no `mcu` model is given.
+    fallback_macs_per_s: float | None = Field(None, gt=0)
+    onchip_param_bytes: int | None = Field(None, gt=0)   # parameters beyond this stream from off-chip
+
+
 class Profile(_Strict):
     """A hardware target. Immutable; build it with :func:`load_profile`."""
 
@@ -60,6 +91,8 @@ class Profile(_Strict):
     memory: Memory
     roofline: Roofline
     power: Power
+    mcu: Mcu | None = None
+    npu: Npu | None = None
     path: str = ""
 
     @field_validator("precisions", "preferred_precisions")

@@ -277,23 +277,29 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
             report = analyze(path)
         memory = (report.weight_bytes if prof.memory.weights_in_ram else 0) + report.peak_activation_bytes
         predicted = predictor.predict_ms(report, prof)
+        target = result.target or {}
+        memory_what = "weights + peak activations"
+        if target.get("ram_bytes") is not None:  # MCU/NPU: the real arena, and the target's own estimate
+            memory, memory_what = target["ram_bytes"], f"{target['target']} RAM (arena)"
+        if target.get("latency_ms") is not None:
+            predicted = target["latency_ms"]
         facts = {"path": str(path), "sha256": result.sha256, "model_bytes": result.model_bytes,
                  "gzip_bytes": result.gzip_bytes, "weight_entropy_bytes": result.weight_entropy_bytes,
                  "memory_bytes": memory, "quality": result.quality,
                  "precision": result.precision, "warnings": result.warnings, "predicted_ms": predicted,
-                 "predictor_calibrated": predictor.calibrated}
+                 "predictor_calibrated": predictor.calibrated or target.get("latency_ms") is not None,
+                 "flash_bytes": target.get("flash_bytes"), "target": target or None}
         if constraints.max_memory_bytes is not None and memory > constraints.max_memory_bytes:
             return {**facts, "status": "rejected", "stage": "memory",
-                    "reason": f"weights + peak activations {memory:,} B > --max-memory "
-                              f"{constraints.max_memory_bytes:,} B"}
+                    "reason": f"{memory_what} {memory:,} B > --max-memory {constraints.max_memory_bytes:,} B"}
         if constraints.max_latency_ms is not None and predictor.calibrated and devices and \
                 predicted > 2 * constraints.max_latency_ms:
             return {**facts, "status": "rejected", "stage": "predicted",
                     "reason": f"predicted p50 {predicted:.4g} ms (estimated) is over twice --max-latency-ms; "
                               "not measured"}
         if not devices:  # no device: the calibrated (or roofline) prediction stands in, flagged
-            facts.update(latency_ms=predicted, estimated=True, energy_mj=None, device=None, cached=False,
-                         runtime=None, latency=None)
+            facts.update(latency_ms=predicted, estimated=True, energy_mj=target.get("energy_mj"), device=None,
+                         cached=False, runtime=None, latency=None)
             facts["violations"] = constraints.violations(facts)
             return {**facts, "status": "measured", "reason": None}
         name = pool.get()  # one measurement at a time per device
@@ -436,7 +442,11 @@ def _collect(study: Any, out: Path, objectives: list[str], devices: list[str], n
     pareto = _pareto(kept, objectives)
     best, meets = _choose(kept, objectives, bounded)
     notes = list(space.notes)
-    if not devices:
+    basis = next(((r.get("target") or {}).get("basis") for r in kept if (r.get("target") or {}).get("basis")), None)
+    if not devices and basis:
+        notes.append(f"no device: every latency is ESTIMATED ({basis}) for profile {predictor.profile}, "
+                     "not measured")
+    elif not devices:
         kind = "calibrated" if predictor.calibrated else "uncalibrated roofline"
         notes.append(f"no device: every latency is ESTIMATED by the {kind} predictor of profile "
                      f"{predictor.profile}, not measured")

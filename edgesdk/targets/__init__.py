@@ -1,0 +1,79 @@
+"""What a model needs on targets that either fit it or do not: microcontrollers and NPUs.
+
+A profile's runtime picks the assessment: TFLite Micro (``tflite-micro``) finds the exact tensor arena
+by running the model in the TFLite Micro interpreter on this machine, estimates flash and the latency
+from a calibrated cycle model; Vela (``npu.compiler: vela``) compiles for an Arm Ethos-U and reads back
+its SRAM, flash and cycles; the Edge TPU rules (``npu.compiler: edgetpu-rules``) say which layers the
+Edge TPU compiler would map. Every latency here is an estimate, and is flagged so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..inspect import ModelReport
+from ..profiles import Profile
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one layer runs: ``npu``, or ``cpu`` when it falls back (with the reason)."""
+
+    index: int
+    op: str
+    output: str
+    unit: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class TargetFacts:
+    """RAM, flash and estimated speed of one model on one target. ``None`` where not known."""
+
+    target: str                               # tflite-micro | vela | edgetpu
+    ram_bytes: int | None                     # tensor arena (TFLM) or SRAM (Vela)
+    flash_bytes: int | None                   # model + runtime/kernels estimate (TFLM) or Vela's flash
+    latency_ms: float | None = None           # ESTIMATED
+    energy_mj: float | None = None            # ESTIMATED
+    cycles: int | None = None
+    basis: str = ""                           # what the estimate rests on
+    placements: list[Placement] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    estimated: bool = True
+
+    @property
+    def fallback(self) -> list[Placement]:
+        return [p for p in self.placements if p.unit == "cpu"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "npu_layers": sum(p.unit == "npu" for p in self.placements),
+                "cpu_layers": len(self.fallback)}
+
+
+def applies(profile: Profile) -> bool:
+    """Whether ``profile`` has a target assessment (an MCU runtime or an NPU compiler)."""
+    return profile.runtime == "tflite-micro" or profile.npu is not None
+
+
+def assess(model: bytes, report: ModelReport, profile: Profile) -> TargetFacts | None:
+    """The target facts of a .tflite model (its bytes and report) on ``profile``, or None for profiles
+    (CPUs, GPUs) that have no such assessment."""
+    if profile.npu is not None and profile.npu.compiler == "vela":
+        from . import vela
+
+        return vela.assess(model, report, profile)
+    if profile.npu is not None and profile.npu.compiler == "edgetpu-rules":
+        from . import edgetpu
+
+        return edgetpu.assess(report, profile)
+    if profile.runtime == "tflite-micro":
+        from . import tflm
+
+        return tflm.assess(model, report, profile)
+    return None
+
+
+__all__ = ["Placement", "TargetFacts", "applies", "assess"]
