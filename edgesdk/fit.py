@@ -77,7 +77,7 @@ def check(report: ModelReport, profile: Profile, target: TargetFacts | None = No
     what, basis = ("activations + weights" if profile.memory.weights_in_ram else "peak activations"), "estimate"
     if target is not None and target.ram_bytes is not None:
         ram, basis = target.ram_bytes, {"tflite-micro": "tflm arena", "vela": "vela"}.get(target.target, target.target)
-        what = "the TFLite Micro tensor arena" if target.target == "tflite-micro" else f"{target.target}'s SRAM"
+        what = "the TFLite Micro tensor arena" if target.target == "tflite-micro" else "the tensor arena Vela plans"
     if ram > profile.memory.ram_bytes:
         problems.append(f"{what} need{'s' if what.startswith('the') else ''} {ram:,} bytes of RAM; {profile.name} "
                         f"has a budget of {profile.memory.ram_bytes:,}")
