@@ -6,7 +6,8 @@ calibrating on inputs derived from the shipped real one) with a few int8 recipes
 profile; the best is the one with the smallest arena + flash whose fidelity to the float model is at
 least the reference int8's (top-1 agreement; for the autoencoder, the anomaly score within 10 %; then
 SQNR no more than 1 dB below, both on the real input plus 32 jittered variants the calibration never
-saw; the calibration set of 200 jittered samples excludes the real input itself). Arena: the smallest the host TFLite Micro interpreter allocates in.
+saw; the calibration set of 200 jittered samples excludes the real input itself).
+Arena: the smallest the host TFLite Micro interpreter allocates in.
 Flash: model bytes + runtime + kernels (the same estimate for both). Latency and energy: the profile's
 cycle model on the reference int8 models, against results/tiny_v0.5_reference.csv (Nucleo-L4R5ZI,
 reference TFLite Micro) and tiny_v1.0_closed.csv (NUCLEO-H7A3ZI-Q, STMicroelectronics).
@@ -110,7 +111,8 @@ def main() -> int:
         for task in mlperf.tasks(args.mlperf_dir):
             print(f"{task.name}:", flush=True)
             rows.append(run(task, Path(tmp)))
-    print("\n| model | ref arena | our arena | ref flash | our flash | our recipe | fidelity ours / ref (agree, SQNR; SQNR on the real input alone) |")
+    print("\n| model | ref arena | our arena | ref flash | our flash | our recipe | "
+          "fidelity ours / ref (agree, SQNR; SQNR on the real input alone) |")
     print("|---|---:|---:|---:|---:|---|---|")
     for r in rows:
         best = next(t for t in r["tried"] if t["recipe"] == r["best"])

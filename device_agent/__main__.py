@@ -36,6 +36,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0, help="seed of the generated inputs")
     b.add_argument("--power-cmd", default=None, help="a command that prints the power in watts (external meter)")
     b.add_argument("--no-power", action="store_true", help="skip the energy measurement")
+    b.add_argument("--delegate", default=None, help="'none' to run without the runtime's default delegate "
+                   "(XNNPACK), or the path of a delegate library to load (default: the runtime's own)")
     b.add_argument("--runtime", default=None, help="require this runtime module")
     b.add_argument("--lock", default=None, help="hold an exclusive lock on this file while measuring, so that "
                    "measurements on one device never overlap")
@@ -91,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             settings = BenchSettings(runs=args.runs, warmup=args.warmup, min_time_s=args.min_time,
                                      threads=args.threads, max_cv=args.max_cv, retries=args.retries,
                                      windows=args.windows, seed=args.seed, power=not args.no_power,
-                                     power_cmd=args.power_cmd)
+                                     power_cmd=args.power_cmd, delegate=args.delegate)
             try:
                 doc = bench.run(args.model, settings, args.runtime)
             finally:

@@ -108,7 +108,8 @@ def run(model_path: str, settings: BenchSettings, runtime_name: str | None = Non
     peak_reset = memory.reset_peak()
     rss_before = memory.rss_bytes()
     t0 = time.perf_counter_ns()
-    interp = runtime.open_interpreter(interpreter_cls, name, version, model_path, settings.threads)
+    interp = runtime.open_interpreter(interpreter_cls, name, version, model_path, settings.threads,
+                                      settings.delegate)
     init_ms = (time.perf_counter_ns() - t0) / 1e6
 
     inputs = make_inputs(interp.get_input_details(), settings.seed)
@@ -150,7 +151,7 @@ def run(model_path: str, settings: BenchSettings, runtime_name: str | None = Non
         "schema": SCHEMA,
         "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
         "runtime": {"name": name, "version": version},
-        "delegate": "xnnpack" if name == "ai_edge_litert" else "default",
+        "delegate": settings.delegate or ("xnnpack" if name == "ai_edge_litert" else "default"),
         "threads": settings.threads if settings.threads is not None else "default",
         "settings": settings.to_dict(),
         "device": sysinfo.describe(),

@@ -41,6 +41,8 @@ class BenchSettings:
     seed: int = 0
     power: bool = True                 # measure energy when the device has a power source
     power_cmd: str | None = None       # an external meter: a command that prints watts
+    delegate: str | None = None        # None: the runtime's default (XNNPACK); "none": no delegate; else a
+                                       # delegate library's path on the device (load_delegate)
 
     def __post_init__(self) -> None:
         if self.runs < 1:
@@ -55,7 +57,10 @@ class BenchSettings:
             raise ValueError(f"min_time_s >= 0, max_cv > 0 and retries >= 0 are required. Received: {self}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        doc = asdict(self)
+        if doc["delegate"] is None:  # keeps the cache keys of measurements made before delegates existed
+            del doc["delegate"]
+        return doc
 
     def to_args(self) -> list[str]:
         """The agent's command-line arguments for these settings."""
@@ -64,6 +69,7 @@ class BenchSettings:
                 "--seed", str(self.seed)]
         args += ["--threads", str(self.threads)] if self.threads is not None else []
         args += ["--power-cmd", self.power_cmd] if self.power_cmd else []
+        args += ["--delegate", self.delegate] if self.delegate else []
         return args + ([] if self.power else ["--no-power"])
 
 

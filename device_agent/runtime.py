@@ -62,8 +62,11 @@ def load(preferred: str | None = None) -> tuple[str, str, Any]:
 
 
 def open_interpreter(interpreter_cls: Any, name: str, version: str, model_path: str,
-                     threads: int | None = None) -> Any:
+                     threads: int | None = None, delegate: str | None = None) -> Any:
     """Create and allocate an interpreter; a missing kernel becomes :class:`UnsupportedModel`.
+
+    ``delegate``: None for the runtime's default (XNNPACK in LiteRT), ``"none"`` for plain builtin
+    kernels, or the path of a delegate library to load.
 
     Raises:
         UnsupportedModel: the runtime has no kernel for one of the model's operators (or versions).
@@ -71,6 +74,18 @@ def open_interpreter(interpreter_cls: Any, name: str, version: str, model_path: 
     kwargs: dict[str, Any] = {"model_path": model_path}
     if threads is not None:
         kwargs["num_threads"] = threads
+    if delegate is not None:
+        module = importlib.import_module(interpreter_cls.__module__)
+        if delegate == "none":
+            resolver = getattr(module, "OpResolverType", None)
+            if resolver is None:
+                raise UnsupportedModel(f"{name} {version} cannot turn off its default delegate")
+            kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        else:
+            try:
+                kwargs["experimental_delegates"] = [module.load_delegate(delegate)]
+            except (ValueError, OSError, RuntimeError, AttributeError) as exc:
+                raise UnsupportedModel(f"cannot load the delegate {delegate}: {exc}") from exc
     try:
         interp = interpreter_cls(**kwargs)
         interp.allocate_tensors()

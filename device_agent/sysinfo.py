@@ -1,4 +1,4 @@
-"""Describe the device: identity fields for the fingerprint, plus volatile state (governor, temperature)."""
+"""Describe the device: identity fields for the fingerprint, plus volatile state (governor, temperature, battery)."""
 
 from __future__ import annotations
 
@@ -56,11 +56,24 @@ def _os_name() -> str:
 
 def _temperature_c() -> float | None:
     temps = []
-    for zone in sorted(glob.glob("/sys/class/thermal/thermal_zone*/temp")):
+    for zone in sorted(glob.glob(_sysfs("/sys/class/thermal/thermal_zone*/temp"))):
         raw = _read(zone)
         if raw and raw.lstrip("-").isdigit():
             temps.append(int(raw) / 1000.0)
     return max(temps) if temps else None
+
+
+def _sysfs(path: str) -> str:
+    return os.path.join(os.environ.get("EDGESDK_SYSFS_ROOT", "/"), path.lstrip("/"))
+
+
+def _battery() -> tuple[float | None, str | None]:
+    """(charge in percent, status) of the first battery that reports a capacity; (None, None) without one."""
+    for supply in sorted(glob.glob(_sysfs("/sys/class/power_supply/*"))):
+        capacity = _read(os.path.join(supply, "capacity"))
+        if _read(os.path.join(supply, "type")) == "Battery" and capacity and capacity.isdigit():
+            return float(capacity), _read(os.path.join(supply, "status"))
+    return None, None
 
 
 def fingerprint(info: dict[str, Any]) -> str:
@@ -84,5 +97,6 @@ def describe() -> dict[str, Any]:
         "cpu_freq_khz": int(freq) if freq and freq.isdigit() else None,
         "temperature_c": _temperature_c(),
     }
+    info["battery_percent"], info["battery_status"] = _battery()
     info["fingerprint"] = fingerprint(info)
     return info

@@ -639,6 +639,11 @@ def version() -> None:
     out.print(f"edgesdk {__version__}")
 
 
+from .cli_suite import suite_app  # noqa: E402 - it uses the consoles and options above
+
+app.add_typer(suite_app, name="suite")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: every error becomes one line on stderr and a non-zero exit code, never a traceback.
 

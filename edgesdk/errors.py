@@ -35,3 +35,13 @@ class MeasurementError(EdgeSdkError):
 
 class StoreError(EdgeSdkError):
     """The results store cannot be opened or written."""
+
+
+class SuiteError(EdgeSdkError):
+    """A suite file is invalid, or a suite run cannot start or be found."""
+
+
+class GateError(EdgeSdkError):
+    """A regression gate failed: a cell got slower, bigger or less accurate than its baseline allows."""
+
+    exit_code = 1

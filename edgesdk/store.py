@@ -44,6 +44,29 @@ measurements = Table(
     Column("document", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+suite_runs = Table(
+    "suite_runs", metadata,
+    Column("run_id", String(200), primary_key=True),
+    Column("suite", String(100), index=True, nullable=False),
+    Column("suite_sha256", String(64), nullable=False),
+    Column("tag", String(200)),
+    Column("document", Text, nullable=False),       # the validated suite
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+suite_cells = Table(
+    "suite_cells", metadata,
+    Column("run_id", String(200), primary_key=True),
+    Column("cell", String(400), primary_key=True),  # model|recipe|device
+    Column("model", String(100), nullable=False),
+    Column("recipe", String(200), nullable=False),
+    Column("device", String(100), nullable=False),
+    Column("status", String(20), nullable=False),   # pending, running, passed, failed, skipped
+    Column("worker", String(200)),                  # host:pid of the process that has (had) it
+    Column("claims", Integer, nullable=False, default=0),
+    Column("claimed_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("result", Text),                         # JSON: artifact, quality, measurement or reason
+)
 devices = Table(
     "devices", metadata,
     Column("name", String(100), primary_key=True),

@@ -255,7 +255,7 @@ class AdbTransport(Transport):
             return answer(doc)
         settings = BenchSettings(runs=parsed.runs, warmup=parsed.warmup, min_time_s=parsed.min_time,
                                  threads=parsed.threads, max_cv=parsed.max_cv, retries=parsed.retries,
-                                 windows=parsed.windows, seed=parsed.seed, power=False)
+                                 windows=parsed.windows, seed=parsed.seed, power=False, delegate=parsed.delegate)
         started = time.time()
         model = shlex.quote(parsed.model)
         hashed = self._exec(f"sha256sum {model} 2>/dev/null || toybox sha256sum {model}; wc -c < {model}", 60)

@@ -104,6 +104,10 @@ def command(binary: str, model: str, settings: BenchSettings) -> list[str]:
             f"--min_secs={settings.min_time_s:g}", "--warmup_min_secs=0"]
     if settings.threads is not None:
         args.append(f"--num_threads={settings.threads}")
+    if settings.delegate == "none":
+        args.append("--use_xnnpack=false")
+    elif settings.delegate:
+        args.append(f"--external_delegate_path={settings.delegate}")
     return args
 
 
@@ -179,7 +183,7 @@ def document(log: str, *, model_sha256: str, model_bytes: int, binary_sha256: st
         "schema": SCHEMA,
         "model_sha256": model_sha256,
         "runtime": {"name": RUNTIME_NAME, "version": f"sha256:{binary_sha256[:16]}"},
-        "delegate": "default",
+        "delegate": settings.delegate or "default",
         "threads": settings.threads if settings.threads is not None else "default",
         "settings": settings.to_dict(),
         "device": device,

@@ -1,0 +1,184 @@
+"""Regression gates: compare two runs of a suite cell by cell (model x recipe x device).
+
+Latency is the p50. A latency increase is a regression only when it exceeds the gate *and* the noise
+of the cell, the larger of:
+  - within the runs: how far apart the medians of each run's windows of timed runs lie (the agent
+    splits the timed runs into consecutive windows): half their range relative to the p50, for the
+    two runs added together;
+  - between runs, when the store holds at least MIN_HISTORY earlier runs of the cell: the range of
+    their p50s (max - min) relative to their median; a device that moves 10 % from night to night
+    cannot show a 5 % regression in one run.
+An increase above the gate but within the noise is reported as "within noise", not failed.
+`suite run --baseline` also measures a cell that fails only on latency again (twice at most): the
+regression stands only when every re-measurement confirms it (a one-off slow run is not one).
+Size is the model file's bytes; quality is accuracy (with labels) or top-1 agreement, in points.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..errors import SuiteError
+
+MIN_HISTORY = 3
+
+
+@dataclass(frozen=True)
+class Gates:
+    max_latency_increase: float = 0.05   # fraction: 0.05 = 5 %
+    max_size_increase: float = 0.0       # fraction
+    max_quality_drop: float = 0.5        # points (percentage points of accuracy or agreement)
+
+    def describe(self) -> str:
+        return (f"latency +{self.max_latency_increase:.1%} beyond noise, size +{self.max_size_increase:.1%}, "
+                f"quality -{self.max_quality_drop:g} pt")
+
+
+def parse_fraction(text: str, what: str) -> float:
+    """'5%' or '5' -> 0.05 (a bare number is a percentage)."""
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*%?\s*", text)
+    if not found:
+        raise SuiteError(f"{what} is a percentage such as 5% or 0. Received: {text!r}")
+    return float(found.group(1)) / 100
+
+
+def parse_points(text: str, what: str) -> float:
+    """'0.5pt' or '0.5' -> 0.5 percentage points."""
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(pt|pts|points)?\s*", text)
+    if not found:
+        raise SuiteError(f"{what} is in percentage points, such as 0.5pt. Received: {text!r}")
+    return float(found.group(1))
+
+
+def p50(measurement: dict[str, Any]) -> float:
+    lat = measurement["latency"]
+    return float(lat["p50_ms"] if lat.get("p50_ms") is not None else lat["mean_ms"])
+
+
+def noise(measurement: dict[str, Any]) -> float:
+    """Half the range of the run's window medians relative to its p50 (0 with a single window)."""
+    windows = [w for w in measurement["latency"].get("window_p50_ms") or [] if isinstance(w, (int, float))]
+    if len(windows) < 2:
+        return 0.0
+    return (max(windows) - min(windows)) / 2 / p50(measurement)
+
+
+def quality_points(cell: dict[str, Any]) -> float | None:
+    q = cell.get("quality") or {}
+    if q.get("metric") == "accuracy":
+        return 100 * float(q["after"])
+    if q.get("top1_agreement") is not None:
+        return 100 * float(q["top1_agreement"])
+    return None
+
+
+@dataclass
+class CellComparison:
+    cell: str
+    verdict: str                       # ok, regression, within noise, not compared, new, failed
+    latency_change: float | None = None
+    latency_noise: float | None = None
+    size_change: float | None = None
+    quality_change: float | None = None
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Comparison:
+    baseline: str
+    candidate: str
+    gates: Gates
+    cells: list[CellComparison]
+
+    @property
+    def failures(self) -> list[CellComparison]:
+        return [c for c in self.cells if c.verdict in ("regression", "failed")]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"baseline": self.baseline, "candidate": self.candidate, "gates": asdict(self.gates),
+                "passed": self.passed, "cells": [asdict(c) for c in self.cells]}
+
+    def summary(self) -> str:
+        if self.passed:
+            return f"all {len(self.cells)} cells within the gates ({self.gates.describe()})"
+        lines = [f"{len(self.failures)} of {len(self.cells)} cells failed the gates ({self.gates.describe()}):"]
+        lines += [f"  {c.cell}: {'; '.join(c.reasons)}" for c in self.failures]
+        return "\n".join(lines)
+
+
+def history_spread(values: list[float]) -> float:
+    """Range over median of a cell's p50 in earlier runs; 0 with fewer than MIN_HISTORY of them."""
+    if len(values) < MIN_HISTORY:
+        return 0.0
+    ordered = sorted(values)
+    return (ordered[-1] - ordered[0]) / ordered[len(ordered) // 2]
+
+
+def compare_cell(a: dict[str, Any] | None, b: dict[str, Any], gates: Gates,
+                 history: list[float] | None = None) -> CellComparison:
+    """One cell of the new run against the same cell of the baseline; ``history`` holds the cell's p50
+    in earlier runs (for the run-to-run noise)."""
+    out = CellComparison(b["cell"], "ok")
+    if b["status"] == "failed":
+        out.verdict = "failed"
+        out.reasons.append(f"failed in the new run: {b.get('reason')}")
+        return out
+    if a is None or a["status"] != "passed" or b["status"] != "passed":
+        out.verdict = "new" if a is None else "not compared"
+        why = "not in the baseline" if a is None else f"baseline {a['status']}" if a["status"] != "passed" \
+            else f"{b['status']} in the new run" + (f": {b.get('reason')}" if b.get("reason") else "")
+        out.reasons.append(why)
+        return out
+    ma, mb = a["measurement"], b["measurement"]
+    out.latency_change = p50(mb) / p50(ma) - 1
+    out.latency_noise = max(noise(ma) + noise(mb), history_spread(history or []))
+    if out.latency_change > gates.max_latency_increase:
+        if out.latency_change > out.latency_noise:
+            out.verdict = "regression"
+            out.reasons.append(f"p50 {p50(ma):.4g} -> {p50(mb):.4g} ms ({out.latency_change:+.1%}; gate "
+                               f"+{gates.max_latency_increase:.1%}, noise ±{out.latency_noise:.1%})")
+        else:
+            out.verdict = "within noise"
+            out.reasons.append(f"p50 {out.latency_change:+.1%} is above the gate but within the runs' noise "
+                               f"(±{out.latency_noise:.1%})")
+    size_a, size_b = ma["memory"]["model_bytes"], mb["memory"]["model_bytes"]
+    out.size_change = size_b / size_a - 1 if size_a else None
+    if out.size_change is not None and out.size_change > gates.max_size_increase + 1e-12:
+        out.verdict = "regression"
+        out.reasons.append(f"model {size_a:,} -> {size_b:,} B ({out.size_change:+.1%}; gate "
+                           f"+{gates.max_size_increase:.1%})")
+    qa, qb = quality_points(a), quality_points(b)
+    if qa is not None and qb is not None:
+        out.quality_change = qb - qa
+        if qa - qb > gates.max_quality_drop + 1e-9:
+            out.verdict = "regression"
+            out.reasons.append(f"quality {qa:.2f} -> {qb:.2f} ({qb - qa:+.2f} pt; gate -{gates.max_quality_drop:g} pt)")
+    return out
+
+
+def cell_history(runs: list[dict[str, Any]], cell: str) -> list[float]:
+    """The cell's p50 in each of ``runs`` where it passed."""
+    found = (next((c for c in r["cells"] if c["cell"] == cell), None) for r in runs)
+    return [p50(c["measurement"]) for c in found if c is not None and c.get("measurement")]
+
+
+def compare(baseline: dict[str, Any], candidate: dict[str, Any], gates: Gates | None = None,
+            history: list[dict[str, Any]] | None = None) -> Comparison:
+    """Compare every cell of ``candidate`` with the same cell of ``baseline`` (two run documents).
+
+    ``history``: earlier runs of the suite (the baseline among them or not) for the run-to-run noise.
+    """
+    gates = gates or Gates()
+    old = {c["cell"]: c for c in baseline["cells"]}
+    earlier = [r for r in history or [] if r["run_id"] not in (baseline["run_id"], candidate["run_id"])] + [baseline]
+    cells = [compare_cell(old.get(c["cell"]), c, gates, cell_history(earlier, c["cell"])) for c in candidate["cells"]]
+    new = {c["cell"] for c in candidate["cells"]}
+    cells += [CellComparison(cell, "not compared", reasons=["missing from the new run"])
+              for cell in old if cell not in new]
+    return Comparison(baseline["run_id"], candidate["run_id"], gates, cells)

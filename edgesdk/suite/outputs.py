@@ -1,0 +1,182 @@
+"""A suite run's files: results.json, results.csv, JUnit XML and a self-contained index.html."""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from .gates import Comparison, p50, quality_points
+
+CSV_FIELDS = ["model", "recipe", "device", "status", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "runs",
+              "model_bytes", "peak_rss_bytes", "quality_points", "energy_mj", "runtime", "threads", "worker",
+              "verdict", "reason"]
+
+
+def _atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _verdicts(comparison: Comparison | None) -> dict[str, Any]:
+    return {c.cell: c for c in comparison.cells} if comparison else {}
+
+
+def row(cell: dict[str, Any]) -> dict[str, Any]:
+    """The flat figures of one cell (the CSV row)."""
+    m = cell.get("measurement")
+    lat, mem = (m["latency"], m["memory"]) if m else ({}, {})
+    power = (m or {}).get("power") or {}
+    return {"model": cell["model"], "recipe": cell["recipe"], "device": cell["device"], "status": cell["status"],
+            "p50_ms": p50(m) if m else None, "p90_ms": lat.get("p90_ms"), "p99_ms": lat.get("p99_ms"),
+            "mean_ms": lat.get("mean_ms"), "std_ms": lat.get("std_ms"), "runs": lat.get("runs"),
+            "model_bytes": mem.get("model_bytes") or (cell.get("artifact") or {}).get("bytes"),
+            "peak_rss_bytes": mem.get("peak_rss_bytes"), "quality_points": quality_points(cell),
+            "energy_mj": power.get("energy_per_inference_mj"),
+            "runtime": f"{m['runtime']['name']} {m['runtime']['version']}" if m else None,
+            "threads": m.get("threads") if m else None, "worker": cell.get("worker"), "reason": cell.get("reason")}
+
+
+def write_junit(run: dict[str, Any], path: Path, comparison: Comparison | None = None) -> None:
+    """One test case per cell: failed (the cell, or its gate) -> <failure>, skipped or not run -> <skipped>."""
+    verdicts = _verdicts(comparison)
+    suite = ET.Element("testsuite", name=f"edgesdk suite {run['suite']}", timestamp=str(run["created_at"]))
+    counts = {"tests": 0, "failures": 0, "skipped": 0}
+    for cell in run["cells"]:
+        m = cell.get("measurement")
+        seconds = max(0.0, m["finished_at"] - m["started_at"]) if m and m.get("finished_at") else 0.0
+        case = ET.SubElement(suite, "testcase", classname=f"edgesdk.{run['suite']}.{cell['device']}",
+                             name=f"{cell['model']}[{cell['recipe']}]", time=f"{seconds:.3f}")
+        props = ET.SubElement(case, "properties")
+        for key, value in row(cell).items():
+            if value is not None and key not in ("model", "recipe", "device", "reason"):
+                ET.SubElement(props, "property", name=key, value=str(value))
+        counts["tests"] += 1
+        verdict = verdicts.get(cell["cell"])
+        if cell["status"] == "failed":
+            ET.SubElement(case, "failure", message=str(cell.get("reason")), type="CellFailed")
+            counts["failures"] += 1
+        elif verdict is not None and verdict.verdict == "regression":
+            ET.SubElement(case, "failure", message="; ".join(verdict.reasons), type="Regression")
+            counts["failures"] += 1
+        elif cell["status"] != "passed":
+            ET.SubElement(case, "skipped", message=str(cell.get("reason") or f"not run ({cell['status']})"))
+            counts["skipped"] += 1
+    for key, value in counts.items():
+        suite.set(key, str(value))
+    suite.set("errors", "0")
+    ET.indent(suite)
+    _atomic(path, ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n")
+
+
+def write_csv(run: dict[str, Any], path: Path, comparison: Comparison | None = None) -> None:
+    verdicts = _verdicts(comparison)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        for cell in run["cells"]:
+            verdict = verdicts.get(cell["cell"])
+            writer.writerow({**row(cell), "verdict": verdict.verdict if verdict else None})
+    os.replace(tmp, path)
+
+
+def _boxplot(m: dict[str, Any], scale: float) -> str:
+    """min, p50, p90, p99 and max of one cell's latency on a shared axis (ms -> px)."""
+    lat = m["latency"]
+    pts = [lat["min_ms"], p50(m), lat.get("p90_ms") or lat["mean_ms"], lat.get("p99_ms") or lat["max_ms"],
+           lat["max_ms"]]
+    x = [4 + v * scale for v in pts]
+    return (f'<svg width="180" height="18" role="img"><title>min {pts[0]:.4g} · p50 {pts[1]:.4g} · p90 {pts[2]:.4g}'
+            f' · p99 {pts[3]:.4g} · max {pts[4]:.4g} ms</title>'
+            f'<line x1="{x[0]:.1f}" x2="{x[4]:.1f}" y1="9" y2="9" stroke="#888"/>'
+            f'<rect x="{x[1]:.1f}" y="3" width="{max(1.0, x[2] - x[1]):.1f}" height="12" fill="#9cc3e6" stroke="#357"/>'
+            f'<line x1="{x[1]:.1f}" x2="{x[1]:.1f}" y1="2" y2="16" stroke="#123" stroke-width="2"/>'
+            f'<circle cx="{x[3]:.1f}" cy="9" r="2" fill="#c33"/></svg>')
+
+
+def _sparkline(values: list[float | None]) -> str:
+    points = [(i, v) for i, v in enumerate(values) if v is not None]
+    if len(points) < 2:
+        return ""
+    lo, hi = min(v for _, v in points), max(v for _, v in points)
+    span = (hi - lo) or 1.0
+    step = 100 / max(1, len(values) - 1)
+    coords = " ".join(f"{4 + i * step:.1f},{16 - (v - lo) / span * 12:.1f}" for i, v in points)
+    return (f'<svg width="108" height="20" role="img"><title>p50 over the last {len(values)} runs: '
+            f'{", ".join("-" if v is None else f"{v:.4g}" for v in values)} ms</title>'
+            f'<polyline points="{coords}" fill="none" stroke="#357" stroke-width="1.5"/></svg>')
+
+
+def write_html(run: dict[str, Any], path: Path, history: list[dict[str, Any]],
+               comparison: Comparison | None = None) -> None:
+    """The matrix of cells (latency distribution, size, quality, trend over earlier runs of the suite)."""
+    e = html.escape
+    verdicts = _verdicts(comparison)
+    devices = list(dict.fromkeys(c["device"] for c in run["cells"]))
+    rows = list(dict.fromkeys((c["model"], c["recipe"]) for c in run["cells"]))
+    cells = {(c["model"], c["recipe"], c["device"]): c for c in run["cells"]}
+    measured = [c["measurement"] for c in run["cells"] if c.get("measurement")]
+    scale = 170 / max([m["latency"]["max_ms"] for m in measured] or [1.0])
+    past = [{c["cell"]: p50(c["measurement"]) if c.get("measurement") else None for c in h["cells"]}
+            for h in history]
+    body = []
+    for model, recipe in rows:
+        tds = []
+        for device in devices:
+            c = cells.get((model, recipe, device))
+            if c is None:
+                tds.append("<td></td>")
+                continue
+            v = verdicts.get(c["cell"])
+            klass = c["status"] if not (v and v.verdict == "regression") else "regression"
+            if c.get("measurement"):
+                r = row(c)
+                quality = f" · quality {r['quality_points']:.2f} pt" if r["quality_points"] is not None else ""
+                trend = _sparkline([p.get(c["cell"]) for p in past] + [r["p50_ms"]])
+                note = f"<div class=v>{e('; '.join(v.reasons))}</div>" if v and v.reasons else ""
+                tds.append(f'<td class="{klass}"><b>{r["p50_ms"]:.4g} ms</b> p50 · {r["model_bytes"]:,} B{quality}'
+                           f"<div>{_boxplot(c['measurement'], scale)}</div><div>{trend}</div>{note}</td>")
+            else:
+                tds.append(f'<td class="{klass}">{e(c["status"])}: {e(str(c.get("reason") or ""))}</td>')
+        body.append(f"<tr><th>{e(model)}<br><small>{e(recipe)}</small></th>{''.join(tds)}</tr>")
+    gate = ""
+    if comparison is not None:
+        gate = f"<p class={'passed' if comparison.passed else 'regression'}>Against {e(comparison.baseline)}: " \
+               f"{e(comparison.summary()).replace(chr(10), '<br>')}</p>"
+    counts = {s: sum(c["status"] == s for c in run["cells"]) for s in ("passed", "failed", "skipped", "pending")}
+    tag = f" · tag {e(run['tag'])}" if run.get("tag") else ""
+    header = (f"<p>Run <code>{e(run['run_id'])}</code>{tag} · {e(str(run['created_at']))} · "
+              f"{', '.join(f'{n} {s}' for s, n in counts.items() if n)} · trend over {len(history) + 1} runs</p>")
+    doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>edgesdk suite {e(run['suite'])}</title>
+<style>body{{font:14px system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:6px;vertical-align:top;text-align:left}}.passed{{background:#eef8ee}}
+.failed,.regression{{background:#fbe9e9}}.skipped,.pending,.running{{background:#f4f4f4;color:#666}}
+.v{{color:#a22;font-size:12px}}small{{color:#666}}</style></head><body>
+<h1>Suite {e(run['suite'])}</h1>
+{header}{gate}
+<table><tr><th>model · recipe</th>{''.join(f'<th>{e(d)}</th>' for d in devices)}</tr>{''.join(body)}</table>
+<p><small>Bars: min to max; box p50 to p90; dot p99; one axis for all cells. Lines: p50 in earlier runs of
+this suite, oldest first.</small></p></body></html>
+"""
+    _atomic(path, doc)
+
+
+def write_all(run: dict[str, Any], outdir: Path, history: list[dict[str, Any]], comparison: Comparison | None = None,
+              junit: Path | None = None) -> dict[str, Path]:
+    """Write every output; returns their paths."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    doc = {**run, "comparison": comparison.to_dict() if comparison else None}
+    paths = {"json": outdir / "results.json", "csv": outdir / "results.csv", "junit": junit or outdir / "junit.xml",
+             "html": outdir / "index.html"}
+    paths["junit"].parent.mkdir(parents=True, exist_ok=True)
+    _atomic(paths["json"], json.dumps(doc, indent=2, default=str) + "\n")
+    write_csv(run, paths["csv"], comparison)
+    write_junit(run, paths["junit"], comparison)
+    write_html(run, paths["html"], history, comparison)
+    return paths
