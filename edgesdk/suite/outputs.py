@@ -91,7 +91,7 @@ def _boxplot(m: dict[str, Any], scale: float) -> str:
     lat = m["latency"]
     pts = [lat["min_ms"], p50(m), lat.get("p90_ms") or lat["mean_ms"], lat.get("p99_ms") or lat["max_ms"],
            lat["max_ms"]]
-    x = [4 + v * scale for v in pts]
+    x = [min(176.0, 4 + v * scale) for v in pts]  # a max beyond every cell's p99 runs off the edge
     return (f'<svg width="180" height="18" role="img"><title>min {pts[0]:.4g} · p50 {pts[1]:.4g} · p90 {pts[2]:.4g}'
             f' · p99 {pts[3]:.4g} · max {pts[4]:.4g} ms</title>'
             f'<line x1="{x[0]:.1f}" x2="{x[4]:.1f}" y1="9" y2="9" stroke="#888"/>'
@@ -122,7 +122,7 @@ def write_html(run: dict[str, Any], path: Path, history: list[dict[str, Any]],
     rows = list(dict.fromkeys((c["model"], c["recipe"]) for c in run["cells"]))
     cells = {(c["model"], c["recipe"], c["device"]): c for c in run["cells"]}
     measured = [c["measurement"] for c in run["cells"] if c.get("measurement")]
-    scale = 170 / max([m["latency"]["max_ms"] for m in measured] or [1.0])
+    scale = 170 / max([m["latency"].get("p99_ms") or m["latency"]["max_ms"] for m in measured] or [1.0])
     past = [{c["cell"]: p50(c["measurement"]) if c.get("measurement") else None for c in h["cells"]}
             for h in history]
     body = []
@@ -161,8 +161,8 @@ td,th{{border:1px solid #ccc;padding:6px;vertical-align:top;text-align:left}}.pa
 <h1>Suite {e(run['suite'])}</h1>
 {header}{gate}
 <table><tr><th>model · recipe</th>{''.join(f'<th>{e(d)}</th>' for d in devices)}</tr>{''.join(body)}</table>
-<p><small>Bars: min to max; box p50 to p90; dot p99; one axis for all cells. Lines: p50 in earlier runs of
-this suite, oldest first.</small></p></body></html>
+<p><small>Bars: min to max (cut at the largest p99); box p50 to p90; dot p99; one axis for all cells.
+Lines: p50 in earlier runs of this suite, oldest first.</small></p></body></html>
 """
     _atomic(path, doc)
 
