@@ -144,3 +144,16 @@ def newer_ops_path(tmp_path_factory):
     out.write_bytes(converter.convert())
     assert ("FULLY_CONNECTED", 12) in {(op.op, op.version) for op in analyze(out).layers}
     return out
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A throwaway PostgreSQL server (tests/pg.py), or a skip saying why none can start here."""
+    from tests import pg
+
+    reason = pg.available()
+    if reason:
+        pytest.skip(reason)
+    server = pg.start()
+    yield server
+    server.stop()

@@ -129,3 +129,13 @@ def available() -> str | None:
     if os.geteuid() != 0:
         return "sshd needs root for privilege separation in this setup"
     return None
+
+
+def user_home(server: Sshd, home: Path) -> Path:
+    """A HOME whose ~/.ssh knows ``server`` under the alias 'testdevice' (its user key and host key)."""
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "config").write_text(
+        f"Host testdevice\n  HostName 127.0.0.1\n  Port {server.port}\n  User {server.user}\n"
+        f"  IdentityFile {server.user_key}\n")
+    shutil.copy(server.known_hosts, home / ".ssh" / "known_hosts")
+    return home

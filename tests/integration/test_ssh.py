@@ -172,16 +172,7 @@ def test_cli_bench_over_ssh_with_ssh_config_and_trust(server, tflite_path, tmp_p
 
 
 def _user_home(server, tmp_path):
-    """A HOME whose ~/.ssh knows the test server under the alias 'testdevice'."""
-    import shutil
-
-    home = tmp_path / "home"
-    (home / ".ssh").mkdir(parents=True)
-    (home / ".ssh" / "config").write_text(
-        f"Host testdevice\n  HostName 127.0.0.1\n  Port {server.port}\n  User {server.user}\n"
-        f"  IdentityFile {server.user_key}\n")
-    shutil.copy(server.known_hosts, home / ".ssh" / "known_hosts")
-    return home
+    return sshd.user_home(server, tmp_path / "home")
 
 
 def test_cli_devices_check_and_clean_over_ssh(server, tflite_path, tmp_path):

@@ -18,7 +18,7 @@ from edgesdk.errors import SuiteError
 from edgesdk.suite import Gates, compare, load_results, run_suite
 from edgesdk.suite.runner import health
 from edgesdk.suite.spec import Health
-from tests import pg, sshd
+from tests import sshd
 
 CLI = Path(sys.executable).parent / "edgesdk"
 FAST = {"runs": 5, "warmup": 1, "min_time_s": 0.05, "power": False}
@@ -35,14 +35,7 @@ def write_suite(path, models, devices, recipes=("none",), **extra):
 
 def ssh_home(server, tmp_path, monkeypatch):
     """HOME whose ~/.ssh knows the test sshd as 'testdevice' (key and host key), as a lab host's would."""
-    import shutil
-
-    home = tmp_path / "home"
-    (home / ".ssh").mkdir(parents=True)
-    (home / ".ssh" / "config").write_text(
-        f"Host testdevice\n  HostName 127.0.0.1\n  Port {server.port}\n  User {server.user}\n"
-        f"  IdentityFile {server.user_key}\n")
-    shutil.copy(server.known_hosts, home / ".ssh" / "known_hosts")
+    home = sshd.user_home(server, tmp_path / "home")
     monkeypatch.setenv("HOME", str(home))
     return home
 
@@ -223,16 +216,6 @@ def test_missing_model_fails_its_cells_and_the_run_exits_1(tmp_path):
     assert cli.returncode == 1 and "does not exist" in cli.stderr and "Traceback" not in cli.stderr
     junit = ET.parse(tmp_path / "out" / "junit.xml").getroot()
     assert junit.get("failures") == "1"
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    reason = pg.available()
-    if reason:
-        pytest.skip(reason)
-    server = pg.start()
-    yield server
-    server.stop()
 
 
 @pytest.mark.slow

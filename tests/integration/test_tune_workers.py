@@ -14,21 +14,10 @@ import edgesdk
 from device_agent.protocol import BenchSettings
 from edgesdk.profiles import load_profile
 from edgesdk.search import build, tune
-from tests import pg
 
 from .test_tune import MODEL, TRAIN, VAL
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    reason = pg.available()
-    if reason:
-        pytest.skip(reason)
-    server = pg.start()
-    yield server
-    server.stop()
 
 
 def test_two_workers_on_postgresql_share_one_study(postgres, tmp_path):
