@@ -9,13 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, create_engine, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from .errors import StoreError
 
@@ -101,7 +102,11 @@ class Store:
             if self.url.startswith("sqlite:///"):
                 Path(self.url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
             self.engine = create_engine(self.url)
-            metadata.create_all(self.engine)
+            try:
+                metadata.create_all(self.engine)
+            except IntegrityError:  # another process created the tables at the same moment (PostgreSQL
+                time.sleep(0.5)     # reports it as a unique violation in its catalog): theirs are there now
+                metadata.create_all(self.engine)
         except (SQLAlchemyError, OSError, ValueError) as exc:
             raise StoreError(f"cannot open results store {self.url}: {str(exc).splitlines()[0]}") from exc
 
