@@ -91,7 +91,7 @@ def run_suite(suite: str | Path | LoadedSuite, outdir: str | Path, *, store: Sto
     base = load_results(baseline, store, relative_to=run_id) if baseline else None
     counts, artifacts = execute(loaded, store, run_id, outdir, serve=serve, progress=progress)
     run = runs.load_run(store, run_id)
-    earlier = [r["run_id"] for r in runs.list_runs(store, loaded.spec.name, limit=HISTORY + 1) if r["run_id"] != run_id]
+    earlier = [r for r in runs.run_ids(store, loaded.spec.name, limit=HISTORY + 1) if r != run_id]
     history = [runs.load_run(store, r) for r in reversed(earlier[:HISTORY])]
     comparison = None
     if base is not None:
