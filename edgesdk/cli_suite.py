@@ -15,8 +15,9 @@ from .errors import GateError
 suite_app = typer.Typer(help="Run suites of models x recipes x devices unattended; gate on regressions.",
                         no_args_is_help=True)
 
-LatencyGate = Annotated[str, typer.Option("--max-latency-increase", help="p50 increase allowed beyond the two "
-                                          "runs' noise (half the spread of each run's window medians)")]
+LatencyGate = Annotated[str, typer.Option("--max-latency-increase", help="p50 increase allowed beyond the "
+                                          "runs' noise (window medians, earlier runs); a paired re-measurement "
+                                          "of both models decides where there is one")]
 SizeGate = Annotated[str, typer.Option("--max-size-increase", help="model size increase allowed (percent)")]
 QualityGate = Annotated[str, typer.Option("--max-quality-drop", help="accuracy or top-1 agreement drop allowed, "
                                           "in percentage points")]
@@ -36,7 +37,7 @@ def _print_comparison(comparison: Any) -> None:
     for c in comparison.cells:
         style = {"regression": "red", "failed": "red", "within noise": "yellow"}.get(c.verdict, "")
         table.add_row(c.cell, f"[{style}]{c.verdict}[/{style}]" if style else c.verdict,
-                      "" if c.latency_change is None else f"{c.latency_change:+.1%}",
+                      "" if c.latency_change is None else f"{c.latency_change:+.1%}" + (" paired" if c.paired else ""),
                       "" if c.latency_noise is None else f"±{c.latency_noise:.1%}",
                       "" if c.size_change is None else f"{c.size_change:+.1%}",
                       "" if c.quality_change is None else f"{c.quality_change:+.2f} pt")
@@ -95,7 +96,9 @@ def suite_run(
 
     Devices that fail their health check (unreachable after retries, no runtime, too hot, battery
     low) are skipped with the reason; the rest carry on. Every result is stored with the run id and
-    tag. Exits 1 when a cell failed or, with --baseline, a gate failed.
+    tag. Exits 1 when a cell failed or, with --baseline, a gate failed. With --baseline, a cell whose
+    p50 rose past the gate is measured again alternately with the baseline's model (kept in the
+    store), and that pair decides, so a device that drifted between runs raises no false alarm.
 
     Example: edgesdk suite run lab.yaml -o out/nightly --tag "$(git rev-parse --short HEAD)" --baseline latest
     """
@@ -136,7 +139,9 @@ def suite_compare(
     as_json: JsonOpt = False,
 ) -> None:
     """Compare two runs cell by cell; exit 1 when a cell got slower, bigger or less accurate than the gates
-    allow. A latency increase within the two runs' own noise is not a regression.
+    allow. A latency increase within the two runs' own noise is not a regression; a paired
+    re-measurement recorded by `suite run --baseline` between these two runs decides latency. Measures
+    nothing itself.
 
     Example: edgesdk suite compare out/monday out/tuesday --max-latency-increase 5%
     """

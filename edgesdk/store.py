@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, create_engine, select
+from sqlalchemy import Column, DateTime, Integer, LargeBinary, MetaData, String, Table, Text, create_engine, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from .errors import StoreError
@@ -67,6 +67,13 @@ suite_cells = Table(
     Column("claimed_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
     Column("result", Text),                         # JSON: artifact, quality, measurement or reason
+)
+artifacts = Table(  # model files a suite measured, by content: a later run re-measures its baseline's model
+    "artifacts", metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("size", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )
 devices = Table(
     "devices", metadata,
@@ -140,6 +147,29 @@ class Store:
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot read results store {self.url}: {str(exc).splitlines()[0]}") from exc
         return json.loads(row[0]) if row else None
+
+    def add_artifact(self, sha256: str, data: bytes) -> bool:
+        """Keep a model file by its content (once per sha256). True when it was new."""
+        try:
+            with self.engine.begin() as conn:
+                if conn.execute(select(artifacts.c.sha256).where(artifacts.c.sha256 == sha256)).first():
+                    return False
+                conn.execute(artifacts.insert().values(sha256=sha256, size=len(data), data=data,
+                                                       created_at=datetime.now(UTC)))
+            return True
+        except IntegrityError:  # another process stored the same file at the same moment
+            return False
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot write to results store {self.url}: {str(exc).splitlines()[0]}") from exc
+
+    def get_artifact(self, sha256: str) -> bytes | None:
+        """The model file kept under ``sha256``, or None."""
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(select(artifacts.c.data).where(artifacts.c.sha256 == sha256)).first()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read results store {self.url}: {str(exc).splitlines()[0]}") from exc
+        return bytes(row[0]) if row else None
 
     def list_compressions(self, source_sha256: str | None = None) -> list[dict[str, Any]]:
         query = select(compressions.c.record).order_by(compressions.c.id)

@@ -96,7 +96,7 @@ def run_suite(suite: str | Path | LoadedSuite, outdir: str | Path, *, store: Sto
     comparison = None
     if base is not None:
         comparison = compare(base, run, gates, history)
-        if confirm(loaded, store, run, comparison, base, history, artifacts, progress):
+        if confirm(loaded, store, run, comparison, base, history, artifacts, outdir, progress):
             run = runs.load_run(store, run_id)
             comparison = compare(base, run, gates, history)
     paths = outputs.write_all(run, outdir, history, comparison, Path(junit) if junit else None)

@@ -1,16 +1,23 @@
 """Regression gates: compare two runs of a suite cell by cell (model x recipe x device).
 
 Latency is the p50. A latency increase is a regression only when it exceeds the gate *and* the noise
-of the cell, the larger of:
+of the cell. From the two runs' numbers alone, the noise is the larger of:
   - within the runs: how far apart the medians of each run's windows of timed runs lie (the agent
     splits the timed runs into consecutive windows): half their range relative to the p50, for the
     two runs added together;
   - between runs, when the store holds at least MIN_HISTORY earlier runs of the cell: the range of
     their p50s (max - min) relative to their median; a device that moves 10 % from night to night
     cannot show a 5 % regression in one run.
+A device's speed also drifts over minutes (load, heat, a shared host), so two runs measured hours
+apart cannot settle a few per cent. `suite run --baseline` therefore measures again, *paired*, every
+cell whose p50 exceeds the baseline's, or the cell's median over earlier runs (a baseline measured in
+a slow spell hides a real rise), by more than the gate, within the noise above or not: the baseline's
+model (kept in the store by content) and this run's, each with its own settings, alternately on the
+same device, PAIRED_ROUNDS times. Both see the same drift, so the verdict comes from the median of
+the per-round ratios, with half their range as the noise (``paired`` in the cell; it takes precedence
+over the runs' own numbers). Without the baseline's model a cell failing the gate is measured again
+alone, and the regression stands only when every re-measurement confirms it.
 An increase above the gate but within the noise is reported as "within noise", not failed.
-`suite run --baseline` also measures a cell that fails only on latency again (twice at most): the
-regression stands only when every re-measurement confirms it (a one-off slow run is not one).
 Size is the model file's bytes; quality is accuracy (with labels) or top-1 agreement, in points.
 """
 
@@ -80,6 +87,8 @@ class CellComparison:
     verdict: str                       # ok, regression, within noise, not compared, new, failed
     latency_change: float | None = None
     latency_noise: float | None = None
+    within_run_noise: float | None = None
+    paired: bool = False               # the latency verdict came from a paired re-measurement
     size_change: float | None = None
     quality_change: float | None = None
     reasons: list[str] = field(default_factory=list)
@@ -120,10 +129,20 @@ def history_spread(values: list[float]) -> float:
     return (ordered[-1] - ordered[0]) / ordered[len(ordered) // 2]
 
 
+def paired_result(rounds: list[dict[str, float]]) -> tuple[float, float]:
+    """(change, noise) of alternate measurements: the median of the per-round ratios minus one, and
+    half their range."""
+    ratios = sorted(r["p50_ms"] / r["baseline_p50_ms"] for r in rounds)
+    mid = len(ratios) // 2
+    median = ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
+    return median - 1, (ratios[-1] - ratios[0]) / 2
+
+
 def compare_cell(a: dict[str, Any] | None, b: dict[str, Any], gates: Gates,
-                 history: list[float] | None = None) -> CellComparison:
+                 history: list[float] | None = None, baseline_run: str | None = None) -> CellComparison:
     """One cell of the new run against the same cell of the baseline; ``history`` holds the cell's p50
-    in earlier runs (for the run-to-run noise)."""
+    in earlier runs (for the run-to-run noise). A paired re-measurement against ``baseline_run``
+    recorded in the cell decides the latency verdict."""
     out = CellComparison(b["cell"], "ok")
     if b["status"] == "failed":
         out.verdict = "failed"
@@ -136,17 +155,24 @@ def compare_cell(a: dict[str, Any] | None, b: dict[str, Any], gates: Gates,
         out.reasons.append(why)
         return out
     ma, mb = a["measurement"], b["measurement"]
-    out.latency_change = p50(mb) / p50(ma) - 1
-    out.latency_noise = max(noise(ma) + noise(mb), history_spread(history or []))
+    out.within_run_noise = noise(ma) + noise(mb)
+    paired = b.get("paired")
+    if paired and baseline_run is not None and paired.get("baseline_run") == baseline_run:
+        out.paired = True
+        out.latency_change, out.latency_noise = paired_result(paired["rounds"])
+        how = (f"measured alternately with the baseline's model, {len(paired['rounds'])} rounds: "
+               f"p50 {out.latency_change:+.1%}")
+    else:
+        out.latency_change = p50(mb) / p50(ma) - 1
+        out.latency_noise = max(out.within_run_noise, history_spread(history or []))
+        how = f"{p50(ma):.4g} -> {p50(mb):.4g} ms ({out.latency_change:+.1%})"
     if out.latency_change > gates.max_latency_increase:
         if out.latency_change > out.latency_noise:
             out.verdict = "regression"
-            out.reasons.append(f"p50 {p50(ma):.4g} -> {p50(mb):.4g} ms ({out.latency_change:+.1%}; gate "
-                               f"+{gates.max_latency_increase:.1%}, noise ±{out.latency_noise:.1%})")
+            out.reasons.append(f"p50 {how}; gate +{gates.max_latency_increase:.1%}, noise ±{out.latency_noise:.1%}")
         else:
             out.verdict = "within noise"
-            out.reasons.append(f"p50 {out.latency_change:+.1%} is above the gate but within the runs' noise "
-                               f"(±{out.latency_noise:.1%})")
+            out.reasons.append(f"p50 {how} is above the gate but within the noise (±{out.latency_noise:.1%})")
     size_a, size_b = ma["memory"]["model_bytes"], mb["memory"]["model_bytes"]
     out.size_change = size_b / size_a - 1 if size_a else None
     if out.size_change is not None and out.size_change > gates.max_size_increase + 1e-12:
@@ -177,7 +203,8 @@ def compare(baseline: dict[str, Any], candidate: dict[str, Any], gates: Gates | 
     gates = gates or Gates()
     old = {c["cell"]: c for c in baseline["cells"]}
     earlier = [r for r in history or [] if r["run_id"] not in (baseline["run_id"], candidate["run_id"])] + [baseline]
-    cells = [compare_cell(old.get(c["cell"]), c, gates, cell_history(earlier, c["cell"])) for c in candidate["cells"]]
+    cells = [compare_cell(old.get(c["cell"]), c, gates, cell_history(earlier, c["cell"]), baseline["run_id"])
+             for c in candidate["cells"]]
     new = {c["cell"] for c in candidate["cells"]}
     cells += [CellComparison(cell, "not compared", reasons=["missing from the new run"])
               for cell in old if cell not in new]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import statistics
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -125,8 +126,9 @@ def settings_for(suite: LoadedSuite) -> BenchSettings:
 
 
 def _measure(art: Artifact, url: str, suite: LoadedSuite, store: Store, progress: Progress,
-             name: str) -> tuple[str, dict[str, Any]]:
-    """(status, result) of one cell: the measurement, or why there is none."""
+             name: str, settings: BenchSettings | None = None) -> tuple[str, dict[str, Any]]:
+    """(status, result) of one cell: the measurement, or why there is none (``settings``: the suite's
+    unless given)."""
     from ..measure import bench
 
     result: dict[str, Any] = {"artifact": art.to_dict(), "quality": art.quality, "warnings": list(art.warnings)}
@@ -136,7 +138,8 @@ def _measure(art: Artifact, url: str, suite: LoadedSuite, store: Store, progress
     limits, transient = suite.spec.health, []
     for attempt in range(limits.retries + 1):
         try:
-            m = bench(art.path, url, settings_for(suite), store=store, fresh=True, timeout_s=suite.spec.bench.timeout_s)
+            m = bench(art.path, url, settings or settings_for(suite), store=store, fresh=True,
+                      timeout_s=suite.spec.bench.timeout_s)
         except DeployError as exc:  # the transport failed: worth another try
             transient.append(str(exc))
             if attempt < limits.retries:
@@ -186,34 +189,123 @@ def _serve(device: DeviceEntry, suite: LoadedSuite, store: Store, run_id: str,
     return counts
 
 
-CONFIRMATIONS = 2   # re-measurements of a cell that fails only the latency gate
+CONFIRMATIONS = 2    # re-measurements of a cell that fails only the latency gate, without its baseline's model
+PAIRED_ROUNDS = 3    # baseline / this run measured alternately, this many times each
+MAX_KEPT_BYTES = 256 * 2**20   # model files up to this size are kept in the store for later paired checks
+CELL_COLUMNS = ("cell", "model", "recipe", "device", "status", "worker", "claims", "finished_at")
+
+
+def keep_artifact(art: Artifact, store: Store) -> None:
+    """Keep the model file in the store by content, so a later run on any host can measure it again."""
+    if art.path is not None and art.sha256 is not None and art.bytes is not None and art.bytes <= MAX_KEPT_BYTES:
+        store.add_artifact(art.sha256, art.path.read_bytes())
+
+
+def baseline_model(cell: dict[str, Any], store: Store, folder: Path) -> Path | None:
+    """The baseline cell's model file: where it was made, if unchanged there, or from the store."""
+    from .. import models
+
+    info = cell.get("artifact") or {}
+    sha, where = info.get("sha256"), info.get("path")
+    if not sha:
+        return None
+    if where and Path(where).is_file():
+        try:
+            if models.identify(where).sha256 == sha:
+                return Path(where)
+        except EdgeSdkError:
+            pass
+    data = store.get_artifact(sha)
+    if data is None:
+        return None
+    path = folder / f"{sha[:16]}.tflite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def _settings_of(measurement: dict[str, Any]) -> BenchSettings:
+    known = set(BenchSettings.__dataclass_fields__)
+    return BenchSettings(**{k: v for k, v in (measurement.get("settings") or {}).items() if k in known})
+
+
+def _paired(base: Artifact, base_settings: BenchSettings, art: Artifact, url: str, suite: LoadedSuite,
+            store: Store, report: Progress, name: str) -> list[dict[str, float]] | None:
+    """PAIRED_ROUNDS rounds of the baseline's model and this run's, measured one after the other (the
+    order alternating, so a steady drift favours neither): each round's two p50s, or None when a
+    measurement failed."""
+    from .gates import p50
+
+    rounds = []
+    for i in range(PAIRED_ROUNDS):
+        got: dict[str, float] = {}
+        for who in (("baseline", "p50") if i % 2 == 0 else ("p50", "baseline")):
+            status, result = _measure(*((base, url, suite, store, report, name, base_settings) if who == "baseline"
+                                        else (art, url, suite, store, report, name)))
+            if status != "passed":
+                report(name, f"{art.model} · {art.recipe}: paired measurement failed: {result.get('reason')}")
+                return None
+            got[who] = p50(result["measurement"])
+        rounds.append({"baseline_p50_ms": got["baseline"], "p50_ms": got["p50"]})
+    return rounds
 
 
 def confirm(suite: LoadedSuite, store: Store, run: dict[str, Any], comparison: Any, baseline: dict[str, Any],
-            history: list[dict[str, Any]], artifacts: dict[tuple[str, str], Artifact],
+            history: list[dict[str, Any]], artifacts: dict[tuple[str, str], Artifact], outdir: Path,
             progress: Progress | None = None) -> bool:
-    """Measure again each cell this process measured that fails the gates on latency alone; a
-    re-measurement within the gates replaces the first one (kept as ``unconfirmed_p50_ms``). True when
-    some cell changed."""
-    from .gates import cell_history, compare_cell, p50
+    """Measure again each cell this process measured whose p50 rose beyond the gate, over the baseline
+    or over the cell's median p50 in earlier runs (a baseline measured in a slow spell hides a real
+    rise), within the noise or not, with nothing else failing.
+
+    With the baseline's model at hand (its folder or the store), both models are measured alternately
+    on the device and the pair decides (``paired`` in the cell). Otherwise a cell failing the latency
+    gate is measured again alone, up to CONFIRMATIONS times; a re-measurement within the gates replaces
+    the first one (kept as ``unconfirmed_p50_ms``). True when some cell changed."""
+    from .gates import cell_history, compare_cell, p50, paired_result
 
     report: Progress = progress or (lambda who, text: log.info("[%s] %s", who, text))
     cells, old = {c["cell"]: c for c in run["cells"]}, {c["cell"]: c for c in baseline["cells"]}
     urls = {d.name: d.url for d in suite.spec.devices}
     worker, changed = runs.worker_id(), False
     earlier = [r for r in history if r["run_id"] != run["run_id"]] + [baseline]
-    for verdict in comparison.failures:
-        cell = cells[verdict.cell]
-        if verdict.verdict != "regression" or cell["worker"] != worker or \
-                not all(r.startswith("p50 ") for r in verdict.reasons):
+    gate = comparison.gates.max_latency_increase
+    for verdict in comparison.cells:
+        cell = cells.get(verdict.cell)
+        if cell is None or cell["worker"] != worker or verdict.verdict not in ("ok", "regression", "within noise") \
+                or verdict.paired or not all(r.startswith("p50 ") for r in verdict.reasons) or \
+                verdict.latency_change is None:
+            continue
+        # A slow baseline hides a slower cell: judge the rise against the cell's usual speed too.
+        usual = statistics.median(cell_history(earlier, verdict.cell) or [p50(old[verdict.cell]["measurement"])])
+        rise = p50(cell["measurement"]) / min(p50(old[verdict.cell]["measurement"]), usual) - 1
+        if rise <= gate:
             continue
         url = urls[cell["device"]] or devmod.resolve(cell["device"], store)
+        art = artifacts[(cell["model"], cell["recipe"])]
+        kept = {k: v for k, v in cell.items() if k not in CELL_COLUMNS}
+        what = f"{cell['model']} · {cell['recipe']}"
+        base_path = baseline_model(old[verdict.cell], store, outdir / "baseline-models")
+        if base_path is not None:
+            report(cell["device"], f"{what}: p50 {verdict.latency_change:+.1%} over the baseline; measuring the "
+                                   f"baseline's model and this one alternately ({PAIRED_ROUNDS} rounds)")
+            before = old[verdict.cell]
+            base = Artifact(cell["model"], cell["recipe"], path=base_path, sha256=before["artifact"]["sha256"])
+            rounds = _paired(base, _settings_of(before["measurement"]), art, url, suite, store, report, cell["device"])
+            if rounds is not None:
+                change, spread = paired_result(rounds)
+                runs.finish(store, run["run_id"], verdict.cell, worker, "passed",
+                            {**kept, "paired": {"baseline_run": baseline["run_id"], "rounds": rounds,
+                                                 "change": change, "noise": spread}})
+                report(cell["device"], f"{what}: paired p50 {change:+.1%} (±{spread:.1%}) over the baseline's model")
+                changed = True
+                continue
+        if verdict.verdict != "regression":
+            continue
         seen = [p50(cell["measurement"])]
         for attempt in range(1, CONFIRMATIONS + 1):
-            report(cell["device"], f"{cell['model']} · {cell['recipe']}: p50 {verdict.latency_change:+.1%} over the "
-                                   f"baseline; measuring again to confirm ({attempt}/{CONFIRMATIONS})")
-            status, result = _measure(artifacts[(cell["model"], cell["recipe"])], url, suite, store, report,
-                                      cell["device"])
+            report(cell["device"], f"{what}: p50 {verdict.latency_change:+.1%} over the baseline; measuring again "
+                                   f"to confirm ({attempt}/{CONFIRMATIONS})")
+            status, result = _measure(art, url, suite, store, report, cell["device"])
             if status != "passed":
                 break
             again = compare_cell(old[verdict.cell], {**cell, **result}, comparison.gates,
@@ -221,14 +313,14 @@ def confirm(suite: LoadedSuite, store: Store, run: dict[str, Any], comparison: A
             if again.verdict != "regression":
                 result["unconfirmed_p50_ms"] = seen
                 runs.finish(store, run["run_id"], verdict.cell, worker, "passed", result)
-                report(cell["device"], f"{cell['model']} · {cell['recipe']}: not reproduced "
-                                       f"(p50 {p50(result['measurement']):.4g} ms, {again.verdict})")
+                report(cell["device"], f"{what}: not reproduced (p50 {p50(result['measurement']):.4g} ms, "
+                                       f"{again.verdict})")
                 changed = True
                 break
             seen.append(p50(result["measurement"]))
         else:
-            report(cell["device"], f"{cell['model']} · {cell['recipe']}: slower in {len(seen)} measurements of "
-                                   f"{len(seen)}: {', '.join(f'{v:.4g}' for v in seen)} ms")
+            report(cell["device"], f"{what}: slower in {len(seen)} measurements of {len(seen)}: "
+                                   f"{', '.join(f'{v:.4g}' for v in seen)} ms")
     return changed
 
 
@@ -258,6 +350,8 @@ def execute(suite: LoadedSuite, store: Store, run_id: str, outdir: Path, *, serv
         art = prepare(suite, entry, recipe, outdir)
         if art.error:
             report("host", f"{entry.label} · {recipe}: {art.error}")
+        else:
+            keep_artifact(art, store)
         artifacts[(entry.label, recipe)] = art
     with ThreadPoolExecutor(max_workers=len(mine), thread_name_prefix="edgesdk-device") as pool:
         futures = {d.name: pool.submit(_serve, d, suite, store, run_id, artifacts, report) for d in mine}

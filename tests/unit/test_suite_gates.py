@@ -67,3 +67,20 @@ def test_parse_errors_say_what_was_expected():
     assert parse_points("0.5pt", "--q") == 0.5
     with pytest.raises(SuiteError, match="percentage points"):
         parse_points("-1", "--q")
+
+
+def test_a_paired_re_measurement_against_this_baseline_decides_latency():
+    """Alternate measurements of the baseline's model and the new one outrank the two runs' p50s, but
+    only against the baseline they were made with."""
+    rounds = [{"baseline_p50_ms": 1.0, "p50_ms": r} for r in (1.01, 0.99, 1.02)]
+    slow_run = {**cell(1.3), "paired": {"baseline_run": "a", "rounds": rounds}}
+    calm = verdict(cell(1.0), slow_run)
+    assert calm.verdict == "ok" and calm.paired and calm.latency_change == pytest.approx(0.01)
+    other = compare(run("x", cell(1.0)), run("b", slow_run)).cells[0]
+    assert other.verdict == "regression" and not other.paired   # paired against another baseline: ignored
+    slower = [{"baseline_p50_ms": 1.0, "p50_ms": r} for r in (1.12, 1.10, 1.11)]
+    real = verdict(cell(1.0), {**cell(1.0), "paired": {"baseline_run": "a", "rounds": slower}})
+    assert real.verdict == "regression" and "alternately" in real.reasons[0] and "+11.0%" in real.reasons[0]
+    wobbly = [{"baseline_p50_ms": 1.0, "p50_ms": r} for r in (1.3, 1.08, 0.9)]
+    assert verdict(cell(1.0), {**cell(1.0), "paired": {"baseline_run": "a", "rounds": wobbly}}).verdict == \
+        "within noise"   # +8 % with a spread of ±20 %
