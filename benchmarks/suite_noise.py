@@ -104,6 +104,8 @@ def measure(count: int) -> tuple[list[dict[str, Any]], list[Any], Any, Any]:
                 f"{c['model']} {p50(c['measurement']):.4g} ms" + (
                     f" (paired {c['paired']['change']:+.1%} ±{c['paired']['noise']:.1%})" if c.get("paired") else "")
                 for c in runs[-1]["cells"]), flush=True)
+            for failure in result.comparison.failures if result.comparison is not None else []:
+                print(f"  false alarm: {failure.cell}: {'; '.join(failure.reasons)}", flush=True)
         one_thread = run_suite(suite_file(work, "threads1", models, threads=1), work / "threads1", store=store,
                                baseline=runs[-1]["run_id"])
         swapped = [{**m, "path": str(wider)} if m["name"] == "convnet" else m for m in models]

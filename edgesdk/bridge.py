@@ -126,7 +126,10 @@ def to_tf_keras(model: Any) -> Any:
             layer_cls = _tf_keras_layer_class(entry["class_name"], entry["config"].get("name", "?"))
             if entry["class_name"] == "InputLayer":
                 cfg = _layer_config(layer_cls, "InputLayer", entry["config"])
-                seq.add(tf_keras.Input(batch_shape=cfg["batch_input_shape"], dtype=cfg.get("dtype")))
+                # named as in the source: an auto name (input_1, input_2, ...) counts up in the process,
+                # so converting one model twice would give two files
+                seq.add(tf_keras.Input(batch_shape=cfg["batch_input_shape"], dtype=cfg.get("dtype"),
+                                       name=entry["config"].get("name")))
                 continue
             layer = layer_cls.from_config(_layer_config(layer_cls, entry["class_name"], entry["config"]))
             seq.add(layer)

@@ -174,3 +174,15 @@ def test_strip_makes_a_smaller_file_that_computes_the_same(keras3_path, data_fil
     assert stripped.quality["after"] == plain.quality["after"]
     assert stripped.quality["sqnr_db"] == plain.quality["sqnr_db"]
     assert all(not t.name for t in analyze(tmp_path / "b.tflite").tensors)
+
+
+def test_the_same_model_converts_to_the_same_file_every_time(tmp_path):
+    """One process, one Sequential model, converted twice: byte-identical (a suite compares sizes and
+    hashes run after run; an input name counting up per process once made the file differ)."""
+    import keras
+
+    keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)]).save(tmp_path / "seq.keras")
+    first = edgesdk.compress(tmp_path / "seq.keras", "host", "fp32", tmp_path / "a.tflite")
+    again = edgesdk.compress(tmp_path / "seq.keras", "host", "fp32", tmp_path / "b.tflite")
+    assert (tmp_path / "a.tflite").read_bytes() == (tmp_path / "b.tflite").read_bytes()
+    assert first.sha256 == again.sha256
