@@ -267,7 +267,7 @@ def confirm(suite: LoadedSuite, store: Store, run: dict[str, Any], comparison: A
     cells, old = {c["cell"]: c for c in run["cells"]}, {c["cell"]: c for c in baseline["cells"]}
     urls = {d.name: d.url for d in suite.spec.devices}
     worker, changed = runs.worker_id(), False
-    earlier = [r for r in history if r["run_id"] != run["run_id"]] + [baseline]
+    earlier = [r for r in history if r["run_id"] not in (run["run_id"], baseline["run_id"])] + [baseline]
     gate = comparison.gates.max_latency_increase
     for verdict in comparison.cells:
         cell = cells.get(verdict.cell)
