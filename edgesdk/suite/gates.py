@@ -24,6 +24,7 @@ Size is the model file's bytes; quality is accuracy (with labels) or top-1 agree
 from __future__ import annotations
 
 import re
+import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -87,7 +88,6 @@ class CellComparison:
     verdict: str                       # ok, regression, within noise, not compared, new, failed
     latency_change: float | None = None
     latency_noise: float | None = None
-    within_run_noise: float | None = None
     paired: bool = False               # the latency verdict came from a paired re-measurement
     size_change: float | None = None
     quality_change: float | None = None
@@ -132,10 +132,8 @@ def history_spread(values: list[float]) -> float:
 def paired_result(rounds: list[dict[str, float]]) -> tuple[float, float]:
     """(change, noise) of alternate measurements: the median of the per-round ratios minus one, and
     half their range."""
-    ratios = sorted(r["p50_ms"] / r["baseline_p50_ms"] for r in rounds)
-    mid = len(ratios) // 2
-    median = ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
-    return median - 1, (ratios[-1] - ratios[0]) / 2
+    ratios = [r["p50_ms"] / r["baseline_p50_ms"] for r in rounds]
+    return statistics.median(ratios) - 1, (max(ratios) - min(ratios)) / 2
 
 
 def compare_cell(a: dict[str, Any] | None, b: dict[str, Any], gates: Gates,
@@ -155,7 +153,6 @@ def compare_cell(a: dict[str, Any] | None, b: dict[str, Any], gates: Gates,
         out.reasons.append(why)
         return out
     ma, mb = a["measurement"], b["measurement"]
-    out.within_run_noise = noise(ma) + noise(mb)
     paired = b.get("paired")
     if paired and baseline_run is not None and paired.get("baseline_run") == baseline_run:
         out.paired = True
@@ -164,7 +161,7 @@ def compare_cell(a: dict[str, Any] | None, b: dict[str, Any], gates: Gates,
                f"p50 {out.latency_change:+.1%}")
     else:
         out.latency_change = p50(mb) / p50(ma) - 1
-        out.latency_noise = max(out.within_run_noise, history_spread(history or []))
+        out.latency_noise = max(noise(ma) + noise(mb), history_spread(history or []))
         how = f"{p50(ma):.4g} -> {p50(mb):.4g} ms ({out.latency_change:+.1%})"
     if out.latency_change > gates.max_latency_increase:
         if out.latency_change > out.latency_noise:
@@ -194,6 +191,11 @@ def cell_history(runs: list[dict[str, Any]], cell: str) -> list[float]:
     return [p50(c["measurement"]) for c in found if c is not None and c.get("measurement")]
 
 
+def earlier_runs(history: list[dict[str, Any]], baseline: dict[str, Any], candidate_id: str) -> list[dict[str, Any]]:
+    """The runs before the candidate for the run-to-run noise: the history and the baseline, each once."""
+    return [r for r in history if r["run_id"] not in (baseline["run_id"], candidate_id)] + [baseline]
+
+
 def compare(baseline: dict[str, Any], candidate: dict[str, Any], gates: Gates | None = None,
             history: list[dict[str, Any]] | None = None) -> Comparison:
     """Compare every cell of ``candidate`` with the same cell of ``baseline`` (two run documents).
@@ -202,7 +204,7 @@ def compare(baseline: dict[str, Any], candidate: dict[str, Any], gates: Gates | 
     """
     gates = gates or Gates()
     old = {c["cell"]: c for c in baseline["cells"]}
-    earlier = [r for r in history or [] if r["run_id"] not in (baseline["run_id"], candidate["run_id"])] + [baseline]
+    earlier = earlier_runs(history or [], baseline, candidate["run_id"])
     cells = [compare_cell(old.get(c["cell"]), c, gates, cell_history(earlier, c["cell"]), baseline["run_id"])
              for c in candidate["cells"]]
     new = {c["cell"] for c in candidate["cells"]}

@@ -236,17 +236,18 @@ def _paired(base: Artifact, base_settings: BenchSettings, art: Artifact, url: st
     measurement failed."""
     from .gates import p50
 
+    sides = {"baseline_p50_ms": (base, base_settings), "p50_ms": (art, settings_for(suite))}
     rounds = []
     for i in range(PAIRED_ROUNDS):
         got: dict[str, float] = {}
-        for who in (("baseline", "p50") if i % 2 == 0 else ("p50", "baseline")):
-            status, result = _measure(*((base, url, suite, store, report, name, base_settings) if who == "baseline"
-                                        else (art, url, suite, store, report, name)))
+        for key in sides if i % 2 == 0 else reversed(sides):
+            model, settings = sides[key]
+            status, result = _measure(model, url, suite, store, report, name, settings)
             if status != "passed":
                 report(name, f"{art.model} · {art.recipe}: paired measurement failed: {result.get('reason')}")
                 return None
-            got[who] = p50(result["measurement"])
-        rounds.append({"baseline_p50_ms": got["baseline"], "p50_ms": got["p50"]})
+            got[key] = p50(result["measurement"])
+        rounds.append(got)
     return rounds
 
 
@@ -261,13 +262,13 @@ def confirm(suite: LoadedSuite, store: Store, run: dict[str, Any], comparison: A
     on the device and the pair decides (``paired`` in the cell). Otherwise a cell failing the latency
     gate is measured again alone, up to CONFIRMATIONS times; a re-measurement within the gates replaces
     the first one (kept as ``unconfirmed_p50_ms``). True when some cell changed."""
-    from .gates import cell_history, compare_cell, p50, paired_result
+    from .gates import cell_history, compare_cell, earlier_runs, p50, paired_result
 
     report: Progress = progress or (lambda who, text: log.info("[%s] %s", who, text))
     cells, old = {c["cell"]: c for c in run["cells"]}, {c["cell"]: c for c in baseline["cells"]}
     urls = {d.name: d.url for d in suite.spec.devices}
     worker, changed = runs.worker_id(), False
-    earlier = [r for r in history if r["run_id"] not in (run["run_id"], baseline["run_id"])] + [baseline]
+    earlier = earlier_runs(history, baseline, run["run_id"])
     gate = comparison.gates.max_latency_increase
     for verdict in comparison.cells:
         cell = cells.get(verdict.cell)
