@@ -2,8 +2,8 @@
 
 One suite (three models, recipe none, the local device) is run RUNS times unchanged, each run after
 the first gated against the previous one as a nightly job does (`suite run --baseline latest`: a cell
-whose p50 rose beyond the gate and its runs' own noise is measured again alternately with the
-baseline's model, and that pair decides). Any regression is a false alarm (goal: none). Every ordered
+whose p50 rose beyond the gate, over the baseline or its usual speed, is measured again alternately
+with the baseline's model, and that pair decides). Any regression is a false alarm (goal: none). Every ordered
 pair of the unchanged runs is also compared offline from the stored numbers alone (`suite compare`,
 no re-measurement, the other runs serving as history): what a gate without a device can tell. Then two
 real changes are run once each, gated against the last unchanged run:
@@ -138,17 +138,18 @@ def measure(count: int) -> tuple[list[dict[str, Any]], list[Any], Changed, Chang
         bigger = run_suite(suite_file(work, "wider", swapped, threads=2), work / "wider", store=store,
                            baseline=runs[-1]["run_id"], gates=Gates(max_size_increase=10.0))  # latency alone decides
         last = {c["cell"]: c for c in runs[-1]["cells"]}
-        truth = {id(changed): {c["cell"]: true_change(last[c["cell"]], c) for c in changed.run["cells"]
-                               if c["status"] == "passed" and (changed is one_thread or c["model"] == "convnet")}
-                 for changed in (one_thread, bigger)}
-    return runs, gated, (one_thread, truth[id(one_thread)]), (bigger, truth[id(bigger)])
+
+        def truth(changed: Any, model: str | None = None) -> dict[str, float]:
+            return {c["cell"]: true_change(last[c["cell"]], c) for c in changed.run["cells"]
+                    if c["status"] == "passed" and model in (None, c["model"])}
+
+        return runs, gated, (one_thread, truth(one_thread)), (bigger, truth(bigger, "convnet"))
 
 
 def table(runs: list[dict[str, Any]], gated: list[Any], one_thread: Changed, bigger: Changed,
           gates: Gates) -> list[dict[str, Any]]:
     """Per cell: the unchanged runs' p50s, false alarms (nightly and offline) and the changes' verdicts."""
     history = list(runs)
-
     pairs = list(itertools.permutations(range(len(runs)), 2))
     cells = [c["cell"] for c in runs[0]["cells"]]
     rows = []
