@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import logging
 import os
@@ -13,12 +14,14 @@ from typing import Annotated, Any, Optional
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before anything imports TensorFlow
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.logging import RichHandler
 from rich.table import Table
 
 from . import __version__
 from .errors import EdgeSdkError
+
+log = logging.getLogger(__name__)
 
 app = typer.Typer(help="Compress Keras and TFLite models for a hardware target and measure them on the device.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -29,12 +32,34 @@ devices_app = typer.Typer(help="Name devices, check them, clean what edgesdk lef
 app.add_typer(devices_app, name="devices")
 export_app = typer.Typer(help="Export a model for a firmware build.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
-out = Console()
-err = Console(stderr=True, soft_wrap=True)  # one error, one line
+LOG_WIDTH = 1000   # columns when the output is not a terminal
+
+
+class _Console(Console):
+    """A console that squeezes nothing into 80 columns (or COLUMNS) when it writes to a pipe or a log (CI):
+    run ids, recipes and numbers stay whole. A terminal keeps its own width."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        dims = Console.size.fget(self)  # type: ignore[attr-defined]
+        if not self.is_terminal:  # a pipe has no width, whatever COLUMNS says
+            return ConsoleDimensions(LOG_WIDTH, dims.height)
+        return dims
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+
+
+out = _Console()
+err = _Console(stderr=True, soft_wrap=True)  # one error, one line
 
 StoreOpt = Annotated[Optional[str], typer.Option("--store", help="results store URL (SQLAlchemy); default: "
                                                  "EDGESDK_STORE or an SQLite file in your data directory")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON instead of tables")]
+TrustOpt = Annotated[bool, typer.Option("--trust-model-code", help="load Keras layers that carry Python code "
+                                        "(Lambda layers): loading runs that code, so only for "
+                                        "files you trust; refused by default")]
 
 
 def _print_json(doc: Any) -> None:
@@ -69,6 +94,7 @@ def inspect_cmd(
     model: Annotated[Path, typer.Argument(help=".keras, .h5, SavedModel directory or .tflite")],
     profile: Annotated[Optional[str], typer.Option("--profile", "-p", help="check the model against this "
                                                   "profile (name or YAML path)")] = None,
+    trust_model_code: TrustOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Operators, parameters, MACs, tensor sizes and memory of a model, and whether it fits a profile.
@@ -79,7 +105,7 @@ def inspect_cmd(
     """
     from .inspection import inspect_model
 
-    result = inspect_model(model, profile)
+    result = inspect_model(model, profile, trust_model_code=trust_model_code)
     if as_json:
         _print_json(result)
         return
@@ -105,7 +131,7 @@ def inspect_cmd(
     for col in ("#", "operator", "output", "shape", "dtype", "bytes", "MACs"):
         layers.add_column(col, justify="right" if col in ("#", "bytes", "MACs") else "left")
     for layer in rep["layers"]:
-        layers.add_row(str(layer["index"]), layer["op"], layer["output"][:48], str(layer["output_shape"]),
+        layers.add_row(str(layer["index"]), layer["op"], layer["output"], str(layer["output_shape"]),
                        layer["dtype"], f"{layer['output_bytes']:,}", f"{layer['macs']:,}")
     out.print(layers)
     if result["target"]:
@@ -135,7 +161,7 @@ def _print_target(target: dict[str, Any]) -> None:
         for col in ("#", "operator", "output", "why"):
             table.add_column(col)
         for p in fallback:
-            table.add_row(str(p["index"]), p["op"], p["output"][:40], p["reason"][:90])
+            table.add_row(str(p["index"]), p["op"], p["output"], p["reason"])
         out.print(table)
 
 
@@ -164,6 +190,7 @@ def compress(
                                                        "on instead of --data, so evaluation stays honest")] = None,
     epochs: Annotated[int, typer.Option(help="fine-tuning epochs for prune/cluster/qat", min=0)] = 2,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    trust_model_code: TrustOpt = False,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -179,7 +206,7 @@ def compress(
 
     with err.status("compressing…") as status:
         result = run_compress(model, profile, recipe, output, data, train_data=train_data, epochs=epochs, seed=seed,
-                              store=Store(store),
+                              store=Store(store), trust_model_code=trust_model_code,
                               progress=lambda message: status.update(message + "…"))
     if as_json:
         _print_json(result.to_dict())
@@ -225,7 +252,7 @@ def tune(
                                                       "accuracy, latency, size, energy (default accuracy,latency "
                                                       "with --data, else latency,size)")] = None,
     budget: Annotated[Optional[int], typer.Option("--budget", min=1, help="distinct candidates to try "
-                                                  "(default: the whole space)")] = None,
+                                                  "(default: 24, or the whole space with --time-budget)")] = None,
     time_budget: Annotated[Optional[float], typer.Option("--time-budget", min=1, help="seconds")] = None,
     precision: Annotated[Optional[list[str]], typer.Option("--precision", help="restrict the precisions "
                                                            "(repeatable)")] = None,
@@ -243,6 +270,7 @@ def tune(
     epochs: Annotated[int, typer.Option(help="fine-tuning epochs per candidate", min=0)] = 1,
     runs: Annotated[int, typer.Option(help="minimum timed runs per measurement", min=1)] = 50,
     min_time: Annotated[float, typer.Option("--min-time", help="minimum seconds of timed runs", min=0)] = 1.0,
+    trust_model_code: TrustOpt = False,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -259,7 +287,7 @@ def tune(
     from device_agent.protocol import BenchSettings
 
     from .profiles import load_profile
-    from .search import Constraints, build
+    from .search import DEFAULT_BUDGET, Constraints, build, default_budget
     from .search import tune as run_tune
     from .store import Store
 
@@ -268,30 +296,53 @@ def tune(
                   structure=structure or None)
     constraints = Constraints(max_accuracy_drop=max_accuracy_drop, min_accuracy=min_accuracy,
                               max_latency_ms=max_latency_ms, max_memory_bytes=max_memory)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    constraints.check(data is not None)
+    total = default_budget(len(space), budget, time_budget)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.fields[best]}"), console=err, transient=False) as bar:
-        task = bar.add_task(f"tuning {model.name} for {prof.name} ({len(space)} candidates)",
-                            total=budget or len(space), best="")
-
+    # The bar appears with the first report, after tune has checked its input: an error stays one line.
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("left"), TimeRemainingColumn(), TextColumn("{task.fields[best]}"), console=err,
+                   transient=False)
+    task = bar.add_task(f"tuning {model.name} for {prof.name} ({len(space)} candidates)", total=total,
+                        best="", start=False)
+    try:
         def show(p: dict[str, Any]) -> None:
             best = p.get("best")
-            note = f"best {best['recipe']} p50 {best['latency_ms']:.4g} ms" if best else ""
+            note = f"best {best['recipe']} p50 {best['latency_ms']:.4g} ms" + \
+                (" (estimated)" if best.get("estimated") else "") if best else ""
             if p.get("time_budget_s"):
-                note += f" · {max(0.0, p['time_budget_s'] - p['elapsed_s']):.0f} s left"
+                note += f" · time budget: {max(0.0, p['time_budget_s'] - p['elapsed_s']):.0f} s left"
+            row = p.get("row")
+            if row is None:  # before the first trial: a resumed study starts from what it has done
+                if budget is None and time_budget is None and total < len(space):
+                    err.print(f"trying {total} of the {len(space)} candidates (the default budget is "
+                              f"{DEFAULT_BUDGET}; --budget N or --time-budget S to search further)", highlight=False)
+                bar.update(task, completed=p["done"], total=p["total"], best=note)
+                bar.start_task(task)
+                bar.start()
+                return
             bar.update(task, completed=p["done"], total=p["total"], best=note)
-            row = p.get("row") or {}
             if not err.is_terminal and row.get("recipe"):  # logs (CI, cron) get one line per trial
                 err.print(f"[{p['done']}/{p['total']}] {row['recipe']}: {row.get('status')}"
                           + (f", p50 {row['latency_ms']:.4g} ms" if row.get("latency_ms") is not None else "")
+                          + (" (estimated)" if row.get("estimated") else "")
                           + (f" ({row['reason']})" if row.get("reason") else ""), highlight=False)
 
         result = run_tune(model, prof, outdir, devices=device or [], data=data, train_data=train_data,
                           constraints=constraints, objectives=objectives.split(",") if objectives else None,
                           budget=budget, time_budget_s=time_budget, storage=storage, study_name=study, seed=seed,
                           epochs=epochs, settings=BenchSettings(runs=runs, min_time_s=min_time), store=Store(store),
-                          space=space, progress=show)
+                          space=space, progress=show, trust_model_code=trust_model_code)
+    finally:
+        bar.stop()
     if as_json:
         _print_json(result.to_dict())
     else:
@@ -347,15 +398,16 @@ def _print_tune(result: Any) -> None:
     for note in result.notes:
         err.print(f"[yellow]note:[/yellow] {note}", highlight=False)
     where = ", ".join(result.devices) or "no device (latency ESTIMATED)"
-    table = Table(title=f"{result.study}: {len(result.trials)} trials on {where}")
+    shown = [r for r in result.trials if r.get("recipe")]
+    kept = sum(1 for r in shown if r.get("status") in ("measured", "estimated"))
+    how = "estimated" if not result.devices else "measured"
+    table = Table(title=f"{result.study}: {len(shown)} trials ({kept} {how}) on {where}")
     for column in ("#", "recipe", "status", "quality", "p50 ms", "bytes", "notes"):
         table.add_column(column, justify="right" if column in ("#", "quality", "p50 ms", "bytes") else "left",
                          no_wrap=column == "recipe")
-    from .search.tune import objective_value
+    from .search.objectives import objective_value
 
-    for r in result.trials:
-        if not r.get("recipe"):
-            continue
+    for r in shown:
         q = objective_value("accuracy", r) if r.get("quality") else None
         mark = " ★ best" if r["number"] == result.best else " · Pareto" if r["number"] in result.pareto else ""
         notes = r.get("reason") or "; ".join(r.get("violations") or []) or \
@@ -364,13 +416,15 @@ def _print_tune(result: Any) -> None:
                                                                                      else "")
         table.add_row(str(r["number"]), r["recipe"], r.get("status", "") + mark, "–" if q is None else f"{q:.4f}",
                       latency,
-                      "–" if r.get("model_bytes") is None else f"{r['model_bytes']:,}", notes[:70])
-    out.print(table, width=None if out.is_terminal else 150)  # logs are not 80 columns wide
+                      "–" if r.get("model_bytes") is None else f"{r['model_bytes']:,}", notes)
+    out.print(table)
     if result.best is not None:
         best = result.trial(result.best)
         verdict = "meets every constraint" if result.best_meets_constraints else "meets NOT every constraint"
+        measured = f"{result.new_measurements} new device measurement(s)" if result.devices else \
+            "latency estimated, nothing measured (no --device)"
         out.print(f"best: {best['recipe']} ({verdict}) → {result.outdir}/best.tflite; report: "
-                  f"{result.outdir}/report.html; {result.new_measurements} new device measurement(s)", highlight=False)
+                  f"{result.outdir}/report.html; {measured}", highlight=False)
     else:
         out.print("no candidate could be measured; see the notes column", highlight=False)
 
@@ -644,6 +698,21 @@ from .cli_suite import suite_app  # noqa: E402 - it uses the consoles and option
 app.add_typer(suite_app, name="suite")
 
 
+def _os_error(exc: OSError) -> str:
+    """An OSError as a user reads it: the file, what the system said, and what usually helps."""
+    where = exc.filename if exc.filename is not None else ""
+    if exc.filename2 is not None:
+        where = f"{where} -> {exc.filename2}"
+    hint = {errno.ENOSPC: "the disk is full; free space or write elsewhere",
+            errno.EROFS: "the file system is read-only; write elsewhere",
+            errno.EACCES: "permission denied; write elsewhere or fix the permissions",
+            errno.EISDIR: "it is a directory; name a file",
+            errno.ENOTDIR: "a part of the path is a file, not a directory",
+            errno.EDQUOT: "the disk quota is exceeded"}.get(exc.errno or 0)
+    text = exc.strerror or str(exc)
+    return f"{where + ': ' if where else ''}{text}" + (f" ({hint})" if hint else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: every error becomes one line on stderr and a non-zero exit code, never a traceback.
 
@@ -659,6 +728,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted; nothing half-written was kept")
         return 130
+    except OSError as exc:  # a file system said no: a directory, /proc, read-only, full, no permission
+        err.print(f"[red]error:[/red] {_os_error(exc)}", highlight=False)
+        log.debug("file system error", exc_info=True)
+        return 2
     except Exception as exc:  # noqa: BLE001 - last resort: a one-line report, traceback on request
         if os.environ.get("EDGESDK_DEBUG"):
             raise

@@ -73,6 +73,26 @@ def _print_run(run: dict[str, Any]) -> None:
                       highlight=False)
 
 
+def _verdict(result: Any) -> str:
+    """Why a run fails, in one line: nothing measured, cells that failed (to compress, or on the device),
+    regressions; each named for what it is."""
+    cells = result.run["cells"]
+    parts = []
+    failed = [c for c in cells if c["status"] == "failed"]
+    compress_failed = sum(1 for c in failed if c.get("stage") == "compress")
+    if compress_failed:
+        parts.append(f"{compress_failed} cell(s) failed to compress")
+    if len(failed) > compress_failed:
+        parts.append(f"{len(failed) - compress_failed} cell(s) failed on the device")
+    if result.comparison is not None and result.comparison.regressions:
+        parts.append(f"{len(result.comparison.regressions)} cell(s) regressed past the gates")
+    if parts:
+        return "; ".join(parts) + " (see above)"
+    skipped = sum(1 for c in cells if c["status"] == "skipped")
+    return (f"no cell was measured ({skipped} of {len(cells)} skipped: every device unknown, unreachable or unfit); "
+            "pass --allow-empty to accept a run that measures nothing")
+
+
 @suite_app.command("run")
 def suite_run(
     suite: Annotated[Path, typer.Argument(help="the suite YAML file")],
@@ -90,13 +110,17 @@ def suite_run(
     max_size_increase: SizeGate = "0",
     max_quality_drop: QualityGate = "0.5pt",
     junit: Annotated[Optional[Path], typer.Option("--junit", help="also write the JUnit XML here")] = None,
+    allow_empty: Annotated[bool, typer.Option("--allow-empty", help="exit 0 even when no cell was measured "
+                                              "(every device skipped or unknown)")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run every model x recipe of a suite on every device: devices in parallel, one job at a time each.
 
     Devices that fail their health check (unreachable after retries, no runtime, too hot, battery
     low) are skipped with the reason; the rest carry on. Every result is stored with the run id and
-    tag. Exits 1 when a cell failed or, with --baseline, a gate failed. With --baseline, a cell whose
+    tag. Exits 1 when a cell failed, when no cell was measured at all (unless --allow-empty) or, with
+    --baseline, a gate failed; a cell that failed to compress or measure is reported as that, not as a
+    regression. With --baseline, a cell whose
     p50 rose past the gate is measured again alternately with the baseline's model (kept in the
     store), and that pair decides, so a device that drifted between runs raises no false alarm.
 
@@ -114,7 +138,7 @@ def suite_run(
 
     result = run_suite(suite, output, store=Store(store), tag=tag, run_id=run_id,
                        serve=[d.strip() for d in devices.split(",") if d.strip()] if devices else None,
-                       baseline=baseline, gates=gates, junit=junit, progress=progress)
+                       baseline=baseline, gates=gates, junit=junit, progress=progress, allow_empty=allow_empty)
     if as_json:
         _print_json({**result.run, "comparison": result.comparison.to_dict() if result.comparison else None,
                      "outputs": {k: str(v) for k, v in result.paths.items()}})
@@ -124,8 +148,7 @@ def suite_run(
             _print_comparison(result.comparison)
         out.print(f"wrote {', '.join(str(p) for p in result.paths.values())}", highlight=False)
     if not result.ok:
-        raise GateError("the suite run has failed cells" if result.comparison is None or result.comparison.passed
-                        else "regression gates failed (see above)")
+        raise GateError(_verdict(result))
 
 
 @suite_app.command("compare")

@@ -18,7 +18,8 @@ import numpy as np
 
 from . import data as datamod
 from . import evaluate, fit, inspect, models
-from .errors import RecipeError
+from .errors import OutputError, RecipeError
+from .fileio import write_atomic
 from .profiles import Profile, load_profile
 from .techniques import Recipe, Step, parse_recipe
 
@@ -68,18 +69,6 @@ def _config_hash(source: models.ModelSource, recipe: Recipe, profile: Profile, d
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _write_atomic(path: Path, content: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(content)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _input_shape(keras_model: Any, float_report: inspect.ModelReport) -> list[int]:
     if keras_model is not None and not isinstance(keras_model, str):
         shape = keras_model.inputs[0].shape
@@ -117,10 +106,34 @@ def _calibration(x_train: np.ndarray | None, shape: list[int], seed: int) -> np.
     return x_train[np.random.default_rng(seed).permutation(len(x_train))[:CALIBRATION_SAMPLES]]
 
 
+def check_output(output: Path, inputs: list[Path], suffix: str = ".tflite") -> None:
+    """Refuse an output that would overwrite one of the inputs (also through links) or is of the wrong kind.
+
+    Raises:
+        OutputError: naming the output and why.
+    """
+    if output.suffix.lower() != suffix:
+        raise OutputError(f"{output}: the output must be a {suffix} file. Received: "
+                          f"{output.suffix or 'no suffix'!r}")
+    if output.is_dir():
+        raise OutputError(f"{output}: the output is a directory; name a {suffix} file")
+    try:  # fail now, not after minutes of compression
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=output.parent).close()
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(output)) from exc
+    target = output.resolve()
+    for given in inputs:
+        same = given.exists() and output.exists() and os.path.samefile(given, output)
+        inside = given.is_dir() and target.is_relative_to(given.resolve())
+        if same or target == given.resolve() or inside:
+            raise OutputError(f"{output}: the output would overwrite the input {given}; choose another -o")
+
+
 def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str | Recipe,
              output: str | os.PathLike[str], data: str | os.PathLike[str] | None = None, *,
              train_data: str | os.PathLike[str] | None = None, epochs: int = 2, seed: int = 0, store: Any = None,
-             progress: Callable[[str], None] | None = None) -> CompressResult:
+             progress: Callable[[str], None] | None = None, trust_model_code: bool = False) -> CompressResult:
     """Compress ``model`` with ``recipe`` for ``profile`` and write the .tflite to ``output``.
 
     Args:
@@ -134,9 +147,11 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
         epochs: fine-tuning epochs for prune/cluster/qat when data is given (0 disables).
         store: a :class:`edgesdk.store.Store` to record the result in, or None.
         progress: called with a short message as each stage starts.
+        trust_model_code: load layers that carry Python code (Lambda layers); refused otherwise.
 
     Raises:
-        ModelError, ProfileError, RecipeError, DataError: with a one-line reason; nothing is written.
+        ModelError, ProfileError, RecipeError, DataError, OutputError: with a one-line reason; nothing
+            is written.
     """
     say = progress or (lambda message: log.info(message))
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
@@ -148,14 +163,15 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
     if source.format == "tflite":
         raise RecipeError(f"{source.path}: a .tflite model is already converted; compress its float "
                           "source (.keras, .h5 or SavedModel). `edgesdk inspect` and `edgesdk bench` take .tflite")
+    check_output(Path(output), [source.path, *(Path(d) for d in (data, train_data) if d is not None)])
     dataset = datamod.load_npz(data) if data is not None else None
     trainset = datamod.load_npz(train_data) if train_data is not None else dataset
     warnings: list[str] = []
 
     say(f"loading {source.path} ({source.format})")
-    keras_model = models.load_source(source)
+    keras_model = models.load_source(source, trust_code=trust_model_code)
     if rec.keras_steps and isinstance(keras_model, str):
-        raise RecipeError(f"{source.path}: the SavedModel has no Keras model, so "
+        raise RecipeError(f"{source.path}: {models.no_keras_reason(source, trust_model_code)}, so "
                           f"{', '.join(s.name for s in rec.keras_steps)} cannot apply; use a quantization-only recipe")
     from .techniques import convert
     from .techniques.training import FineTune
@@ -167,12 +183,16 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
     input_name = float_report.inputs[0].name
     x = datamod.fit_to_input(dataset, shape, input_name) if dataset else None
     x_train = datamod.fit_to_input(trainset, shape, input_name) if trainset else None
+    output_shape, output_name = float_report.outputs[0].shape, float_report.outputs[0].name
+    labels = datamod.labels_for(dataset, output_shape, output_name) if dataset else None
+    train_labels = labels if trainset is dataset else \
+        datamod.labels_for(trainset, output_shape, output_name) if trainset else None
     reference = evaluate.predict(float_bytes, x) if x is not None else None
 
     tune = None
     if x_train is not None and trainset is not None and epochs > 0 and rec.keras_steps:
         teacher = reference if trainset is dataset and reference is not None else evaluate.predict(float_bytes, x_train)
-        tune = FineTune(x=x_train, y=trainset.y, teacher=teacher, epochs=epochs, seed=seed)
+        tune = FineTune(x=x_train, y=train_labels, teacher=teacher, epochs=epochs, seed=seed)
         if trainset is dataset:
             warnings.append("fine-tuned and evaluated on the same --data: the quality reported is optimistic; "
                             "pass --train-data to keep them apart")
@@ -210,7 +230,6 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
     quality = None
     if x is not None and reference is not None:  # both or neither
         say(f"evaluating on {len(x)} samples")
-        labels = dataset.y if dataset else None
         quality = evaluate.quality(reference, evaluate.predict(tflite, x), labels,
                                    classifier=evaluate.looks_like_classifier(float_report, labels))
     elif dataset is None:
@@ -218,7 +237,7 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
 
     weights_raw, weights_ideal = inspect.weight_entropy_bytes(str(output), data=tflite)
     out = Path(output)
-    _write_atomic(out, tflite)
+    write_atomic(out, tflite)
     result = CompressResult(
         output=str(out), sha256=hashlib.sha256(tflite).hexdigest(), model_bytes=len(tflite),
         gzip_bytes=len(gzip.compress(tflite, compresslevel=9, mtime=0)), recipe=str(rec), profile=prof.name,

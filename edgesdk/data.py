@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import zipfile
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
+from .fileio import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +49,59 @@ def load_npz(path: str | os.PathLike[str]) -> Dataset:
         raise DataError(f"{p}: not a readable .npz file: {exc}") from exc
     if x.ndim == 0 or len(x) == 0:
         raise DataError(f"{p}: 'x' must hold at least one sample along its first axis")
-    if y is not None and len(y) != len(x):
-        raise DataError(f"{p}: 'y' has {len(y)} entries but 'x' has {len(x)} samples")
-    digest = hashlib.sha256(p.read_bytes()).hexdigest()
-    return Dataset(x, y, digest, str(p))
+    if y is not None and (y.ndim == 0 or len(y) != len(x)):
+        raise DataError(f"{p}: 'y' has {len(y) if y.ndim else 'no'} entries but 'x' has {len(x)} samples")
+    for name, array in (("x", x), ("y", y)):
+        if array is not None:
+            _check_numbers(p, name, array)
+    return Dataset(x, y, sha256_file(p), str(p))
+
+
+def _check_numbers(path: Path, name: str, array: np.ndarray) -> None:
+    """Numbers only (no strings or objects), and every float finite: a NaN or an infinity crashes the
+    converter's calibration and poisons fine-tuning and evaluation without a word."""
+    if array.dtype.kind not in "biuf":
+        raise DataError(f"{path}: {name!r} must hold numbers (integers or floats). Received: dtype {array.dtype}")
+    if array.dtype.kind == "f":
+        bad = ~np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+        if bad.any():
+            first = int(np.argmax(bad))
+            raise DataError(f"{path}: {name!r} holds NaN or infinite values in {int(bad.sum())} of {len(array)} "
+                            f"samples (the first is sample {first}); remove or replace them")
+
+
+def labels_for(data: Dataset, output_shape: list[int], output_name: str) -> np.ndarray | None:
+    """``y`` as the model's first output is compared with it, checked.
+
+    A classifier output of K > 1 classes takes one class index per sample (integers 0..K-1, also when
+    stored as whole floats) or one row of K targets; any other output takes targets of its own shape.
+
+    Raises:
+        DataError: labels that are not whole numbers, out of range, or of a shape that fits neither.
+    """
+    y = data.y
+    if y is None:
+        return None
+    want = [int(s) for s in output_shape[1:] if s and s > 0]
+    per_output = int(np.prod(want)) if want else 1
+    per_sample = int(np.prod(y.shape[1:])) if y.ndim > 1 else 1
+    classes = want[0] if len(want) == 1 and want[0] > 1 else None
+    if classes is not None and per_sample == 1:
+        labels = y.reshape(-1)
+        if labels.dtype.kind == "f" and not np.array_equal(labels, np.round(labels)):
+            raise DataError(f"{data.source}: 'y' holds fractional values, but output {output_name!r} has "
+                            f"{classes} classes: labels must be class indices 0..{classes - 1}")
+        low, high = labels.min(), labels.max()
+        if low < 0 or high >= classes:
+            raise DataError(f"{data.source}: 'y' holds labels from {low:g} to {high:g}, but output "
+                            f"{output_name!r} has {classes} classes: labels must be 0..{classes - 1}")
+        return labels.astype(np.int64)
+    if per_sample != per_output:
+        expected = (f"one class index per sample (0..{classes - 1}) or {per_output} targets" if classes
+                    else f"{per_output} target value(s) per sample")
+        raise DataError(f"{data.source}: 'y' has {per_sample} value(s) per sample, but output {output_name!r} of "
+                        f"shape {tuple(output_shape[1:])} needs {expected}")
+    return y.reshape(len(y), *want).astype(np.float32)
 
 
 def fit_to_input(data: Dataset, shape: list[int], name: str) -> np.ndarray:

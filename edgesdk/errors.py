@@ -33,6 +33,10 @@ class MeasurementError(EdgeSdkError):
     """The device agent failed or returned a document that does not follow the protocol."""
 
 
+class OutputError(EdgeSdkError):
+    """An output path cannot be used: it is one of the inputs, a directory, of the wrong kind, or not writable."""
+
+
 class StoreError(EdgeSdkError):
     """The results store cannot be opened or written."""
 

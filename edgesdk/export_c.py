@@ -16,12 +16,25 @@ from pathlib import Path
 
 from . import inspect
 from .errors import ModelError
+from .fileio import write_set
 
 # Resolver methods whose names do not follow from the operator's name (CONV_2D -> AddConv2D).
 _METHOD = {"CUMSUM": "AddCumSum", "BATCH_MATMUL": "AddBatchMatMul", "PADV2": "AddPadV2",
            "UNIDIRECTIONAL_SEQUENCE_LSTM": "AddUnidirectionalSequenceLSTM", "CUSTOM:ethos-u": "AddEthosU",
            "CUSTOM:TFLite_Detection_PostProcess": "AddDetectionPostprocess"}
 ARENA_MARGIN = 1024   # bytes on top of the host arena, and 5 % more: CMSIS-NN scratch buffers differ
+MAX_ARENA = 1 << 30   # 1 GiB: more than any microcontroller or NPU has; a larger --arena is a typo
+# C and C++ keywords and alternative tokens (C23, C++23): none of them can name the model array.
+KEYWORDS = frozenset("""
+alignas alignof and and_eq asm atomic_cancel atomic_commit atomic_noexcept auto bitand bitor bool break case catch
+char char8_t char16_t char32_t class compl concept const consteval constexpr constinit const_cast continue
+co_await co_return co_yield decltype default delete do double dynamic_cast else enum explicit export extern false
+float for friend goto if inline int long mutable namespace new noexcept not not_eq nullptr operator or or_eq private
+protected public reflexpr register reinterpret_cast requires restrict return short signed sizeof static
+static_assert static_cast struct switch synchronized template this thread_local throw true try typedef typeid
+typename typeof typeof_unqual union unsigned using virtual void volatile wchar_t while xor xor_eq _Alignas
+_Alignof _Atomic _BitInt _Bool _Complex _Decimal128 _Decimal32 _Decimal64 _Generic _Imaginary _Noreturn
+_Static_assert _Thread_local main""".split())
 
 
 @dataclass(frozen=True)
@@ -43,8 +56,40 @@ def resolver_method(op: str) -> str:
     if op in _METHOD:
         return _METHOD[op]
     if op.startswith("CUSTOM:"):
-        raise ModelError(f"custom operator {op[7:]!r} has no TFLite Micro registration; register it by hand")
-    return "Add" + "".join(part if re.fullmatch(r"\d+D", part) else part.capitalize() for part in op.split("_"))
+        raise ModelError(f"custom operator {comment_text(op[7:])!r} has no TFLite Micro registration; "
+                         "register it by hand")
+    method = "Add" + "".join(part if re.fullmatch(r"\d+D", part) else part.capitalize() for part in op.split("_"))
+    if not re.fullmatch(r"Add[A-Za-z0-9]+", method):  # an operator name is data from the file
+        raise ModelError(f"operator {comment_text(op)!r} has no TFLite Micro registration")
+    return method
+
+
+def check_name(name: str) -> str:
+    """The array name, checked: a C identifier, not a keyword, not reserved (``_X``, ``__``), not one of
+    the names the generated files define.
+
+    Raises:
+        ModelError: naming what is wrong with it.
+    """
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", name):
+        raise ModelError("the array name must be a C identifier (letters, digits and '_', not starting with a "
+                         f"digit, at most 63 characters). Received: {name!r}")
+    if name in KEYWORDS:
+        raise ModelError(f"the array name must not be a C or C++ keyword. Received: {name!r}")
+    if name.startswith("__") or re.match(r"_[A-Z]", name) or "__" in name:
+        raise ModelError(f"names with '__' or starting with '_' and a capital are reserved in C and C++. "
+                         f"Received: {name!r}")
+    if name in ("kTensorArenaSize", "kTensorArenaHostBytes", "kModelSha256", "kModelOpCount", "ModelOpResolver",
+                "RegisterModelOps") or name.startswith("EDGESDK_"):
+        raise ModelError(f"the array name {name!r} is already defined by the generated files; choose another")
+    return name
+
+
+def comment_text(text: str) -> str:
+    """``text`` safe inside a ``//`` comment: printable ASCII only, no backslash (which would continue
+    the comment onto the next line), no line breaks, at most 200 characters."""
+    safe = "".join(c if " " <= c <= "~" and c != "\\" else "?" for c in text)
+    return safe if len(safe) <= 200 else safe[:197] + "..."
 
 
 def _array(data: bytes) -> str:
@@ -68,9 +113,11 @@ def export_c(model: str | os.PathLike[str], output: str | os.PathLike[str], *, a
 
     path = Path(model)
     if path.suffix != ".tflite" or not path.is_file():
-        raise ModelError(f"{path}: expected a .tflite file (compress a Keras model first)")
-    if not re.fullmatch(r"[A-Za-z_]\w*", name):
-        raise ModelError(f"the array name must be a C identifier. Received: {name!r}")
+        raise ModelError(f"{comment_text(str(path))}: expected a .tflite file (compress a Keras model first)")
+    check_name(name)
+    if arena_bytes is not None and not 0 < arena_bytes <= MAX_ARENA:
+        raise ModelError(f"--arena must be between 1 and {MAX_ARENA:,} bytes. Received: {arena_bytes:,}")
+    shown = comment_text(path.name)
     data = path.read_bytes()
     report = inspect.analyze(path, data=data)
     host, why = tflm.arena(data)
@@ -82,8 +129,9 @@ def export_c(model: str | os.PathLike[str], output: str | os.PathLike[str], *, a
     methods = [resolver_method(op) for op in report.operators]
     sha = hashlib.sha256(data).hexdigest()
     out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
-    header = f"""// Generated by edgesdk export c from {path.name} (sha256 {sha}).
+    if out.exists() and not out.is_dir():
+        raise ModelError(f"{out}: the output must be a folder (model_data.h, .cc and model_ops.h go there)")
+    header = f"""// Generated by edgesdk export c from {shown} (sha256 {sha}).
 #ifndef EDGESDK_MODEL_DATA_H_
 #define EDGESDK_MODEL_DATA_H_
 
@@ -100,7 +148,7 @@ constexpr const char kModelSha256[] = "{sha}";
 
 #endif  // EDGESDK_MODEL_DATA_H_
 """
-    source = f"""// Generated by edgesdk export c from {path.name}: {len(data):,} bytes.
+    source = f"""// Generated by edgesdk export c from {shown}: {len(data):,} bytes.
 #include "model_data.h"
 
 alignas(16) const unsigned char {name}[] = {{
@@ -109,7 +157,7 @@ alignas(16) const unsigned char {name}[] = {{
 const unsigned int {name}_len = {len(data)};
 """
     adds = "\n".join(f"  if (resolver.{m}() != kTfLiteOk) return kTfLiteError;" for m in methods)
-    ops = f"""// Generated by edgesdk export c: exactly the operators {path.name} uses.
+    ops = f"""// Generated by edgesdk export c: exactly the operators {shown} uses.
 #ifndef EDGESDK_MODEL_OPS_H_
 #define EDGESDK_MODEL_OPS_H_
 
@@ -118,7 +166,7 @@ const unsigned int {name}_len = {len(data)};
 constexpr unsigned int kModelOpCount = {len(methods)};
 using ModelOpResolver = tflite::MicroMutableOpResolver<kModelOpCount>;
 
-// {", ".join(report.operators)}
+// {comment_text(", ".join(report.operators))}
 inline TfLiteStatus RegisterModelOps(ModelOpResolver& resolver) {{
 {adds}
   return kTfLiteOk;
@@ -127,8 +175,5 @@ inline TfLiteStatus RegisterModelOps(ModelOpResolver& resolver) {{
 #endif  // EDGESDK_MODEL_OPS_H_
 """
     files = {"model_data.h": header, "model_data.cc": source, "model_ops.h": ops}
-    for file, text in files.items():
-        tmp = out / f".{file}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out / file)
-    return Export(str(out), [str(out / f) for f in files], arena, host, list(report.operators), sha)
+    written = write_set(out, {file: text.encode("ascii") for file, text in files.items()})
+    return Export(str(out), [str(f) for f in written], arena, host, list(report.operators), sha)

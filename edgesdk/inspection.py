@@ -9,7 +9,8 @@ from . import fit, inspect, models, targets
 from .profiles import Profile, load_profile
 
 
-def inspect_model(model: str | os.PathLike[str], profile: str | Profile | None = None) -> dict[str, Any]:
+def inspect_model(model: str | os.PathLike[str], profile: str | Profile | None = None, *,
+                  trust_model_code: bool = False) -> dict[str, Any]:
     """Inspect a model of any supported format; Keras and SavedModel sources are converted to fp32
     .tflite in memory first, so every format is described in the same terms.
 
@@ -17,6 +18,8 @@ def inspect_model(model: str | os.PathLike[str], profile: str | Profile | None =
         ``{"source": {...}, "report": ModelReport.to_dict(), "fit": Fit.to_dict() | None,
         "target": TargetFacts.to_dict() | None}``: the target facts for MCU and NPU profiles (the
         TFLite Micro arena, Vela's compilation, the Edge TPU's placement).
+
+    ``trust_model_code``: load Keras layers that carry Python code (refused otherwise).
 
     Raises:
         ModelError: the model cannot be read. ProfileError: the profile is unknown or invalid.
@@ -29,7 +32,7 @@ def inspect_model(model: str | os.PathLike[str], profile: str | Profile | None =
         from .techniques import Step
         from .techniques.convert import convert
 
-        data = convert(models.load_source(source), Step("fp32"), None)
+        data = convert(models.load_source(source, trust_code=trust_model_code), Step("fp32"), None)
     report = inspect.analyze(source.path, data=data)
     target = targets.assess(data, report, prof) if prof else None
     return {

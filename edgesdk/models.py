@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelError
+from .fileio import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -39,20 +40,12 @@ class ModelSource:
             raise ValueError(f"format must be one of {FORMATS}. Received: {self.format!r}")
 
 
-def _hash_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _hash_dir(path: Path) -> tuple[str, int]:
     digest, total = hashlib.sha256(), 0
     for file in sorted(p for p in path.rglob("*") if p.is_file()):
         rel = file.relative_to(path).as_posix().encode()
         digest.update(len(rel).to_bytes(4, "little") + rel)
-        digest.update(bytes.fromhex(_hash_file(file)))
+        digest.update(bytes.fromhex(sha256_file(file)))
         total += file.stat().st_size
     return digest.hexdigest(), total
 
@@ -93,7 +86,7 @@ def identify(path: str | os.PathLike[str]) -> ModelSource:
         fmt = "h5"
     else:
         raise ModelError(f"{p}: unsupported model format {suffix or '(no extension)'!r}; expected {EXPECTED}")
-    return ModelSource(p, fmt, _hash_file(p), size)
+    return ModelSource(p, fmt, sha256_file(p), size)
 
 
 def _keras_version(path: Path) -> str:
@@ -106,11 +99,91 @@ def _keras_version(path: Path) -> str:
                          "the file is corrupt or was not saved by Keras") from exc
 
 
-def load_keras(source: ModelSource) -> Any:
-    """Load a Keras model as a tf_keras model (bridging Keras 3 models).
+TRUST_FLAG = "--trust-model-code"
+
+
+def _keras_configs(source: ModelSource) -> list[Any]:
+    """The model configuration(s) stored in a Keras file, read as data, before any layer is built."""
+    if source.format == "h5":
+        import h5py
+
+        try:
+            with h5py.File(source.path, "r") as fh:
+                raw = fh.attrs.get("model_config")
+        except OSError as exc:
+            raise ModelError(f"{source.path}: cannot read the HDF5 file: {exc}") from exc
+        texts = [] if raw is None else [raw.decode() if isinstance(raw, bytes) else str(raw)]
+    elif source.format == "keras":
+        try:
+            with zipfile.ZipFile(source.path) as zf:
+                texts = [zf.read("config.json").decode("utf-8")] if "config.json" in zf.namelist() else []
+        except (zipfile.BadZipFile, UnicodeDecodeError) as exc:
+            raise ModelError(f"{source.path}: the .keras archive has no readable config.json ({exc})") from exc
+    elif source.format == "savedmodel" and (source.path / "keras_metadata.pb").is_file():
+        from tf_keras.protobuf import saved_metadata_pb2
+
+        meta = saved_metadata_pb2.SavedMetadata()
+        meta.ParseFromString((source.path / "keras_metadata.pb").read_bytes())
+        texts = [node.metadata for node in meta.nodes]
+    else:
+        texts = []
+    configs = []
+    for text in texts:
+        try:
+            configs.append(json.loads(text))
+        except ValueError as exc:
+            raise ModelError(f"{source.path}: the stored model configuration is not valid JSON ({exc})") from exc
+    return configs
+
+
+def _code_layers(config: Any, found: list[str]) -> list[str]:
+    """Layers whose configuration carries Python code (a Lambda's marshalled bytecode): 'name (class)'
+    for each. A custom class is not code from the file: the loaders only find classes the running
+    program registered itself (Keras 3 imports modules of its own packages only)."""
+    if isinstance(config, list):
+        for item in config:
+            _code_layers(item, found)
+    elif isinstance(config, dict):
+        cls = config.get("class_name")
+        inner: dict[str, Any] = config["config"] if isinstance(config.get("config"), dict) else {}
+        if isinstance(cls, str) and (cls in ("Lambda", "__lambda__") or inner.get("function_type") == "lambda"):
+            found.append(f"{inner.get('name') or config.get('name') or '?'} ({cls})")
+        elif config.get("function_type") == "lambda" or cls == "Lambda":
+            found.append(f"{config.get('name') or '?'} ({cls or 'Lambda'})")
+        for value in config.values():
+            _code_layers(value, found)
+    return found
+
+
+def code_layers(source: ModelSource) -> list[str]:
+    """The layers of a Keras model file that would run code from the file when loaded (empty: none)."""
+    return list(dict.fromkeys(_code_layers(_keras_configs(source), [])))
+
+
+def refuse_code(source: ModelSource) -> None:
+    """Refuse a model file whose layers carry code, naming them and the flag that allows it.
 
     Raises:
-        ModelError: the file cannot be loaded, or a SavedModel/tflite carries no Keras model.
+        ModelError: a Lambda layer (marshalled Python bytecode) is in the file.
+    """
+    found = code_layers(source)
+    if found:
+        shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+        raise ModelError(f"{source.path}: layer {shown} holds Python code that loading would run; edgesdk "
+                         f"never runs code from a model file unless told to: pass {TRUST_FLAG} (in a suite file, "
+                         "`trust_code: true` on the model) if you trust this file")
+
+
+def load_keras(source: ModelSource, *, trust_code: bool = False) -> Any:
+    """Load a Keras model as a tf_keras model (bridging Keras 3 models).
+
+    The configuration is read as data first: a layer that carries code (a Lambda) is refused unless
+    ``trust_code``, because loading it would run that code (tf_keras applies no safe
+    mode to .h5 files or SavedModels).
+
+    Raises:
+        ModelError: the file cannot be loaded, holds code and ``trust_code`` is false, or a
+            SavedModel/tflite carries no Keras model.
     """
     import tf_keras
 
@@ -120,21 +193,23 @@ def load_keras(source: ModelSource) -> Any:
     if source.format == "tflite":
         raise ModelError(f"{path}: a .tflite model carries no Keras graph; training-based techniques "
                          "(prune, cluster, qat) and re-quantization need the float Keras or SavedModel source")
+    if not trust_code:
+        refuse_code(source)
     try:
         if source.format == "keras" and not _keras_version(source.path).startswith("2."):
             import keras
 
-            return bridge.to_tf_keras(keras.models.load_model(path, compile=False))
+            return bridge.to_tf_keras(keras.models.load_model(path, compile=False, safe_mode=not trust_code))
         if source.format == "savedmodel":
             return tf_keras.models.load_model(path, compile=False)
         try:
-            return tf_keras.models.load_model(path, compile=False)
+            return tf_keras.models.load_model(path, compile=False, safe_mode=not trust_code)
         except Exception:  # noqa: BLE001 - an .h5 written by Keras 3 needs the bridge
             if source.format != "h5":
                 raise
             import keras
 
-            return bridge.to_tf_keras(keras.models.load_model(path, compile=False))
+            return bridge.to_tf_keras(keras.models.load_model(path, compile=False, safe_mode=not trust_code))
     except ModelError:
         raise
     except Exception as exc:  # noqa: BLE001 - loaders raise anything on a bad file
@@ -145,18 +220,31 @@ def load_keras(source: ModelSource) -> Any:
                          f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from exc
 
 
-def load_source(source: ModelSource) -> Any:
-    """The object a TFLite converter is built from: a tf_keras model, or a SavedModel path."""
+def load_source(source: ModelSource, *, trust_code: bool = False) -> Any:
+    """The object a TFLite converter is built from: a tf_keras model, or a SavedModel path.
+
+    A SavedModel whose Keras layers carry code (and ``trust_code`` is false) is converted from its
+    graph, which runs no Python: only quantization applies to it then.
+    """
     from ._native import quiet
 
     with quiet():
-        return _load_source(source)
+        return _load_source(source, trust_code)
 
 
-def _load_source(source: ModelSource) -> Any:
+def _load_source(source: ModelSource, trust_code: bool) -> Any:
     if source.format == "savedmodel":
         try:
-            return load_keras(source)
+            return load_keras(source, trust_code=trust_code)
         except ModelError:
             return str(source.path)
-    return load_keras(source)
+    return load_keras(source, trust_code=trust_code)
+
+
+def no_keras_reason(source: ModelSource, trust_code: bool = False) -> str:
+    """Why a SavedModel is handled as a graph only: its Keras layers hold code, or it has no Keras model."""
+    found = [] if trust_code else code_layers(source)
+    if found:
+        return (f"its Keras layers hold Python code ({', '.join(found[:3])}), so it is converted from its graph; "
+                f"pass {TRUST_FLAG} to load them")
+    return "the SavedModel has no Keras model"

@@ -31,6 +31,14 @@ class Memory(_Strict):
 
 class Roofline(_Strict):
     peak_macs_per_s: dict[str, float]
+
+    @field_validator("peak_macs_per_s")
+    @classmethod
+    def _positive_peaks(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {k: v for k, v in value.items() if not (v > 0 and v != float("inf"))}
+        if bad:
+            raise ValueError(f"every peak must be a positive, finite MAC/s rate. Received: {bad}")
+        return value
     memory_bandwidth_bytes_per_s: float = Field(gt=0)
     # Kernels work on whole tiles: a quantized GEMM packs the reduction (kernel height x width x input
     # channels) in blocks of ``quantized_k_tile`` input channels, a depthwise kernel runs
@@ -142,14 +150,26 @@ def load_profile(name_or_path: str | Path) -> Profile:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ProfileError(f"{path}: cannot read profile: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ProfileError(f"{path}: a profile must be UTF-8 text; byte {exc.start} is not") from exc
     except yaml.YAMLError as exc:
         raise ProfileError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from exc
     if not isinstance(raw, dict):
         raise ProfileError(f"{path}: a profile must be a YAML mapping. Received: {type(raw).__name__}")
-    if raw.get("operators") not in (None, "all") and isinstance(raw.get("operators"), list):
-        raw["operators"] = frozenset(raw["operators"])
+    odd = [k for k in raw if not isinstance(k, str)]
+    if odd:
+        raise ProfileError(f"{path}: every field name must be text. Received: {odd[0]!r}")
+    if "path" in raw:
+        raise ProfileError(f"{path}: field 'path' is set by edgesdk (where the profile was read from); remove it")
+    operators = raw.get("operators")
+    if isinstance(operators, list):
+        names = [op for op in operators if not isinstance(op, str)]
+        if names:
+            raise ProfileError(f"{path}: field 'operators': every operator is a name such as CONV_2D. "
+                               f"Received: {names[0]!r}")
+        raw["operators"] = frozenset(operators)
     try:
-        return Profile(**raw, path=str(path))
+        return Profile.model_validate({**raw, "path": str(path)})
     except ValidationError as exc:
         raise ProfileError(_format_error(path, exc)) from exc
 

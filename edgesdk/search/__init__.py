@@ -1,6 +1,9 @@
 """Hardware-aware search: the space of candidates, the Optuna-driven `tune`, and its report."""
 
+from .objectives import OBJECTIVES, Constraints
+from .results import TuneResult
 from .space import Candidate, Space, build
-from .tune import OBJECTIVES, Constraints, TuneResult, tune
+from .tune import DEFAULT_BUDGET, default_budget, tune
 
-__all__ = ["OBJECTIVES", "Candidate", "Constraints", "Space", "TuneResult", "build", "tune"]
+__all__ = ["DEFAULT_BUDGET", "OBJECTIVES", "Candidate", "Constraints", "Space", "TuneResult", "build", "default_budget",
+           "tune"]

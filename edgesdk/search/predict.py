@@ -253,9 +253,7 @@ def calibrate(profile: str | Profile, device: str = "local", *, count: int = 16,
                           device_fingerprint=first.document["device"]["fingerprint"],
                           runtime=first.document["runtime"], samples=len(rows), fit_mape=mape)
     if save:
-        path = calibration_path(prof)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp_path = path.with_suffix(".tmp")
-        tmp_path.write_text(json.dumps(predictor.to_dict(), indent=2))
-        tmp_path.replace(path)
+        from ..fileio import write_atomic
+
+        write_atomic(calibration_path(prof), json.dumps(predictor.to_dict(), indent=2).encode())
     return predictor

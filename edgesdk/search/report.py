@@ -6,6 +6,9 @@ import html
 from pathlib import Path
 from typing import Any
 
+from ..fileio import write_atomic
+from .objectives import KEPT, objective_value
+
 _CSS = """body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
 h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em}table{border-collapse:collapse;width:100%}
 td,th{border-bottom:1px solid #ddd;padding:4px 8px;text-align:right}td:first-child,th:first-child,
@@ -16,8 +19,6 @@ padding:1px 8px;border-radius:9px;background:#eee;margin-right:4px}.est{color:#b
 
 
 def _quality(row: dict[str, Any]) -> float | None:
-    from .tune import objective_value
-
     return objective_value("accuracy", row) if row.get("quality") else None
 
 
@@ -83,7 +84,7 @@ def _cell(value: Any, fmt: str = "{}") -> str:
 def write_html(result: Any, path: Path) -> None:
     """Write the report for a :class:`~edgesdk.search.tune.TuneResult`."""
     rows = [r for r in result.trials if r.get("recipe")]
-    kept = [r for r in rows if r.get("status") == "measured" and "repeat_of" not in r]
+    kept = [r for r in rows if r.get("status") in KEPT and "repeat_of" not in r]
     pareto = set(result.pareto)
     best = result.trial(result.best) if result.best is not None else None
     e = html.escape
@@ -93,8 +94,8 @@ def write_html(result: Any, path: Path) -> None:
            f"<h1>edgesdk tune: {e(result.study)}</h1>",
            f"<p><span class='pill'>device {e(where)}</span><span class='pill'>objectives "
            f"{e(', '.join(result.objectives))}</span><span class='pill'>{len(rows)} trials</span>"
-           f"<span class='pill'>{len(kept)} measured</span><span class='pill'>{len(pareto)} on the Pareto front"
-           "</span></p>"]
+           f"<span class='pill'>{len(kept)} {'measured' if result.devices else 'estimated'}</span>"
+           f"<span class='pill'>{len(pareto)} on the Pareto front</span></p>"]
     for note in result.notes + (["the search was interrupted; this is what was finished"] if result.interrupted
                                 else []):
         out.append(f"<div class='note'>{e(note)}</div>")
@@ -152,9 +153,7 @@ def write_html(result: Any, path: Path) -> None:
         out.append(f"<details><summary>#{r['number']} <code>{e(r['recipe'])}</code></summary><pre>"
                    f"{e(_describe(r, lat))}</pre></details>")
     out.append("</body></html>")
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text("\n".join(out), encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, "\n".join(out).encode("utf-8"))
 
 
 def _describe(row: dict[str, Any], lat: dict[str, Any]) -> str:

@@ -29,12 +29,19 @@ class SuiteRunResult:
     counts: dict[str, dict[str, int]]         # what this process did, per device
     comparison: Comparison | None
     paths: dict[str, Path]
+    allow_empty: bool = False
+
+    @property
+    def measured(self) -> int:
+        """Cells of the run that were measured (passed)."""
+        return sum(1 for c in self.run["cells"] if c["status"] == "passed")
 
     @property
     def ok(self) -> bool:
-        """No failed cell, and the gates passed when a baseline was given."""
+        """No failed cell, at least one measured one (unless ``allow_empty``: a run whose every device was
+        skipped measured nothing, and must not pass a CI job), and the gates passed when a baseline was given."""
         return not any(c["status"] == "failed" for c in self.run["cells"]) and \
-            (self.comparison is None or self.comparison.passed)
+            (self.measured > 0 or self.allow_empty) and (self.comparison is None or self.comparison.passed)
 
 
 def load_results(ref: str, store: Store, *, relative_to: str | None = None) -> dict[str, Any]:
@@ -69,7 +76,7 @@ def load_results(ref: str, store: Store, *, relative_to: str | None = None) -> d
 def run_suite(suite: str | Path | LoadedSuite, outdir: str | Path, *, store: Store | None = None,
               tag: str | None = None, run_id: str | None = None, serve: list[str] | None = None,
               baseline: str | None = None, gates: Gates | None = None, junit: str | Path | None = None,
-              progress: Progress | None = None) -> SuiteRunResult:
+              progress: Progress | None = None, allow_empty: bool = False) -> SuiteRunResult:
     """Run every cell of a suite this process serves and write the outputs to ``outdir``.
 
     Args:
@@ -78,6 +85,7 @@ def run_suite(suite: str | Path | LoadedSuite, outdir: str | Path, *, store: Sto
         run_id: join (or create) this run; by default a new run.
         serve: the device names this process measures (default: all of the suite's).
         baseline: a run id, ``latest`` or a results.json to gate this run against.
+        allow_empty: a run that measured no cell (every device skipped) is ok; by default it is not.
 
     Raises:
         SuiteError: an invalid suite, a run id taken by another suite, or an unknown baseline.
@@ -100,4 +108,4 @@ def run_suite(suite: str | Path | LoadedSuite, outdir: str | Path, *, store: Sto
             run = runs.load_run(store, run_id)
             comparison = compare(base, run, gates, history)
     paths = outputs.write_all(run, outdir, history, comparison, Path(junit) if junit else None)
-    return SuiteRunResult(run, counts, comparison, paths)
+    return SuiteRunResult(run, counts, comparison, paths, allow_empty)

@@ -85,7 +85,7 @@ def quality_points(cell: dict[str, Any]) -> float | None:
 @dataclass
 class CellComparison:
     cell: str
-    verdict: str                       # ok, regression, within noise, not compared, new, failed
+    verdict: str    # ok, regression, within noise, not compared, new, failed, compression failed
     latency_change: float | None = None
     latency_noise: float | None = None
     paired: bool = False               # the latency verdict came from a paired re-measurement
@@ -103,7 +103,12 @@ class Comparison:
 
     @property
     def failures(self) -> list[CellComparison]:
-        return [c for c in self.cells if c.verdict in ("regression", "failed")]
+        return [c for c in self.cells if c.verdict in ("regression", "failed", "compression failed")]
+
+    @property
+    def regressions(self) -> list[CellComparison]:
+        """Cells that got slower, bigger or less accurate (not those that failed to compress or measure)."""
+        return [c for c in self.cells if c.verdict == "regression"]
 
     @property
     def passed(self) -> bool:
@@ -116,8 +121,16 @@ class Comparison:
     def summary(self) -> str:
         if self.passed:
             return f"all {len(self.cells)} cells within the gates ({self.gates.describe()})"
-        lines = [f"{len(self.failures)} of {len(self.cells)} cells failed the gates ({self.gates.describe()}):"]
-        lines += [f"  {c.cell}: {'; '.join(c.reasons)}" for c in self.failures]
+        lines = []
+        if self.regressions:
+            lines.append(f"{len(self.regressions)} of {len(self.cells)} cells regressed past the gates "
+                         f"({self.gates.describe()}):")
+            lines += [f"  {c.cell}: {'; '.join(c.reasons)}" for c in self.regressions]
+        broken = [c for c in self.failures if c.verdict != "regression"]
+        if broken:
+            lines.append(f"{len(broken)} of {len(self.cells)} cells failed in the new run, so they could not be "
+                         "compared (not a regression):")
+            lines += [f"  {c.cell}: {c.verdict}: {'; '.join(c.reasons)}" for c in broken]
         return "\n".join(lines)
 
 
@@ -143,7 +156,7 @@ def compare_cell(a: dict[str, Any] | None, b: dict[str, Any], gates: Gates,
     recorded in the cell decides the latency verdict."""
     out = CellComparison(b["cell"], "ok")
     if b["status"] == "failed":
-        out.verdict = "failed"
+        out.verdict = "compression failed" if b.get("stage") == "compress" else "failed"
         out.reasons.append(f"failed in the new run: {b.get('reason')}")
         return out
     if a is None or a["status"] != "passed" or b["status"] != "passed":

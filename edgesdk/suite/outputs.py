@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import html
+import io
 import json
-import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from ..fileio import write_atomic
 from .gates import Comparison, p50, quality_points
 
 CSV_FIELDS = ["model", "recipe", "device", "status", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "runs",
@@ -18,9 +19,7 @@ CSV_FIELDS = ["model", "recipe", "device", "status", "p50_ms", "p90_ms", "p99_ms
 
 
 def _atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, text.encode("utf-8"))
 
 
 def _verdicts(comparison: Comparison | None) -> dict[str, Any]:
@@ -76,14 +75,13 @@ def write_junit(run: dict[str, Any], path: Path, comparison: Comparison | None =
 
 def write_csv(run: dict[str, Any], path: Path, comparison: Comparison | None = None) -> None:
     verdicts = _verdicts(comparison)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        for cell in run["cells"]:
-            verdict = verdicts.get(cell["cell"])
-            writer.writerow({**row(cell), "verdict": verdict.verdict if verdict else None})
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=CSV_FIELDS)
+    writer.writeheader()
+    for cell in run["cells"]:
+        verdict = verdicts.get(cell["cell"])
+        writer.writerow({**row(cell), "verdict": verdict.verdict if verdict else None})
+    _atomic(path, text.getvalue())
 
 
 def _boxplot(m: dict[str, Any], scale: float) -> str:

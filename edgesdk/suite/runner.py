@@ -22,6 +22,7 @@ from device_agent.protocol import BenchSettings
 
 from .. import devices as devmod
 from ..errors import DeployError, EdgeSdkError
+from ..fileio import write_atomic
 from ..store import Store
 from . import runs
 from .spec import DeviceEntry, Health, LoadedSuite, ModelEntry
@@ -61,10 +62,11 @@ def _own_quality(path: Path, data: Path) -> dict[str, Any] | None:
     report = inspect.analyze(str(path))
     dataset = datamod.load_npz(data)
     x = datamod.fit_to_input(dataset, list(report.inputs[0].shape), report.inputs[0].name)
-    got = evaluate.predict(path.read_bytes(), x)
-    if dataset.y is None or not evaluate.looks_like_classifier(report, dataset.y):
+    labels = datamod.labels_for(dataset, list(report.outputs[0].shape), report.outputs[0].name)
+    if labels is None or not evaluate.looks_like_classifier(report, labels):
         return None
-    accuracy = float(np.mean(got.argmax(axis=1) == dataset.y.reshape(-1)))
+    got = evaluate.predict(path.read_bytes(), x)
+    accuracy = float(np.mean(got.argmax(axis=1) == labels))
     return {"metric": "accuracy", "samples": len(x), "before": accuracy, "after": accuracy}
 
 
@@ -85,7 +87,8 @@ def prepare(suite: LoadedSuite, entry: ModelEntry, recipe: str, outdir: Path) ->
         else:
             out = outdir / "artifacts" / _slug(entry.label) / f"{_slug(recipe)}.tflite"
             out.parent.mkdir(parents=True, exist_ok=True)
-            result = compress(source, suite.spec.profile, "fp32" if recipe == "none" else recipe, out, data)
+            result = compress(source, suite.spec.profile, "fp32" if recipe == "none" else recipe, out, data,
+                              trust_model_code=entry.trust_code)
             art.path, art.quality, art.warnings = out, result.quality, list(result.warnings)
         ident = models.identify(art.path)
         art.sha256, art.bytes = ident.sha256, art.path.stat().st_size
@@ -133,7 +136,7 @@ def _measure(art: Artifact, url: str, suite: LoadedSuite, store: Store, progress
 
     result: dict[str, Any] = {"artifact": art.to_dict(), "quality": art.quality, "warnings": list(art.warnings)}
     if art.error is not None:
-        return "failed", {**result, "reason": f"compress failed: {art.error}"}
+        return "failed", {**result, "reason": f"compress failed: {art.error}", "stage": "compress"}
     assert art.path is not None
     limits, transient = suite.spec.health, []
     for attempt in range(limits.retries + 1):
@@ -172,7 +175,7 @@ def _serve(device: DeviceEntry, suite: LoadedSuite, store: Store, run_id: str,
         progress(device.name, f"skipped: {reason}")
         return counts
     lease = suite.spec.bench.timeout_s * (suite.spec.health.retries + 2)
-    total = len(suite.spec.models) * len(suite.spec.recipes)
+    total = sum(len(suite.spec.recipes_of(m)) for m in suite.spec.models)
     while (cell := runs.claim(store, run_id, device.name, worker, lease)) is not None:
         model, recipe, _ = cell.split("|")
         art = artifacts[(model, recipe)]
@@ -219,8 +222,7 @@ def baseline_model(cell: dict[str, Any], store: Store, folder: Path) -> Path | N
     if data is None:
         return None
     path = folder / f"{sha[:16]}.tflite"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    write_atomic(path, data)
     return path
 
 
@@ -345,7 +347,7 @@ def execute(suite: LoadedSuite, store: Store, run_id: str, outdir: Path, *, serv
                          f"its devices: {', '.join(names)}")
     mine = [d for d in suite.spec.devices if not serve or d.name in serve]
     artifacts: dict[tuple[str, str], Artifact] = {}
-    pairs = [(m, r) for m in suite.spec.models for r in suite.spec.recipes]
+    pairs = [(m, r) for m in suite.spec.models for r in suite.spec.recipes_of(m)]
     for i, (entry, recipe) in enumerate(pairs, 1):
         report("host", f"preparing {i}/{len(pairs)}: {entry.label} · {recipe}")
         art = prepare(suite, entry, recipe, outdir)

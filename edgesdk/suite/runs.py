@@ -67,7 +67,7 @@ def open_run(store: Store, run_id: str, suite: LoadedSuite, tag: str | None) -> 
                                  f"({row.suite if row else '?'}); every process of one run needs the same suite "
                                  "file (or choose another --run-id)") from None
         for model in spec.models:
-            for recipe in spec.recipes:
+            for recipe in spec.recipes_of(model):
                 for device in spec.devices:
                     try:  # one transaction each: another worker may be inserting the same cells
                         with store.engine.begin() as conn:

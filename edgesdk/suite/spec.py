@@ -7,6 +7,7 @@
         data: data/kws_val.npz    # optional: quality (accuracy with labels, else fidelity)
       - name: detector
         tune: runs/detector       # an earlier `edgesdk tune -o` folder: its best.tflite
+        recipes: [none]           # this model's own recipes (a .tflite is measured as it is)
     recipes: [none, int8]         # none: the model as given (a Keras model converted to fp32)
     devices:
       - local
@@ -27,7 +28,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..errors import SuiteError
+from ..errors import EdgeSdkError, SuiteError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -43,6 +44,18 @@ class ModelEntry(_Strict):
     path: str | None = None
     tune: str | None = None
     data: str | None = None
+    recipes: list[str] | None = Field(None, min_length=1)   # this model's recipes (default: the suite's)
+    trust_code: bool = False    # load Keras layers that carry Python code (Lambda layers)
+
+    @field_validator("recipes", mode="before")
+    @classmethod
+    def _recipes(cls, value: Any) -> Any:
+        return ["none" if item is None else item for item in value] if isinstance(value, list) else value
+
+    @property
+    def is_tflite(self) -> bool:
+        """A .tflite as given (a file, or a tune folder's best.tflite): measured as it is."""
+        return self.tune is not None or Path(self.path or "").suffix.lower() == ".tflite"
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelEntry:
@@ -118,6 +131,29 @@ class Suite(_Strict):
         if isinstance(value, list):
             return ["none" if item is None else item for item in value]
         return value
+
+    def recipes_of(self, entry: ModelEntry) -> list[str]:
+        """The recipes a model is run with: its own, else the suite's."""
+        return list(entry.recipes or self.recipes)
+
+    @model_validator(mode="after")
+    def _applicable(self) -> Suite:
+        """Every recipe must be able to apply to its model: a .tflite is measured as it is."""
+        from ..techniques import parse_recipe
+
+        for entry in self.models:
+            for recipe in self.recipes_of(entry):
+                if recipe == "none":
+                    continue
+                try:
+                    parse_recipe(recipe)
+                except EdgeSdkError as exc:
+                    raise ValueError(f"model {entry.label!r}: recipe {recipe!r}: {exc}") from None
+                if entry.is_tflite:
+                    raise ValueError(f"model {entry.label!r} is a .tflite, measured as it is: recipe {recipe!r} "
+                                     "cannot apply to it; give it `recipes: [none]` (or the Keras/SavedModel "
+                                     "source as its path)")
+        return self
 
     @model_validator(mode="after")
     def _unique(self) -> Suite:
@@ -203,6 +239,8 @@ def load(path: str | Path) -> LoadedSuite:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SuiteError(f"{path}: cannot read the suite file: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise SuiteError(f"{path}: a suite file must be UTF-8 text; byte {exc.start} is not") from exc
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -93,7 +93,7 @@ def test_tune_for_an_mcu_uses_the_arena_and_the_cycle_model(keras3_path, data_fi
     space = build(profile, precisions=["int8", "fp32"], prune=["none"], cluster=["none"], structure=["none"])
     result = edgesdk.tune(keras3_path, profile, tmp_path / "t", data=data_files[1], space=space, budget=2,
                           epochs=0)
-    rows = [r for r in result.trials if r.get("status") == "measured"]
+    rows = [r for r in result.trials if r.get("status") == "estimated"]  # no device: nothing measured
     assert {r["precision"] for r in rows} == {"int8", "fp32"}
     for r in rows:
         assert r["estimated"] and r["memory_bytes"] == r["target"]["ram_bytes"] and r["flash_bytes"] > r["model_bytes"]

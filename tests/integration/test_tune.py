@@ -165,8 +165,70 @@ def test_ctrl_c_stops_and_keeps_what_was_measured(tmp_path):
     saved = json.loads((out / "results.json").read_text())
     assert saved["interrupted"] and 1 <= sum(r["status"] == "measured" for r in saved["trials"]) < 4
     assert not list(out.glob(".*.tmp")) and not list((out / "candidates").glob("*.tmp*"))
+    import optuna
+
+    storage = f"sqlite:///{out / 'study.sqlite3'}"
+    study = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
+    assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))  # none left claiming its candidate
+    retries = {t.system_attrs.get("failed_trial"): t.params for t in study.trials
+               if t.state == optuna.trial.TrialState.WAITING}
+    assert all(retries.get(t.number) == t.params for t in study.trials if t.state == optuna.trial.TrialState.FAIL)
     resumed = run(out, edgesdk.Store(), budget=4)  # and the study goes on from there
     assert len({r["recipe"] for r in resumed.trials if r["status"] == "measured"}) == 4
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGINT"])
+def test_a_killed_tune_retries_the_trial_it_was_on(tmp_path, how):
+    """Killed in the middle of a trial: its heartbeat stops, the resumed search fails it (Optuna's stale
+    check), queues it again and takes over its claim, so the candidate is measured, not skipped as a repeat.
+    Interrupted (SIGINT) in the middle of a trial: the trial is failed and queued again at once."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import optuna
+
+    out = tmp_path / "t"
+    script = (
+        "from device_agent.protocol import BenchSettings\n"
+        "from edgesdk.profiles import load_profile\n"
+        "from edgesdk.search import build, tune\n"
+        "space = build(load_profile('host'), precisions=['fp32', 'int8'], prune=['none', '0.5'], cluster=['none'],"
+        " structure=['none'])\n"
+        f"tune({str(MODEL)!r}, 'host', {str(out)!r}, devices=['local'], data={str(VAL)!r}, space=space, epochs=0,"
+        " settings=BenchSettings(runs=200, warmup=1, min_time_s=2), heartbeat_s=1,"
+        " progress=lambda p: print(p['done'], flush=True))\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:  # the first candidate is done: the second is running now
+        if line.strip() == "1":
+            break
+    storage = f"sqlite:///{out / 'study.sqlite3'}"
+    name = optuna.get_all_study_names(storage)[0]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        running = optuna.load_study(study_name=name, storage=storage).get_trials(
+            states=(optuna.trial.TrialState.RUNNING,))
+        if running:
+            break
+        time.sleep(0.2)
+    time.sleep(1.5)  # a heartbeat or two recorded, the measurement (2 s at least) still running
+    proc.send_signal(getattr(signal, how))
+    proc.wait(timeout=60)
+    assert len(running) == 1
+    killed = running[0]
+    after = optuna.load_study(study_name=name, storage=storage)
+    state = after.trials[killed.number].state
+    assert state == (optuna.trial.TrialState.RUNNING if how == "SIGKILL" else optuna.trial.TrialState.FAIL)
+    resumed = run(out, edgesdk.Store(), budget=4, epochs=0, heartbeat_s=1)
+    rows = [r for r in resumed.trials if r["status"] == "measured"]
+    assert sorted(r["recipe"] for r in rows) == ["fp32", "int8", "prune=0.5,fp32", "prune=0.5,int8"]
+    study = optuna.load_study(study_name=name, storage=storage)
+    assert study.trials[killed.number].state == optuna.trial.TrialState.FAIL
+    assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING))
+    retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == killed.number]
+    assert retried and retried[0].params == killed.params and retried[0].user_attrs["row"]["status"] == "measured"
 
 
 def test_an_interrupt_dropped_by_native_code_still_stops_the_search():
@@ -202,6 +264,6 @@ def test_a_device_failure_stops_the_search_and_keeps_the_outputs(tmp_path):
 
 def test_a_small_budget_tries_the_precision_predicted_fastest_first(tmp_path):
     """Before anything is measured, the plain precisions are ranked by the profile's predictor: on the host
-    roofline int8 (peak 1.92e11 MAC/s) is predicted faster than fp32 (9.6e10), so a budget of one tries it."""
+    roofline int8 (peak 3.84e11 MAC/s) is predicted faster than fp32 (9.6e10), so a budget of one tries it."""
     result = run(tmp_path / "t", edgesdk.Store(), budget=1, epochs=0)
     assert [r["recipe"] for r in result.trials if r["status"] == "measured"] == ["int8"]

@@ -1,0 +1,62 @@
+"""Files written whole or not at all: a temporary file (or folder) beside the target, renamed into place."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+
+def write_atomic(path: str | os.PathLike[str], content: bytes) -> None:
+    """Write ``content`` to ``path`` through a temporary file in the same folder; on any failure (a full
+    disk, an interrupt) the old file is untouched and no temporary file is left."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content)
+        os.replace(tmp, path)
+    except OSError as exc:  # name the file the user asked for, not the temporary one
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_set(folder: str | os.PathLike[str], files: dict[str, bytes]) -> list[Path]:
+    """Write several files that belong together: all of them are written into a temporary folder first,
+    then moved into ``folder``; if any write fails, nothing in ``folder`` changes and nothing is left."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=folder, prefix=".edgesdk-"))
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(folder)) from exc
+    try:
+        for name, content in files.items():
+            try:
+                (staging / name).write_bytes(content)
+            except OSError as exc:
+                raise OSError(exc.errno, exc.strerror, str(folder / name)) from exc
+        for name in files:
+            os.replace(staging / name, folder / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [folder / name for name in files]
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+

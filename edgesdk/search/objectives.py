@@ -1,0 +1,126 @@
+"""What a search optimizes and what it must respect: objectives, constraints, the Pareto set, the choice.
+
+Every reader of a trial's result goes through here, so the fallbacks (top-1 agreement where there are
+no labels, mean where there is no p50) are written once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..errors import RecipeError
+
+OBJECTIVES: dict[str, Literal["maximize", "minimize"]] = {"accuracy": "maximize", "latency": "minimize",
+                                                          "size": "minimize", "energy": "minimize"}
+KEPT = ("measured", "estimated")   # a trial with a latency (measured on a device, or predicted) and a size
+
+
+def check_objectives(objectives: list[str], has_data: bool) -> None:
+    """Raises RecipeError for an unknown objective, or accuracy without evaluation data."""
+    for name in objectives:
+        if name not in OBJECTIVES:
+            raise RecipeError(f"unknown objective {name!r}; expected: {', '.join(OBJECTIVES)}")
+    if "accuracy" in objectives and not has_data:
+        raise RecipeError("the accuracy objective needs evaluation data (--data)")
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """Limits a candidate must meet to be chosen. Quality limits need evaluation data."""
+
+    max_accuracy_drop: float | None = None
+    min_accuracy: float | None = None
+    max_latency_ms: float | None = None
+    max_memory_bytes: int | None = None
+
+    def check(self, has_data: bool) -> None:
+        """Refuse limits that nothing could check: a quality limit without evaluation data would be
+        silently met by every candidate.
+
+        Raises:
+            RecipeError: naming the limit and what it needs.
+        """
+        given = [flag for flag, value in (("--max-accuracy-drop", self.max_accuracy_drop),
+                                          ("--min-accuracy", self.min_accuracy)) if value is not None]
+        if given and not has_data:
+            raise RecipeError(f"{' and '.join(given)} need evaluation data to be checked: give --data "
+                              "(an .npz with 'x' and 'y'), or leave the limit out")
+
+    def bounded(self) -> frozenset[str]:
+        """The objectives these limits already bound."""
+        out = set()
+        if self.max_accuracy_drop is not None or self.min_accuracy is not None:
+            out.add("accuracy")
+        if self.max_latency_ms is not None:
+            out.add("latency")
+        return frozenset(out)
+
+    def violations(self, row: dict[str, Any]) -> list[str]:
+        """What ``row`` (a trial's result) breaks, as sentences; empty when it meets every limit."""
+        out = []
+        quality = row.get("quality") or {}
+        if self.max_accuracy_drop is not None and "before" in quality:
+            drop = quality["before"] - quality["after"] if quality["metric"] == "accuracy" else \
+                quality["after"] - quality["before"]
+            if drop > self.max_accuracy_drop:
+                out.append(f"{quality['metric']} drop {drop:.4f} > {self.max_accuracy_drop}")
+        if self.min_accuracy is not None and quality.get("metric") == "accuracy" and \
+                quality["after"] < self.min_accuracy:
+            out.append(f"accuracy {quality['after']:.4f} < {self.min_accuracy}")
+        if self.max_latency_ms is not None and row.get("latency_ms") is not None and \
+                row["latency_ms"] > self.max_latency_ms:
+            out.append(f"latency {row['latency_ms']:.3f} ms > {self.max_latency_ms} ms")
+        if self.max_memory_bytes is not None and row.get("memory_bytes", 0) > self.max_memory_bytes:
+            out.append(f"memory {row['memory_bytes']:,} B > {self.max_memory_bytes:,} B")
+        return out
+
+
+def objective_value(name: str, row: dict[str, Any]) -> float:
+    """The number Optuna optimizes for one objective of a finished candidate."""
+    if name == "accuracy":
+        q = row.get("quality") or {}
+        if q.get("metric") == "accuracy":
+            return float(q["after"])
+        if "top1_agreement" in q:
+            return float(q["top1_agreement"])
+        if q.get("metric") == "mse":
+            return -float(q["after"])
+        return float(q.get("sqnr_db") or 0.0)
+    if name == "latency":
+        return float(row["latency_ms"])
+    if name == "size":
+        return float(row["model_bytes"])
+    if name == "energy":
+        energy = row.get("energy_mj")
+        return float(energy) if energy is not None else float("inf")
+    raise RecipeError(f"unknown objective {name!r}; expected: {', '.join(OBJECTIVES)}")
+
+
+def pareto(rows: list[dict[str, Any]], objectives: list[str]) -> list[int]:
+    """Trial numbers on the Pareto front of the kept rows (non-dominated on every objective)."""
+    signs = [1.0 if OBJECTIVES[o] == "minimize" else -1.0 for o in objectives]
+    vecs = {r["number"]: [s * objective_value(o, r) for s, o in zip(signs, objectives, strict=True)] for r in rows}
+
+    def dominates(a: list[float], b: list[float]) -> bool:
+        return all(x <= y for x, y in zip(a, b, strict=True)) and any(x < y for x, y in zip(a, b, strict=True))
+
+    return sorted(n for n, v in vecs.items() if not any(dominates(w, v) for m, w in vecs.items() if m != n))
+
+
+def choose(rows: list[dict[str, Any]], objectives: list[str],
+           constrained: frozenset[str] = frozenset()) -> tuple[int | None, bool]:
+    """The best kept row: among those meeting every constraint, best on the first objective that no
+    constraint already bounds (with --max-accuracy-drop, the fastest model within that drop), ties by the
+    others in order; if none meets them, the one with the fewest violations."""
+    if not rows:
+        return None, False
+    order = [o for o in objectives if o not in constrained] + [o for o in objectives if o in constrained]
+
+    def key(r: dict[str, Any]) -> tuple[float, ...]:
+        return tuple((1.0 if OBJECTIVES[o] == "minimize" else -1.0) * objective_value(o, r) for o in order)
+
+    meeting = [r for r in rows if not r["violations"]]
+    if meeting:
+        return min(meeting, key=key)["number"], True
+    return min(rows, key=lambda r: (len(r["violations"]), key(r)))["number"], False

@@ -1,0 +1,97 @@
+"""One trial of a tune: compress a candidate, check it against the limits, then measure it (or estimate it).
+
+The profile's precision, operator and memory rules refuse a candidate before any device time; so do
+``--max-memory`` (weights held in RAM plus peak activations, or an MCU's arena) and, with a calibrated
+predictor, a latency far over ``--max-latency-ms``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import RecipeError
+from ..profiles import Profile
+from . import space as spacemod
+from .objectives import Constraints
+
+
+@dataclass
+class CandidateRunner:
+    """What every trial of one tune shares: the model, the data, the limits, the predictor, the store."""
+
+    source: Path
+    profile: Profile
+    outdir: Path
+    data: Any
+    train_data: Any
+    constraints: Constraints
+    predictor: Any
+    settings: Any
+    store: Any
+    epochs: int
+    seed: int
+    trust_model_code: bool = False
+    host_lock: threading.Lock = field(default_factory=threading.Lock)  # TensorFlow runs one compression at a time
+    new_measurements: int = 0
+    _count_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def run(self, cand: spacemod.Candidate, device: str | None) -> dict[str, Any]:
+        """The row of one candidate: status ``measured`` (on ``device``), ``estimated`` (no device: the
+        predictor's latency) or ``rejected`` (with the reason and the stage that refused it)."""
+        from ..compress import compress
+        from ..inspect import analyze
+        from ..measure import bench
+
+        path = self.outdir / "candidates" / f"{cand.slug}.tflite"
+        with self.host_lock:
+            try:
+                result = compress(self.source, self.profile, cand.recipe, path, self.data, train_data=self.train_data,
+                                  epochs=self.epochs, seed=self.seed, store=self.store,
+                                  trust_model_code=self.trust_model_code)
+            except RecipeError as exc:  # the profile refuses it (precision, operators, memory): no device time
+                return {"status": "rejected", "reason": str(exc), "stage": "compress"}
+            report = analyze(path)
+        prof, limits = self.profile, self.constraints
+        memory = (report.weight_bytes if prof.memory.weights_in_ram else 0) + report.peak_activation_bytes
+        predicted = self.predictor.predict_ms(report, prof)
+        target = result.target or {}
+        memory_what = "weights + peak activations"
+        if target.get("ram_bytes") is not None:  # MCU/NPU: the real arena, and the target's own estimate
+            memory, memory_what = target["ram_bytes"], f"{target['target']} RAM (arena)"
+        if target.get("latency_ms") is not None:
+            predicted = target["latency_ms"]
+        facts = {"path": str(path), "sha256": result.sha256, "model_bytes": result.model_bytes,
+                 "gzip_bytes": result.gzip_bytes, "weight_entropy_bytes": result.weight_entropy_bytes,
+                 "memory_bytes": memory, "quality": result.quality,
+                 "precision": result.precision, "warnings": result.warnings, "predicted_ms": predicted,
+                 "predictor_calibrated": self.predictor.calibrated or target.get("latency_ms") is not None,
+                 "flash_bytes": target.get("flash_bytes"), "target": target or None}
+        if limits.max_memory_bytes is not None and memory > limits.max_memory_bytes:
+            return {**facts, "status": "rejected", "stage": "memory",
+                    "reason": f"{memory_what} {memory:,} B > --max-memory {limits.max_memory_bytes:,} B"}
+        if limits.max_latency_ms is not None and self.predictor.calibrated and device is not None and \
+                predicted > 2 * limits.max_latency_ms:
+            return {**facts, "status": "rejected", "stage": "predicted",
+                    "reason": f"predicted p50 {predicted:.4g} ms (estimated) is over twice --max-latency-ms; "
+                              "not measured"}
+        if device is None:  # no device: the calibrated (or roofline) prediction stands in, flagged
+            facts.update(latency_ms=predicted, estimated=True, energy_mj=target.get("energy_mj"), device=None,
+                         cached=False, runtime=None, latency=None)
+            facts["violations"] = limits.violations(facts)
+            return {**facts, "status": "estimated", "reason": None}
+        m = bench(path, device, self.settings, store=self.store)
+        with self._count_lock:
+            self.new_measurements += 0 if m.cached else 1
+        doc = m.document
+        power = doc.get("power") or {}
+        lat = doc["latency"]
+        facts.update(latency_ms=lat["p50_ms"] if lat["p50_ms"] is not None else lat["mean_ms"], latency=lat,
+                     measured_memory=doc["memory"], energy_mj=power.get("energy_per_inference_mj"),
+                     energy_estimated=bool(power.get("estimated")), measurement_key=m.key, cached=m.cached,
+                     device=doc["device"], runtime=doc["runtime"], measured_on=device,
+                     window=[doc.get("started_at"), doc.get("finished_at")], estimated=False)
+        facts["violations"] = limits.violations(facts)
+        return {**facts, "status": "measured", "reason": None}
