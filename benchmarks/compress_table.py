@@ -30,7 +30,7 @@ import numpy as np
 import edgesdk
 from benchmarks import mlperf
 from edgesdk import evaluate
-from edgesdk.inspect import analyze
+from edgesdk.tflite.facts import analyze
 
 RECIPES = ["fp32", "dynamic", "fp16", "int8", "int8=io,strip", "prune=0.5,int8", "cluster=16,int8"]
 SETTINGS = edgesdk.BenchSettings(runs=50, warmup=5, min_time_s=0.5)
@@ -58,11 +58,11 @@ AD_SCORE_TOLERANCE = 0.10
 
 def _float_outputs(task: mlperf.Task, x: np.ndarray | None = None) -> np.ndarray:
     """Outputs of the float source model itself (Keras, run by TensorFlow), not of a converted file."""
-    from edgesdk import models
+    from edgesdk import intake
 
     if x is None:
         x, _ = mlperf.eval_inputs(task)
-    return np.asarray(models.load_keras(models.identify(task.source)).predict(x, verbose=0))
+    return np.asarray(intake.load_keras(intake.identify(task.source)).predict(x, verbose=0))
 
 
 def _fidelity(task: mlperf.Task, reference: np.ndarray, test_bytes: bytes,

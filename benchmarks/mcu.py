@@ -34,9 +34,9 @@ import numpy as np
 import edgesdk
 from benchmarks import mlperf
 from benchmarks.compress_table import _fidelity, _float_outputs
-from edgesdk import inspect
 from edgesdk.profiles import load_profile
 from edgesdk.targets import assess, mcu
+from edgesdk.tflite import facts as tflite_facts
 
 RECIPES = ["int8", "int8=io", "int8=io,strip"]
 # Published results (median latency ms, energy uJ) from the shared results/ CSVs.
@@ -46,7 +46,7 @@ H7 = {"kws": (16.76, 2721.781), "ic": (54.345, None), "ad": (1.826, 266.486), "v
 
 def _facts(path: Path, profile: Any) -> dict[str, Any]:
     data = path.read_bytes()
-    facts = assess(data, inspect.analyze(path, data=data), profile)
+    facts = assess(data, tflite_facts.analyze(path, data=data), profile)
     assert facts is not None
     return {"arena": facts.ram_bytes, "flash": facts.flash_bytes, "model_bytes": len(data)}
 
@@ -83,7 +83,7 @@ def run(task: mlperf.Task, work: Path) -> dict[str, Any]:
               f"SQNR {tried[-1]['fidelity']['sqnr_db']:.1f} dB", flush=True)
     good = [t for t in tried if _good_enough(t["fidelity"], ref["fidelity"])]
     best = min(good or tried, key=lambda t: t["arena"] + t["flash"])
-    report = inspect.analyze(task.reference_int8)
+    report = tflite_facts.analyze(task.reference_int8)
     estimates = {}
     for name, published in (("cortex-m4", M4[task.name]), ("cortex-m7", H7[task.name])):
         est = mcu.estimate(report, load_profile(name))

@@ -63,15 +63,15 @@ def _info(check: str | None = None) -> dict[str, Any]:
     doc: dict[str, Any] = {"schema": INFO_SCHEMA, "device": sysinfo.describe(),
                            "power": {"source": source.name if source else None, "reason": None if source else note}}
     try:
-        name, version, interpreter_cls = runtime.load()
-        doc["runtime"] = {"name": name, "version": version}
+        found = runtime.load()
+        doc["runtime"] = {"name": found.name, "version": found.version}
     except runtime.NoRuntimeError as exc:
         doc["runtime"] = None
         doc["runtime_error"] = str(exc)
         return doc
     if check is not None:
         try:
-            runtime.open_interpreter(interpreter_cls, name, version, check)
+            found.open(check)
             doc["model_check"] = {"ok": True, "message": None}
         except runtime.UnsupportedModel as exc:
             doc["model_check"] = {"ok": False, "message": str(exc)}

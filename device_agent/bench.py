@@ -56,12 +56,12 @@ MIN_WINDOW = 10        # runs per window at the least
 SPEED_CHANGE = 0.10    # window medians further apart than this: the device changed speed while measuring
 
 
-def _timed_runs(interp: Any, settings: BenchSettings) -> list[float]:
+def _timed_runs(session: Any, settings: BenchSettings) -> list[float]:
     times: list[float] = []
     start = time.perf_counter()
     while len(times) < settings.runs or (time.perf_counter() - start) < settings.min_time_s:
         t0 = time.perf_counter_ns()
-        interp.invoke()
+        session.invoke()
         times.append((time.perf_counter_ns() - t0) / 1e6)
         if len(times) >= MAX_SAMPLES:  # bounds memory; min_time_s still spans seconds of a fast model
             break
@@ -86,7 +86,7 @@ def quietest(times: list[float], windows: int) -> tuple[list[float], list[float]
     return times, medians
 
 
-def _power(settings: BenchSettings, interp: Any) -> dict[str, Any]:
+def _power(settings: BenchSettings, session: Any) -> dict[str, Any]:
     """Energy per inference in a phase of its own, after the latency runs, so sampling never
     perturbs the latency figures."""
     if not settings.power:
@@ -94,41 +94,39 @@ def _power(settings: BenchSettings, interp: Any) -> dict[str, Any]:
     source, note = power.discover(settings.power_cmd)
     if source is None:
         return {"source": None, "reason": note}
-    return power.measure(source, interp.invoke)
+    return power.measure(source, session.invoke)
 
 
 def run(model_path: str, settings: BenchSettings, runtime_name: str | None = None) -> dict[str, Any]:
     """Benchmark ``model_path`` and return a document of schema ``edgesdk.measurement/1``."""
     with open(model_path, "rb") as fh:
         model_bytes = fh.read()
-    name, version, interpreter_cls = runtime.load(runtime_name)
+    found = runtime.load(runtime_name)
+    name, version = found.name, found.version
     warnings: list[str] = []
     started_at = time.time()
 
     peak_reset = memory.reset_peak()
     rss_before = memory.rss_bytes()
     t0 = time.perf_counter_ns()
-    interp = runtime.open_interpreter(interpreter_cls, name, version, model_path, settings.threads,
-                                      settings.delegate)
+    session = found.open(model_path, settings.threads, settings.delegate)
     init_ms = (time.perf_counter_ns() - t0) / 1e6
 
-    inputs = make_inputs(interp.get_input_details(), settings.seed)
-    for detail, array in zip(interp.get_input_details(), inputs):
-        interp.set_tensor(detail["index"], array)
+    session.set_inputs(make_inputs(session.input_details(), settings.seed))
     t0 = time.perf_counter_ns()
-    interp.invoke()
+    session.invoke()
     first_ms = (time.perf_counter_ns() - t0) / 1e6
     checksum = hashlib.sha256()
-    for detail in interp.get_output_details():
-        checksum.update(np.ascontiguousarray(interp.get_tensor(detail["index"])).tobytes())
+    for output in session.outputs():
+        checksum.update(np.ascontiguousarray(output).tobytes())
 
     for _ in range(settings.warmup):
-        interp.invoke()
-    times, medians = quietest(_timed_runs(interp, settings), settings.windows)
+        session.invoke()
+    times, medians = quietest(_timed_runs(session, settings), settings.windows)
     attempts = 1
     # High variation usually means throttling or a noisy neighbour: measure again, keep the steadiest.
     while _stats(times)["robust_cv"] > settings.max_cv and attempts <= settings.retries:
-        again, again_medians = quietest(_timed_runs(interp, settings), settings.windows)
+        again, again_medians = quietest(_timed_runs(session, settings), settings.windows)
         attempts += 1
         if _stats(again)["robust_cv"] < _stats(times)["robust_cv"]:
             times, medians = again, again_medians
@@ -143,7 +141,7 @@ def run(model_path: str, settings: BenchSettings, runtime_name: str | None = Non
     latency.update(warmup_runs=settings.warmup, first_inference_ms=first_ms, init_ms=init_ms,
                    attempts=attempts, window_p50_ms=medians)
     peak = memory.peak_rss_bytes()
-    power_doc = _power(settings, interp)
+    power_doc = _power(settings, session)
     if not peak_reset:
         warnings.append("peak RSS could not be reset before loading: the increase includes earlier peaks")
 

@@ -1,10 +1,19 @@
-"""Find whichever TFLite runtime the device has: ai_edge_litert, tflite_runtime or tensorflow.lite."""
+"""The runtime interface of the agent, and the runtimes it finds on a device.
+
+A :class:`Runtime` opens a model as a :class:`Session` that the benchmark drives (inputs, invoke,
+outputs). :class:`InterpreterRuntime` is the TFLite interpreter of ai_edge_litert, tflite_runtime or
+tensorflow.lite, whichever imports first; a runtime that is not a TFLite interpreter (LiteRT's
+CompiledModel with an accelerator, ONNX Runtime) is one more subclass and one more entry in
+``CANDIDATES`` (with its factory in ``FACTORIES``).
+"""
 
 from __future__ import annotations
 
+import abc
 import importlib
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Optional
 
 # Preference order: LiteRT is the maintained runtime; tflite_runtime is what older boards carry;
 # full TensorFlow is a last resort (its interpreter is deprecated).
@@ -39,8 +48,82 @@ def _version(dist: str) -> str:
         return "unknown"
 
 
-def load(preferred: str | None = None) -> tuple[str, str, Any]:
-    """Return ``(name, version, Interpreter class)`` of the first runtime that imports.
+class Session(abc.ABC):
+    """A model loaded by a runtime, ready to run."""
+
+    @abc.abstractmethod
+    def input_details(self) -> list[dict]:
+        """One dict per input: ``name``, ``shape`` and ``dtype``."""
+
+    @abc.abstractmethod
+    def set_inputs(self, arrays: list[Any]) -> None:
+        """Give every input its array (in the order of :meth:`input_details`)."""
+
+    @abc.abstractmethod
+    def invoke(self) -> None:
+        """Run the model once on the inputs set."""
+
+    @abc.abstractmethod
+    def outputs(self) -> list[Any]:
+        """Every output of the last run, as numpy arrays."""
+
+
+class Runtime(abc.ABC):
+    """A runtime on the device: its name and version, and how it opens a model."""
+
+    name: str
+    version: str
+
+    @abc.abstractmethod
+    def open(self, model_path: str, threads: Optional[int] = None, delegate: Optional[str] = None) -> Session:
+        """Load ``model_path``.
+
+        Raises:
+            UnsupportedModel: the runtime cannot run this model (an operator or version it lacks).
+        """
+
+
+class InterpreterSession(Session):
+    """A TFLite interpreter as a session."""
+
+    def __init__(self, interp: Any) -> None:
+        self.interp = interp
+
+    def input_details(self) -> list[dict]:
+        return list(self.interp.get_input_details())
+
+    def set_inputs(self, arrays: list[Any]) -> None:
+        for detail, array in zip(self.interp.get_input_details(), arrays):
+            self.interp.set_tensor(detail["index"], array)
+
+    def invoke(self) -> None:
+        self.interp.invoke()
+
+    def outputs(self) -> list[Any]:
+        return [self.interp.get_tensor(d["index"]) for d in self.interp.get_output_details()]
+
+
+class InterpreterRuntime(Runtime):
+    """The classic TFLite interpreter API, from whichever module provides it."""
+
+    def __init__(self, name: str, version: str, interpreter_cls: Any) -> None:
+        self.name, self.version, self.interpreter_cls = name, version, interpreter_cls
+
+    def open(self, model_path: str, threads: Optional[int] = None, delegate: Optional[str] = None) -> Session:
+        return InterpreterSession(open_interpreter(self.interpreter_cls, self.name, self.version, model_path,
+                                                   threads, delegate))
+
+
+def _interpreter(module: Any, name: str, version: str) -> Runtime:
+    return InterpreterRuntime(name, version, module.Interpreter)
+
+
+# How each candidate's imported module becomes a Runtime (the TFLite interpreter where none is named).
+FACTORIES: dict[str, Callable[[Any, str, str], Runtime]] = {}
+
+
+def load(preferred: Optional[str] = None) -> Runtime:
+    """The first runtime of ``CANDIDATES`` that imports.
 
     Args:
         preferred: a runtime name from ``CANDIDATES`` to require instead of searching.
@@ -57,12 +140,12 @@ def load(preferred: str | None = None) -> tuple[str, str, Any]:
         except Exception as exc:  # noqa: BLE001 - a broken install is reported, not raised
             errors.append(f"{name}: {exc}")
             continue
-        return name, _version(dist), mod.Interpreter
+        return FACTORIES.get(name, _interpreter)(mod, name, _version(dist))
     raise NoRuntimeError(INSTALL_HINT + ("; tried " + "; ".join(errors) if errors else ""))
 
 
 def open_interpreter(interpreter_cls: Any, name: str, version: str, model_path: str,
-                     threads: int | None = None, delegate: str | None = None) -> Any:
+                     threads: Optional[int] = None, delegate: Optional[str] = None) -> Any:
     """Create and allocate an interpreter; a missing kernel becomes :class:`UnsupportedModel`.
 
     ``delegate``: None for the runtime's default (XNNPACK in LiteRT), ``"none"`` for plain builtin

@@ -15,6 +15,7 @@ from device_agent.protocol import SCHEMA as MEASUREMENT_SCHEMA
 from device_agent.protocol import BenchSettings
 
 from .compress import CompressResult, compress
+from .deploy.driver import device_info
 from .errors import (
                      DataError,
                      DeployError,
@@ -25,24 +26,25 @@ from .errors import (
                      RecipeError,
                      StoreError,
 )
-from .fit import Fit
-from .fit import check as check_fit
-from .inspect import ModelReport
-from .inspect import analyze as inspect_tflite
+from .feasibility import Feasibility
+from .feasibility import check as check_fit
 from .inspection import inspect_model
-from .measure import Measurement, bench, device_info
-from .models import ModelSource, identify
+from .intake import ModelSource, identify
+from .measure import Measurement, bench
 from .profiles import Profile, list_profiles, load_profile
 from .search import Constraints, TuneResult, tune
 from .search.predict import calibrate
 from .store import Store
 from .techniques import Recipe, parse_recipe
+from .tflite.facts import ModelReport
+from .tflite.facts import analyze as inspect_tflite
 
 __version__ = "0.1.0"
 
 __all__ = [
     "MEASUREMENT_SCHEMA", "BenchSettings", "CompressResult", "Constraints", "DataError", "DeployError",
-    "EdgeSdkError", "Fit", "Measurement", "MeasurementError", "ModelError", "ModelReport", "ModelSource", "Profile",
+    "EdgeSdkError", "Feasibility", "Measurement", "MeasurementError", "ModelError", "ModelReport", "ModelSource",
+    "Profile",
     "ProfileError", "Recipe", "RecipeError", "Store", "StoreError", "TuneResult", "bench", "calibrate", "check_fit",
     "compress", "device_info", "identify", "inspect_model", "inspect_tflite", "list_profiles", "load_profile",
     "parse_recipe", "tune",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import hashlib
 import json
@@ -17,11 +16,14 @@ from typing import Any
 import numpy as np
 
 from . import data as datamod
-from . import evaluate, fit, inspect, models
+from . import evaluate, feasibility
 from .errors import OutputError, RecipeError
 from .fileio import write_atomic
+from .intake import ModelHandle, ModelSource, open_model
+from .kinds import ModelForm
 from .profiles import Profile, load_profile
-from .techniques import Recipe, Step, parse_recipe
+from .techniques import REGISTRY, Context, Recipe, parse_recipe
+from .tflite import facts
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,7 @@ class CompressResult:
     fit: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
     weight_bytes: int = 0                 # raw bytes of the constant tensors
-    weight_entropy_bytes: int = 0         # their ideal entropy-coded size (inspect.weight_entropy_bytes)
+    weight_entropy_bytes: int = 0         # their ideal entropy-coded size (facts.weight_entropy_bytes)
     target: dict[str, Any] | None = None  # MCU/NPU facts: TFLM arena, flash, Vela or Edge TPU placement
 
     def to_dict(self) -> dict[str, Any]:
@@ -60,7 +62,7 @@ def _versions() -> dict[str, str]:
     return {"tensorflow": tf.__version__, "tfmot": tfmot.__version__}
 
 
-def _config_hash(source: models.ModelSource, recipe: Recipe, profile: Profile, data: datamod.Dataset | None,
+def _config_hash(source: ModelSource, recipe: Recipe, profile: Profile, data: datamod.Dataset | None,
                  train: datamod.Dataset | None, epochs: int, seed: int) -> str:
     text = json.dumps({"model": source.sha256, "recipe": str(recipe), "profile": profile.model_dump(mode="json"),
                        "data": data.sha256 if data else None, "train": train.sha256 if train else None,
@@ -69,34 +71,11 @@ def _config_hash(source: models.ModelSource, recipe: Recipe, profile: Profile, d
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _input_shape(keras_model: Any, float_report: inspect.ModelReport) -> list[int]:
-    if keras_model is not None and not isinstance(keras_model, str):
-        shape = keras_model.inputs[0].shape
+def _input_shape(handle: ModelHandle, float_report: facts.ModelReport) -> list[int]:
+    if handle.form == ModelForm.KERAS:
+        shape = handle.keras().inputs[0].shape
         return [-1 if s is None else int(s) for s in shape]
     return float_report.inputs[0].shape
-
-
-def _apply_keras_steps(model: Any, recipe: Recipe, tune: Any, calibration: np.ndarray | None,
-                       say: Callable[[str], None]) -> Any:
-    """Run channels, lowrank, the pruning step, cluster and qat in that order; each returns a new tf_keras model."""
-    from .techniques import PRUNING, channels, cluster, lowrank, oneshot, prune, qat
-
-    for step in recipe.keras_steps:
-        say(f"applying {step}")
-        if step.name == "channels":
-            model = channels.apply(model, step.value, calibration, tune)
-        elif step.name == "lowrank":
-            model = lowrank.apply(model, step.value, tune)
-        elif step.name == "prune":
-            model = prune.apply(model, step.value, tune)
-        elif step.name in oneshot.METHODS:
-            model = oneshot.apply(model, step.name, step.value, calibration, tune)
-        elif step.name == "cluster":
-            pruned = any(s.name in PRUNING for s in recipe.keras_steps)
-            model = cluster.apply(model, step.value, tune, preserve_sparsity=pruned)
-        elif step.name == "qat":
-            model = qat.apply(model, tune)
-    return model
 
 
 def _calibration(x_train: np.ndarray | None, shape: list[int], seed: int) -> np.ndarray:
@@ -137,7 +116,8 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
     """Compress ``model`` with ``recipe`` for ``profile`` and write the .tflite to ``output``.
 
     Args:
-        model: a .keras, .h5, SavedModel directory (a .tflite cannot be re-compressed).
+        model: a .keras, .h5 or SavedModel directory (a .tflite is refused by every conversion step);
+            each step must accept the model's form (:class:`edgesdk.intake.ModelHandle`).
         profile: a profile name, path, or :class:`Profile`.
         recipe: e.g. ``"prune=0.5,cluster=16,int8"``.
         output: where to write the .tflite; written only if everything succeeded.
@@ -156,30 +136,25 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
     say = progress or (lambda message: log.info(message))
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
     rec = recipe if isinstance(recipe, Recipe) else parse_recipe(recipe)
-    problem = fit.precision_problem(prof, str(rec.convert) if rec.convert.name == "mixed" else rec.precision)
+    problem = feasibility.precision_problem(prof, rec.convert)
     if problem:
         raise RecipeError(f"recipe {rec} is refused: {problem}")
-    source = models.identify(model)
-    if source.format == "tflite":
-        raise RecipeError(f"{source.path}: a .tflite model is already converted; compress its float "
-                          "source (.keras, .h5 or SavedModel). `edgesdk inspect` and `edgesdk bench` take .tflite")
+    handle = open_model(model, trust_code=trust_model_code)
+    source = handle.source
+    for step in rec.steps:  # before any work: a step that cannot take this model says so, with the form
+        handle.accept(REGISTRY[step.name])
     check_output(Path(output), [source.path, *(Path(d) for d in (data, train_data) if d is not None)])
     dataset = datamod.load_npz(data) if data is not None else None
     trainset = datamod.load_npz(train_data) if train_data is not None else dataset
     warnings: list[str] = []
 
     say(f"loading {source.path} ({source.format})")
-    keras_model = models.load_source(source, trust_code=trust_model_code)
-    if rec.keras_steps and isinstance(keras_model, str):
-        raise RecipeError(f"{source.path}: {models.no_keras_reason(source, trust_model_code)}, so "
-                          f"{', '.join(s.name for s in rec.keras_steps)} cannot apply; use a quantization-only recipe")
-    from .techniques import convert
     from .techniques.training import FineTune
 
     say("converting the float reference")
-    float_bytes = convert.convert(keras_model, Step("fp32"), None)
-    float_report = inspect.analyze(str(source.path), data=float_bytes)
-    shape = _input_shape(keras_model, float_report)
+    float_bytes = handle.float_tflite()
+    float_report = facts.analyze(str(source.path), data=float_bytes)
+    shape = _input_shape(handle, float_report)
     input_name = float_report.inputs[0].name
     x = datamod.fit_to_input(dataset, shape, input_name) if dataset else None
     x_train = datamod.fit_to_input(trainset, shape, input_name) if trainset else None
@@ -196,33 +171,36 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
         if trainset is dataset:
             warnings.append("fine-tuned and evaluated on the same --data: the quality reported is optimistic; "
                             "pass --train-data to keep them apart")
-    distill = next((s for s in rec.keras_steps if s.name == "distill"), None)
-    if distill is not None:
-        if tune is None:
-            raise RecipeError("distill fine-tunes on the float model's outputs: give --data or --train-data, "
-                              "and --epochs of 1 or more")
-        tune = dataclasses.replace(tune, y=None, temperature=distill.value)
-    if rec.keras_steps and tune is None and any(s.name in ("prune", "cluster", "channels", "lowrank")
-                                                      for s in rec.keras_steps):
-        warnings.append("no training data (or --epochs 0): pruning/clustering applied one-shot without fine-tuning")
     samples = _calibration(x_train, shape, seed) if x_train is not None else None  # real data only
-    current = _apply_keras_steps(keras_model, rec, tune, samples, say)
-    calibration = None
-    if rec.convert.name in ("int8", "int16x8", "mixed"):
-        calibration = samples if samples is not None else _calibration(None, shape, seed)
+    ctx = Context(rec, tune, samples, say)
+    for step in rec.keras_steps:
+        prepare = REGISTRY[step.name].prepare
+        if prepare is not None:
+            prepare(step, ctx)
+    if ctx.tune is None and any(REGISTRY[s.name].fine_tuned for s in rec.keras_steps):
+        warnings.append("no training data (or --epochs 0): pruning/clustering applied one-shot without fine-tuning")
+    current = handle.keras() if rec.keras_steps else handle.converter_source()
+    for step in rec.keras_steps:
+        say(f"applying {step}")
+        current = REGISTRY[step.name].apply(current, step, ctx)  # type: ignore[misc]
+    conversion = REGISTRY[rec.convert.name]
+    if conversion.calibrated:
+        ctx.calibration = samples if samples is not None else _calibration(None, shape, seed)
         if x_train is None:
             warnings.append(datamod.RANDOM_WARNING)
+    else:
+        ctx.calibration = None
     say(f"converting ({rec.convert})")
-    tflite = convert.convert(current, rec.convert, calibration)
-    if any(s.name == "strip" for s in rec.post_steps):
-        tflite = convert.strip_strings(tflite)
-    report = inspect.analyze(str(output), data=tflite)
+    tflite = conversion.apply(current, rec.convert, ctx)  # type: ignore[misc]
+    for step in rec.post_steps:
+        tflite = REGISTRY[step.name].apply(tflite, step, ctx)  # type: ignore[misc]
+    report = facts.analyze(str(output), data=tflite)
     from . import targets
 
     if targets.applies(prof):
         say(f"assessing on {prof.name} ({prof.npu.compiler if prof.npu else prof.runtime})")
     target = targets.assess(tflite, report, prof)
-    checked = fit.check(report, prof, target)
+    checked = feasibility.check(report, prof, target)
     if not checked.ok:
         raise RecipeError(f"recipe {rec} is refused for profile {prof.name}: {'; '.join(checked.problems)}")
     warnings.extend(checked.warnings)
@@ -235,7 +213,7 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
     elif dataset is None:
         warnings.append("no data: quality not measured")
 
-    weights_raw, weights_ideal = inspect.weight_entropy_bytes(str(output), data=tflite)
+    weights_raw, weights_ideal = facts.weight_entropy_bytes(str(output), data=tflite)
     out = Path(output)
     write_atomic(out, tflite)
     result = CompressResult(

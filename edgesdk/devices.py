@@ -6,8 +6,8 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .deploy import SCHEMES, Transport, open_transport
-from .deploy.ssh import parse_url
+from . import deploy
+from .deploy import Transport, open_transport
 from .errors import DeployError, EdgeSdkError
 from .store import Store
 
@@ -15,31 +15,16 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 def is_url(text: str) -> bool:
-    return text == "local" or "://" in text
+    return text in deploy.LOCAL or "://" in text
 
 
 def validate_url(url: str) -> str:
-    """Check a device URL's syntax without connecting.
+    """Check a device URL's syntax without connecting (:func:`edgesdk.deploy.validate_url`).
 
     Raises:
         DeployError: unknown scheme or malformed URL.
     """
-    if url in ("local", "local://"):
-        return "local"
-    if url.startswith("ssh://"):
-        parse_url(url)
-        return url
-    if url.startswith("adb://"):
-        from .deploy.adb import parse_url as parse_adb
-
-        parse_adb(url)
-        return url
-    if url.startswith("serial://"):
-        from .deploy.serial import parse_url as parse_serial
-
-        parse_serial(url)
-        return url
-    raise DeployError(f"unsupported device {url!r}; expected one of: {', '.join(SCHEMES)}")
+    return deploy.validate_url(url)
 
 
 def add(store: Store, name: str, url: str, *, replace: bool = False) -> None:
@@ -64,9 +49,22 @@ def resolve(device: str, store: Store | None) -> str:
     known = store.devices() if store is not None else {}
     if device not in known:
         names = ", ".join(known) or "none yet; add one with `edgesdk devices add NAME URL`"
-        raise DeployError(f"unknown device {device!r}; expected a URL (local, ssh://user@host, adb://SERIAL, "
-                          f"serial:///dev/ttyACM0) or a named device: {names}")
+        raise DeployError(f"unknown device {device!r}; expected a URL ({deploy.examples()}) or a named device: "
+                          f"{names}")
     return known[device]
+
+
+def clean(device: str, store: Store | None = None) -> int:
+    """Remove what edgesdk uploaded to a device; returns how many files.
+
+    Raises:
+        DeployError: the device cannot be reached, or its transport uploads nothing.
+    """
+    transport = open_transport(resolve(device, store))
+    try:
+        return transport.clean()
+    finally:
+        transport.close()
 
 
 @dataclass(frozen=True)
@@ -98,19 +96,20 @@ def check(device: str, store: Store | None = None, *, trust_new_host: bool = Fal
     url = resolve(device, store)
     transport: Transport | None = None
     try:
-        transport = open_transport(url, trust_new_host=trust_new_host)
-        run = transport.run_agent(["info"], timeout_s)
-    except EdgeSdkError as exc:
-        return DeviceCheck(device, url, reachable=False, error=str(exc))
+        try:
+            transport = open_transport(url, trust_new_host=trust_new_host)
+            driver = transport.driver()
+        except EdgeSdkError as exc:
+            return DeviceCheck(device, url, reachable=False, error=str(exc))
+        try:
+            doc = driver.info(None, timeout_s)
+        except DeployError as exc:  # the transport failed: the device is not there
+            return DeviceCheck(device, url, reachable=False, error=str(exc))
+        except EdgeSdkError as exc:  # the device answered, but not with a description
+            return DeviceCheck(device, url, reachable=True, error=str(exc))
     finally:
         if transport is not None:
             transport.close()
-    from .measure import parse_answer
-
-    try:
-        doc = parse_answer(run.stdout, run.stderr, run.returncode)
-    except EdgeSdkError as exc:
-        return DeviceCheck(device, url, reachable=True, error=str(exc))
     info = doc.get("device", {})
     return DeviceCheck(device, url, reachable=True, python=info.get("python"), runtime=doc.get("runtime"),
                        runtime_error=doc.get("runtime_error"),

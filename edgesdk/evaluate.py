@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .inspect import ModelReport
+from .tflite.facts import ModelReport
 
 
 def predict(model_bytes: bytes, x: np.ndarray) -> np.ndarray:

@@ -14,9 +14,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import inspect
 from .errors import ModelError
 from .fileio import write_set
+from .tflite import facts
 
 # Resolver methods whose names do not follow from the operator's name (CONV_2D -> AddConv2D).
 _METHOD = {"CUMSUM": "AddCumSum", "BATCH_MATMUL": "AddBatchMatMul", "PADV2": "AddPadV2",
@@ -119,7 +119,7 @@ def export_c(model: str | os.PathLike[str], output: str | os.PathLike[str], *, a
         raise ModelError(f"--arena must be between 1 and {MAX_ARENA:,} bytes. Received: {arena_bytes:,}")
     shown = comment_text(path.name)
     data = path.read_bytes()
-    report = inspect.analyze(path, data=data)
+    report = facts.analyze(path, data=data)
     host, why = tflm.arena(data)
     if host is None:
         raise ModelError(f"{path}: {why}")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from . import fit, inspect, models, targets
+from . import feasibility, targets
+from .intake import open_model
 from .profiles import Profile, load_profile
+from .tflite import facts
 
 
 def inspect_model(model: str | os.PathLike[str], profile: str | Profile | None = None, *,
@@ -15,7 +17,7 @@ def inspect_model(model: str | os.PathLike[str], profile: str | Profile | None =
     .tflite in memory first, so every format is described in the same terms.
 
     Returns:
-        ``{"source": {...}, "report": ModelReport.to_dict(), "fit": Fit.to_dict() | None,
+        ``{"source": {...}, "report": ModelReport.to_dict(), "fit": Feasibility.to_dict() | None,
         "target": TargetFacts.to_dict() | None}``: the target facts for MCU and NPU profiles (the
         TFLite Micro arena, Vela's compilation, the Edge TPU's placement).
 
@@ -25,20 +27,15 @@ def inspect_model(model: str | os.PathLike[str], profile: str | Profile | None =
         ModelError: the model cannot be read. ProfileError: the profile is unknown or invalid.
     """
     prof = profile if isinstance(profile, Profile) or profile is None else load_profile(profile)
-    source = models.identify(model)
-    if source.format == "tflite":
-        data = source.path.read_bytes()
-    else:
-        from .techniques import Step
-        from .techniques.convert import convert
-
-        data = convert(models.load_source(source, trust_code=trust_model_code), Step("fp32"), None)
-    report = inspect.analyze(source.path, data=data)
+    handle = open_model(model, trust_code=trust_model_code)
+    source = handle.source
+    data = handle.float_tflite()
+    report = facts.analyze(source.path, data=data)
     target = targets.assess(data, report, prof) if prof else None
     return {
         "source": {"path": str(source.path), "format": source.format, "sha256": source.sha256,
                    "bytes": source.size_bytes},
         "report": report.to_dict(),
-        "fit": fit.check(report, prof, target).to_dict() if prof else None,
+        "fit": feasibility.check(report, prof, target).to_dict() if prof else None,
         "target": target.to_dict() if target else None,
     }

@@ -1,8 +1,7 @@
-"""Drive the device agent over a transport and turn its answer into a validated Measurement."""
+"""Measure a .tflite on a device: its agent driver answers, the answer is validated, the store keeps it."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -10,10 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from device_agent.protocol import ERROR_SCHEMA, INFO_SCHEMA, BenchSettings, ProtocolError, validate
+from device_agent.protocol import BenchSettings, ProtocolError, validate
 
-from . import models
+from . import intake
 from .deploy import Transport, open_transport
+from .deploy.driver import AgentDriver, device_info
 from .errors import MeasurementError, ModelError
 from .store import Store, measurement_key
 
@@ -37,55 +37,16 @@ class Measurement:
         return {**self.document, "cached": self.cached, "key": self.key, "transport": self.device}
 
 
-def parse_answer(run_stdout: str, stderr: str, returncode: int) -> dict[str, Any]:
-    """The agent's one JSON document; its error documents, signals and silence become MeasurementError."""
-    lines = [line for line in run_stdout.splitlines() if line.startswith("{")]
-    # A signal: negative locally; 128+N through a remote shell or `timeout`.
-    signal_no = -returncode if returncode < 0 else returncode - 128 if 128 < returncode < 160 else 0
-    if not lines and signal_no:
-        raise MeasurementError(f"the device agent was killed (signal {signal_no}) before it answered; "
-                               "nothing was stored")
-    if not lines:
-        tail = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit code {returncode}"
-        raise MeasurementError(f"the device agent returned no result: {tail}")
-    try:
-        doc = json.loads(lines[-1])
-    except json.JSONDecodeError as exc:
-        raise MeasurementError(f"the device agent returned malformed JSON: {exc}") from exc
-    if isinstance(doc, dict) and doc.get("schema") == ERROR_SCHEMA:
-        if doc.get("error") in ("unsupported_model", "no_runtime"):
-            raise MeasurementError(str(doc.get("message")))  # already a complete sentence for the user
-        raise MeasurementError(f"the device agent failed ({doc.get('error')}): {doc.get('message')}")
-    if returncode != 0:
-        raise MeasurementError(f"the device agent exited with code {returncode}")
-    return doc
-
-
-def device_info(transport: Transport, timeout: float = 120.0, check: str | None = None) -> dict[str, Any]:
-    """The agent's description of the device and its runtime (schema ``edgesdk.deviceinfo/1``).
-
-    ``check`` is the device path of an operator probe (:func:`edgesdk.inspect.operator_probe`): the
-    answer then carries ``model_check`` (``ok`` and ``message``).
-    """
-    run = transport.run_agent(["info", *(["--check", check] if check else [])], timeout)
-    doc = parse_answer(run.stdout, run.stderr, run.returncode)
-    if doc.get("schema") != INFO_SCHEMA:
-        raise MeasurementError(f"unexpected answer to 'info': schema {doc.get('schema')!r}")
-    if not doc.get("runtime"):
-        raise MeasurementError(doc.get("runtime_error", "no TFLite runtime on the device"))
-    return doc
-
-
-def _checked_info(transport: Transport, model: Path, timeout_s: float) -> dict[str, Any]:
+def _checked_info(transport: Transport, driver: AgentDriver, model: Path, timeout_s: float) -> dict[str, Any]:
     """Device info, with the model's operator table checked against the device runtime before the
     model itself is uploaded: a runtime too old for an operator version is refused here, not after
     the upload and a failed load."""
-    from .inspect import operator_probe
+    from .tflite.facts import operator_probe
 
     with tempfile.TemporaryDirectory(prefix="edgesdk-probe-") as tmp:
         probe = Path(tmp) / "ops.tflite"
         probe.write_bytes(operator_probe(model))
-        info = device_info(transport, timeout=timeout_s, check=transport.put(probe))
+        info = device_info(transport, timeout=timeout_s, check=transport.put(probe), driver=driver)
     check = info.get("model_check")
     if check is not None and not check.get("ok"):
         raise MeasurementError(f"{check.get('message')}; checked on the device before uploading {model.name}")
@@ -109,7 +70,7 @@ def bench(model: str | os.PathLike[str], device: str | Transport = "local", sett
         DeployError, MeasurementError: the device or the agent failed (one-line reason).
     """
     settings = settings or BenchSettings()
-    source = models.identify(model)
+    source = intake.identify(model)
     if source.format != "tflite":
         raise ModelError(f"{source.path}: bench measures .tflite models; compress this {source.format} "
                          "model first (`edgesdk compress`)")
@@ -120,7 +81,8 @@ def bench(model: str | os.PathLike[str], device: str | Transport = "local", sett
     else:
         transport = device
     try:
-        info = _checked_info(transport, Path(source.path), timeout_s)
+        driver = transport.driver()
+        info = _checked_info(transport, driver, Path(source.path), timeout_s)
         key = measurement_key(source.sha256, info["device"]["fingerprint"], info["runtime"], settings.to_dict())
         if store is not None and not fresh:
             hit = store.find_measurement(key)
@@ -128,8 +90,7 @@ def bench(model: str | os.PathLike[str], device: str | Transport = "local", sett
                 log.info("answered from the store (key %s)", key[:12])
                 return Measurement(hit, True, key, transport.url)
         remote = transport.put(Path(source.path))
-        run = transport.run_agent(["bench", remote, *settings.to_args()], timeout_s)
-        doc = parse_answer(run.stdout, run.stderr, run.returncode)
+        doc = driver.bench(remote, settings, timeout_s)
         try:
             validate(doc)
         except ProtocolError as exc:

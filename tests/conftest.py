@@ -134,7 +134,7 @@ def newer_ops_path(tmp_path_factory):
     import tensorflow as tf
     import tf_keras
 
-    from edgesdk.inspect import analyze
+    from edgesdk.tflite.facts import analyze
 
     model = tf_keras.Sequential([tf_keras.layers.Input((64,)), tf_keras.layers.Dense(32, activation="relu"),
                                  tf_keras.layers.Dense(10)])

@@ -1,38 +1,94 @@
-"""Transports that put the agent and models on a device: ``local``, ``ssh://`` and ``adb://``; and
-``serial://``, a microcontroller running the edgesdk firmware harness."""
+"""Where models are measured: transports that put files on a device and run commands there, in a
+scheme registry, and the agent drivers that answer on the device (:mod:`.driver`).
+
+Schemes: ``local`` (this machine), ``ssh://``, ``adb://``, and ``serial://`` (a microcontroller running
+the edgesdk firmware harness). A new transport is one module plus one :func:`register_scheme` line below.
+"""
 
 from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
 
 from ..errors import DeployError
 from .local import LocalTransport
 from .transport import AgentRun, Transport
 
-SCHEMES = ("local", "ssh://user@host[:port]", "adb://SERIAL", "serial:///dev/ttyACM0[?baud=115200]")
+
+@dataclass(frozen=True)
+class Scheme:
+    """A device URL scheme: its prefix, an example, and the module whose ``parse_url`` checks a URL and
+    whose transport class opens it (imported only when a URL of the scheme is used)."""
+
+    prefix: str
+    example: str
+    module: str
+    transport: str
+
+    def parse_url(self, url: str) -> Any:
+        return importlib.import_module(self.module).parse_url(url)
+
+    def open(self, url: str, *, trust_new_host: bool = False) -> Transport:
+        cls = getattr(importlib.import_module(self.module), self.transport)
+        return cls(url, trust_new_host=trust_new_host) if self.prefix == "ssh://" else cls(url)
+
+
+SCHEMES: dict[str, Scheme] = {}
+
+
+def register_scheme(scheme: Scheme) -> None:
+    SCHEMES[scheme.prefix] = scheme
+
+
+register_scheme(Scheme("ssh://", "ssh://user@host[:port][?python=PATH]", "edgesdk.deploy.ssh", "SshTransport"))
+register_scheme(Scheme("adb://", "adb://SERIAL[?python=PATH|benchmark_model=PATH]", "edgesdk.deploy.adb",
+                       "AdbTransport"))
+register_scheme(Scheme("serial://", "serial:///dev/ttyACM0[?baud=115200]", "edgesdk.deploy.serial",
+                       "SerialTransport"))
+LOCAL = ("local", "local://")
+
+
+def examples() -> str:
+    """Every scheme as a user writes it, for help texts and errors."""
+    return ", ".join(["local", *(s.example for s in SCHEMES.values())])
+
+
+def scheme_of(url: str) -> Scheme:
+    """The scheme of a device URL other than local.
+
+    Raises:
+        DeployError: an unknown scheme.
+    """
+    for prefix, scheme in SCHEMES.items():
+        if url.startswith(prefix):
+            return scheme
+    name = url.split("://", 1)[0] if "://" in url else url
+    raise DeployError(f"unsupported device {url!r} (scheme {name!r}); expected one of: {examples()}")
+
+
+def validate_url(url: str) -> str:
+    """Check a device URL's syntax without connecting; returns it (``local`` for both spellings).
+
+    Raises:
+        DeployError: unknown scheme or malformed URL.
+    """
+    if url in LOCAL:
+        return "local"
+    scheme_of(url).parse_url(url)
+    return url
 
 
 def open_transport(url: str, *, trust_new_host: bool = False) -> Transport:
-    """A transport for a device URL: ``local``, ``ssh://user@host[:port][?python=PATH]`` or ``adb://SERIAL[?...]``.
+    """A transport for a device URL.
 
     Raises:
         DeployError: an unknown scheme, or the device cannot be reached.
     """
-    if url in ("local", "local://"):
+    if url in LOCAL:
         return LocalTransport()
-    if url.startswith("ssh://"):
-        from .ssh import SshTransport
-
-        return SshTransport(url, trust_new_host=trust_new_host)
-    if url.startswith("adb://"):
-        from .adb import AdbTransport
-
-        return AdbTransport(url)
-    if url.startswith("serial://"):
-        from .serial import SerialTransport
-
-        return SerialTransport(url)
-    scheme = url.split("://", 1)[0] if "://" in url else url
-    raise DeployError(f"unsupported device {url!r} (scheme {scheme!r}); expected one of: "
-                      f"{', '.join(SCHEMES)}")
+    return scheme_of(url).open(url, trust_new_host=trust_new_host)
 
 
-__all__ = ["AgentRun", "LocalTransport", "Transport", "open_transport"]
+__all__ = ["SCHEMES", "AgentRun", "LocalTransport", "Scheme", "Transport", "examples", "open_transport",
+           "register_scheme", "scheme_of", "validate_url"]

@@ -31,6 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 from ..errors import DeployError
 from . import benchmark_model as bm
 from .bundle import agent_zipapp
+from .driver import AgentDriver, PythonAgent, parse_answer
 from .transport import AgentRun, Transport, agent_command, checked_run, content_name
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,8 @@ class AdbTransport(Transport):
             raise DeployError(f"{url}: benchmark_model binary {self.benchmark_binary} not found on this machine")
         self._binary_sha = content_name(self.benchmark_binary)[0] if self.benchmark_binary is not None else ""
         self.uploads = 0
-        self.mode: str | None = None  # "python" or "benchmark_model", settled by the first agent run
+        self.mode: str | None = None  # "python" or "benchmark_model", settled by the first info
+        self._driver: AgentDriver | None = None
         self._agent: str | None = None
         self._binary: str | None = None
         self._dir_made = False
@@ -190,17 +192,14 @@ class AdbTransport(Transport):
         return remote
 
     def run_agent(self, args: list[str], timeout: float) -> AgentRun:
-        if self.mode != "benchmark_model":
-            run = self._run_python(args, timeout)
-            if self.mode is None:
-                if self.benchmark_binary is None or not self._lacks_agent(run):
-                    self.mode = "python"
-                    return checked_run(run, self.url, self.python, timeout)
-                log.warning("%s: %s cannot run the agent; measuring with benchmark_model", self.url, self.python)
-                self.mode = "benchmark_model"
-            else:
-                return checked_run(run, self.url, self.python, timeout)
-        return self._run_benchmark_model(args, timeout)
+        return checked_run(self._run_python(args, timeout), self.url, self.python, timeout)
+
+    def driver(self) -> AgentDriver:
+        """The python agent, or (a device whose python cannot run it, and ?benchmark_model= given) the
+        benchmark_model binary: settled by the first ``info``."""
+        if self._driver is None:
+            self._driver = AdbDriver(self)
+        return self._driver
 
     def _run_python(self, args: list[str], timeout: float) -> AgentRun:
         if self._agent is None:
@@ -223,78 +222,38 @@ class AdbTransport(Transport):
                     return True
         return False
 
-    # -- benchmark_model mode ----------------------------------------------------------------------
-    def _run_benchmark_model(self, args: list[str], timeout: float) -> AgentRun:
-        """Answer an agent command line (info / bench) with the benchmark_model binary."""
-        from device_agent.__main__ import parser
-        from device_agent.protocol import ERROR_SCHEMA, INFO_SCHEMA, BenchSettings
-
-        assert self.benchmark_binary is not None
-        binary_sha = self._binary_sha
-        if self._binary is None:
-            self._binary = self._push(self.benchmark_binary, f"{binary_sha[:16]}-benchmark_model")
-        parsed = parser().parse_args(args)
-        described = self._exec(bm.DESCRIBE_SCRIPT, 60)
-        device = bm.describe(described.stdout, self.serial)
-        runtime = {"name": bm.RUNTIME_NAME, "version": f"sha256:{binary_sha[:16]}"}
-
-        def answer(doc: dict[str, Any], code: int = 0) -> AgentRun:
-            return AgentRun(code, json.dumps(doc) + "\n", "")
-
-        if parsed.command == "info":
-            doc: dict[str, Any] = {"schema": INFO_SCHEMA, "device": device, "runtime": runtime,
-                                   "power": {"source": None, "reason": "benchmark_model mode samples no power"}}
-            if parsed.check:
-                probe = self._timed(bm.command(self._binary, parsed.check, BenchSettings(runs=1, warmup=0,
-                                                                                         min_time_s=0)), 60)
-                missing = bm.unsupported(probe.stdout + probe.stderr)
-                doc["model_check"] = {"ok": missing is None, "message": None if missing is None else
-                                      f"benchmark_model ({runtime['version']}) cannot run this model: it has no "
-                                      f"kernel for {missing} (the model needs a newer runtime, or a recipe that "
-                                      "avoids that operator version)"}
-            return answer(doc)
-        settings = BenchSettings(runs=parsed.runs, warmup=parsed.warmup, min_time_s=parsed.min_time,
-                                 threads=parsed.threads, max_cv=parsed.max_cv, retries=parsed.retries,
-                                 windows=parsed.windows, seed=parsed.seed, power=False, delegate=parsed.delegate)
-        started = time.time()
-        model = shlex.quote(parsed.model)
-        hashed = self._exec(f"sha256sum {model} 2>/dev/null || toybox sha256sum {model}; wc -c < {model}", 60)
-        fields = hashed.stdout.split()
-        if len(fields) < 3 or not re.fullmatch(r"[0-9a-f]{64}", fields[0]):
-            digest, size = self._sha.get(parsed.model, ("", 0))
-            if not digest:
-                return answer({"schema": ERROR_SCHEMA, "error": "not_found",
-                               "message": f"{parsed.model} is not on the device"}, 3)
-        else:
-            digest, size = fields[0], int(fields[-1])
-        run = self._timed(bm.command(self._binary, parsed.model, settings), timeout)
-        text = run.stdout + "\n" + run.stderr
-        missing = bm.unsupported(text)
-        if missing:
-            return answer({"schema": ERROR_SCHEMA, "error": "unsupported_model",
-                           "message": f"benchmark_model cannot run this model: it has no kernel for {missing}"}, 3)
-        try:
-            doc = bm.document(text, model_sha256=digest, model_bytes=size, binary_sha256=binary_sha,
-                              device=device, settings=settings, started_at=started)
-        except Exception as exc:  # noqa: BLE001 - reported as the agent would: an error document
-            return answer({"schema": ERROR_SCHEMA, "error": "failed", "message": str(exc)}, 3)
-        return answer(doc)
-
-    def _timed(self, argv: list[str], timeout: float) -> AgentRun:
-        lock = shlex.quote(f"{self.dir}/bench.lock")
-        inner = " ".join(shlex.quote(a) for a in ["timeout", str(max(1, int(timeout))), *argv])
-        # flock (toybox/util-linux) serializes measurements on the device where it exists.
-        command = f"if command -v flock >/dev/null 2>&1; then flock {lock} {inner}; else {inner}; fi"
-        run = self._exec(command, timeout + 15)
-        if run.returncode == 124:
-            raise DeployError(f"{self.url}: benchmark_model ran over the {timeout:g} s timeout and was stopped")
-        if run.returncode == 126 or (run.returncode == 127 and "benchmark_model" in run.stderr):
-            raise DeployError(f"{self.url}: the device cannot execute benchmark_model ({run.stderr.strip()}); "
-                              "is it built for this device's CPU and OS?")
-        return run
-
     def clean(self) -> int:
         run = self._exec(f"ls -1 {shlex.quote(self.dir)} 2>/dev/null | wc -l; rm -rf {shlex.quote(self.dir)}", 60)
         self._dir_made, self._agent, self._binary = False, None, None
         return int(run.stdout.split()[0]) if run.stdout.split() else 0
 
+
+class AdbDriver(AgentDriver):
+    """Speaks for a device over adb: the python agent where it runs, else the benchmark_model binary."""
+
+    def __init__(self, transport: AdbTransport) -> None:
+        self.transport = transport
+        self.python = PythonAgent(transport)
+        self.binary = bm.BenchmarkModel(transport) if transport.benchmark_binary is not None else None
+
+    def info(self, check: str | None, timeout: float) -> dict[str, Any]:
+        t = self.transport
+        if t.mode == "benchmark_model" and self.binary is not None:
+            return self.binary.info(check, timeout)
+        args = ["info", *(["--check", check] if check else [])]
+        run = t._run_python(args, timeout)
+        if t.mode is None:
+            if self.binary is not None and t._lacks_agent(run):
+                log.warning("%s: %s cannot run the agent; measuring with benchmark_model", t.url, t.python)
+                t.mode = "benchmark_model"
+                return self.binary.info(check, timeout)
+            t.mode = "python"
+        run = checked_run(run, t.url, t.python, timeout)
+        return parse_answer(run.stdout, run.stderr, run.returncode)
+
+    def bench(self, model: str, settings: Any, timeout: float) -> dict[str, Any]:
+        if self.transport.mode is None:
+            self.info(None, timeout)
+        if self.transport.mode == "benchmark_model" and self.binary is not None:
+            return self.binary.bench(model, settings, timeout)
+        return self.python.bench(model, settings, timeout)

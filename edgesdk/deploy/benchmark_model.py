@@ -19,6 +19,7 @@ benchmark_tflite_model.cc)::
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from typing import Any
@@ -198,3 +199,87 @@ def document(log: str, *, model_sha256: str, model_bytes: int, binary_sha256: st
         "started_at": started_at,
         "finished_at": time.time(),
     }
+
+
+class BenchmarkModel:
+    """The agent driver for a phone without python: the benchmark_model binary, pushed once, its log read
+    into the protocol's documents. ``transport`` is an :class:`~edgesdk.deploy.adb.AdbTransport`."""
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+        self._binary: str | None = None
+        self._device: dict[str, Any] | None = None
+
+    @property
+    def runtime(self) -> dict[str, str]:
+        return {"name": RUNTIME_NAME, "version": f"sha256:{self.transport._binary_sha[:16]}"}
+
+    def _prepare(self) -> tuple[str, dict[str, Any]]:
+        t = self.transport
+        if self._binary is None or t._binary is None:
+            self._binary = t._binary = t._push(t.benchmark_binary, f"{t._binary_sha[:16]}-benchmark_model")
+        if self._device is None:
+            self._device = describe(t._exec(DESCRIBE_SCRIPT, 60).stdout, t.serial)
+        return self._binary, self._device
+
+    def info(self, check: str | None, timeout: float) -> dict[str, Any]:
+        from device_agent.protocol import INFO_SCHEMA
+
+        binary, device = self._prepare()
+        doc: dict[str, Any] = {"schema": INFO_SCHEMA, "device": device, "runtime": self.runtime,
+                               "power": {"source": None, "reason": "benchmark_model mode samples no power"}}
+        if check:
+            probe = self._timed(command(binary, check, BenchSettings(runs=1, warmup=0, min_time_s=0)), 60)
+            missing = unsupported(probe.stdout + probe.stderr)
+            doc["model_check"] = {"ok": missing is None, "message": None if missing is None else
+                                  f"benchmark_model ({self.runtime['version']}) cannot run this model: it has no "
+                                  f"kernel for {missing} (the model needs a newer runtime, or a recipe that avoids "
+                                  "that operator version)"}
+        return doc
+
+    def bench(self, model: str, settings: BenchSettings, timeout: float) -> dict[str, Any]:
+        import shlex
+
+        t = self.transport
+        binary, device = self._prepare()
+        settings = dataclasses.replace(settings, power=False, power_cmd=None)  # the binary samples no power
+        started = time.time()
+        quoted = shlex.quote(model)
+        hashed = t._exec(f"sha256sum {quoted} 2>/dev/null || toybox sha256sum {quoted}; wc -c < {quoted}", 60)
+        fields = hashed.stdout.split()
+        if len(fields) < 3 or not re.fullmatch(r"[0-9a-f]{64}", fields[0]):
+            digest, size = t._sha.get(model, ("", 0))
+            if not digest:
+                raise MeasurementError(f"the device agent failed (not_found): {model} is not on the device")
+        else:
+            digest, size = fields[0], int(fields[-1])
+        run = self._timed(command(binary, model, settings), timeout)
+        text = run.stdout + "\n" + run.stderr
+        missing = unsupported(text)
+        if missing:
+            raise MeasurementError(f"benchmark_model cannot run this model: it has no kernel for {missing}")
+        try:
+            return document(text, model_sha256=digest, model_bytes=size, binary_sha256=t._binary_sha,
+                            device=device, settings=settings, started_at=started)
+        except MeasurementError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported as the agent would: one line
+            raise MeasurementError(f"the device agent failed (failed): {exc}") from exc
+
+    def _timed(self, argv: list[str], timeout: float) -> Any:
+        import shlex
+
+        from ..errors import DeployError
+
+        t = self.transport
+        lock = shlex.quote(f"{t.dir}/bench.lock")
+        inner = " ".join(shlex.quote(a) for a in ["timeout", str(max(1, int(timeout))), *argv])
+        # flock (toybox/util-linux) serializes measurements on the device where it exists.
+        run = t._exec(f"if command -v flock >/dev/null 2>&1; then flock {lock} {inner}; else {inner}; fi",
+                      timeout + 15)
+        if run.returncode == 124:
+            raise DeployError(f"{t.url}: benchmark_model ran over the {timeout:g} s timeout and was stopped")
+        if run.returncode == 126 or (run.returncode == 127 and "benchmark_model" in run.stderr):
+            raise DeployError(f"{t.url}: the device cannot execute benchmark_model ({run.stderr.strip()}); "
+                              "is it built for this device's CPU and OS?")
+        return run

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from device_agent.protocol import ERROR_SCHEMA, INFO_SCHEMA, SCHEMA
+from device_agent.protocol import ERROR_SCHEMA, INFO_SCHEMA, SCHEMA, BenchSettings
 
 from ..errors import DeployError
+from .driver import AgentDriver, parse_answer
 from .transport import AgentRun, Transport
 
 log = logging.getLogger(__name__)
@@ -77,24 +78,11 @@ class SerialTransport(Transport):
         return str(path)  # nothing travels: the board runs what it was flashed with
 
     def run_agent(self, args: list[str], timeout: float) -> AgentRun:
-        wait = min(timeout, self.options["timeout"])
-        if args and args[0] == "info":
-            doc, notes = self._ask("info", INFO_SCHEMA, wait)
-            doc.setdefault("model_check", {"ok": True, "message": "the board runs the model it was flashed with"})
-            return AgentRun(0, json.dumps(doc), "\n".join(notes))
-        if args and args[0] == "bench" and len(args) > 1:
-            runs, warmup = _option(args, "--runs", 50), _option(args, "--warmup", 5)
-            sha = hashlib.sha256(Path(args[1]).read_bytes()).hexdigest()
-            doc, notes = self._ask(f"bench {runs} {warmup}", SCHEMA, wait)
-            if doc.get("schema") == SCHEMA:
-                if doc.get("model_sha256") != sha:
-                    raise DeployError(f"{self.url}: the board runs model {str(doc.get('model_sha256'))[:12]}, not "
-                                      f"{Path(args[1]).name} ({sha[:12]}); flash firmware built from "
-                                      f"`edgesdk export c {Path(args[1]).name}`")
-                doc["warnings"] = list(doc.get("warnings") or []) + notes
-                doc.setdefault("settings", {"runs": runs, "warmup": warmup})
-            return AgentRun(0, json.dumps(doc), "")
-        raise DeployError(f"{self.url}: a board on a serial line answers `info` and `bench` only")
+        raise DeployError(f"{self.url}: a board on a serial line runs no agent; it answers `info` and `bench` "
+                          "through its firmware (see driver())")
+
+    def driver(self) -> AgentDriver:
+        return Firmware(self)
 
     def _ask(self, command: str, schema: str, timeout: float) -> tuple[dict[str, Any], list[str]]:
         """Send ``command`` and return the board's JSON answer, asking again after a garbled line."""
@@ -141,5 +129,33 @@ class SerialTransport(Transport):
         self.port.close()
 
 
-def _option(args: list[str], name: str, default: int) -> int:
-    return int(args[args.index(name) + 1]) if name in args else default
+class Firmware(AgentDriver):
+    """The edgesdk firmware harness on a board: ``info`` and ``bench RUNS WARMUP``, one JSON line each."""
+
+    def __init__(self, transport: SerialTransport) -> None:
+        self.transport = transport
+
+    def info(self, check: str | None, timeout: float) -> dict[str, Any]:
+        t = self.transport
+        doc, _ = t._ask("info", INFO_SCHEMA, min(timeout, t.options["timeout"]))
+        doc = _answered(doc)
+        doc.setdefault("model_check", {"ok": True, "message": "the board runs the model it was flashed with"})
+        return doc
+
+    def bench(self, model: str, settings: BenchSettings, timeout: float) -> dict[str, Any]:
+        t = self.transport
+        sha = hashlib.sha256(Path(model).read_bytes()).hexdigest()
+        doc, notes = t._ask(f"bench {settings.runs} {settings.warmup}", SCHEMA, min(timeout, t.options["timeout"]))
+        doc = _answered(doc)
+        if doc.get("model_sha256") != sha:
+            raise DeployError(f"{t.url}: the board runs model {str(doc.get('model_sha256'))[:12]}, not "
+                              f"{Path(model).name} ({sha[:12]}); flash firmware built from "
+                              f"`edgesdk export c {Path(model).name}`")
+        doc["warnings"] = list(doc.get("warnings") or []) + notes
+        doc.setdefault("settings", {"runs": settings.runs, "warmup": settings.warmup})
+        return doc
+
+
+def _answered(doc: dict[str, Any]) -> dict[str, Any]:
+    """The board's document, or its error document as the agent's errors are reported."""
+    return parse_answer(json.dumps(doc), "", 0)

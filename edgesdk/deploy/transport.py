@@ -7,6 +7,7 @@ import hashlib
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import DeployError
 
@@ -21,7 +22,8 @@ class AgentRun:
 
 
 class Transport(abc.ABC):
-    """A device the agent can run on: local (this machine), ssh:// or adb://."""
+    """How files reach a device and commands run there: local (this machine), ssh://, adb://, serial://.
+    What answers ``info`` and ``bench`` on it is its :meth:`driver`."""
 
     url: str
 
@@ -32,6 +34,13 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     def run_agent(self, args: list[str], timeout: float) -> AgentRun:
         """Run ``python3 -m device_agent ARGS`` on the device, within ``timeout`` seconds."""
+
+    def driver(self) -> Any:
+        """The agent driver that speaks for this device (:mod:`edgesdk.deploy.driver`): the python agent
+        unless the transport knows better."""
+        from .driver import PythonAgent
+
+        return PythonAgent(self)
 
     def clean(self) -> int:
         """Remove what edgesdk uploaded to the device; return how many files.

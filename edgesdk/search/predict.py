@@ -1,6 +1,6 @@
 """A latency predictor per profile: a roofline cost per operator, calibrated on the device.
 
-Features of a .tflite (from :mod:`edgesdk.inspect`), each divided by the profile's peak rate or
+Features of a .tflite (from :mod:`edgesdk.tflite.facts`), each divided by the profile's peak rate or
 bandwidth for the model's precision: MACs of convolutions, of fully connected layers and of depthwise
 convolutions, counted on the whole tiles the kernels compute (the profile's ``quantized_k_tile`` and
 ``depthwise_channel_tile``); bytes moved (activations written plus weights read); the operator count;
@@ -28,8 +28,8 @@ import numpy as np
 import platformdirs
 
 from ..errors import MeasurementError, ProfileError
-from ..inspect import ModelReport, analyze
 from ..profiles import Profile, load_profile
+from ..tflite.facts import ModelReport, analyze
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,8 @@ def load(profile: Profile) -> Predictor:
     return predictor
 
 
-def fit(rows: list[tuple[dict[str, float], float]], base: dict[str, float]) -> tuple[dict[str, float], float]:
+def fit_coefficients(rows: list[tuple[dict[str, float], float]],
+                     base: dict[str, float]) -> tuple[dict[str, float], float]:
     """Non-negative coefficients minimizing the relative error over (features, measured ms) rows.
 
     A feature no row exercises (a precision not calibrated) keeps its ``base`` (roofline) coefficient.
@@ -248,7 +249,7 @@ def calibrate(profile: str | Profile, device: str = "local", *, count: int = 16,
                 rows.append((features(analyze(path), prof), float(ms)))
     if len(rows) < len(FEATURES):
         raise MeasurementError(f"calibration needs at least {len(FEATURES)} measurements; got {len(rows)}")
-    coefficients, mape = fit(rows, roofline(prof))
+    coefficients, mape = fit_coefficients(rows, roofline(prof))
     predictor = Predictor(prof.name, coefficients, calibrated=True, precisions=wanted, device=device,
                           device_fingerprint=first.document["device"]["fingerprint"],
                           runtime=first.document["runtime"], samples=len(rows), fit_mape=mape)

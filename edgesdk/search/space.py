@@ -4,27 +4,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import product
-from typing import Any
 
-from .. import fit
+from .. import feasibility
 from ..errors import RecipeError
+from ..kinds import StepKind
 from ..profiles import Profile
-from ..techniques import PRUNING, REGISTRY
+from ..techniques import REGISTRY, parse_recipe, parse_step, techniques
 
-PRECISIONS = ("fp32", "fp16", "dynamic", "int8", "int16x8")
 NONE = "none"
-STRUCTURE = ("channels", "lowrank")  # steps that change the architecture: one dimension, at most one of them
-PRUNING_METHODS = tuple(p for p in PRUNING if p != "prune")  # their values carry the method: sparsegpt=0.5
+DIMENSIONS = ("structure", "prune", "cluster", "precision")   # a Candidate's fields; techniques name theirs
 
 
-def _prune_label(value: Any) -> str:
-    return f"{value[0]}:{value[1]}" if isinstance(value, tuple) else f"{value:g}"
+def dimension_values(dimension: str) -> list[str]:
+    """A dimension's default values: ``none`` (but for the precision) and every search value of the
+    techniques in it, as the dimension writes them (``0.5`` and ``wanda=0.5`` for pruning)."""
+    found = sorted(techniques(dimension=dimension), key=lambda t: t.order)
+    return [*([] if dimension == "precision" else [NONE]), *(label for t in found for label in t.labels())]
 
 
-def _prune_step(value: str) -> str:
-    """A prune dimension's value as a recipe step: '0.5' is magnitude pruning, 'sparsegpt=0.5' and
-    'wanda=2:4' name their method."""
-    return value if "=" in value else f"prune={value}"
+def step_text(dimension: str, value: str) -> str:
+    """A dimension's value as a recipe step: a bare value (``0.5``, ``16``) belongs to the dimension's
+    bare technique (magnitude pruning, clustering); ``sparsegpt=0.5`` and ``int8`` name theirs."""
+    name = value.partition("=")[0].strip().lower()
+    if "=" in value or name in REGISTRY:
+        return value
+    bare = next((t for t in techniques(dimension=dimension) if t.bare), None)
+    return f"{bare.name}={value}" if bare is not None else value
 
 
 @dataclass(frozen=True)
@@ -39,20 +44,15 @@ class Candidate:
 
     @property
     def recipe(self) -> str:
-        steps = []
-        if self.structure != NONE:
-            steps.append(self.structure)
-        if self.prune != NONE:
-            steps.append(_prune_step(self.prune))
-        if self.cluster != NONE:
-            steps.append(f"cluster={self.cluster}")
-        return ",".join([*steps, self.precision])
+        steps = [step_text(dim, value) for dim, value in self.params().items() if value != NONE]
+        return ",".join(steps)
 
     @property
     def slug(self) -> str:
         return self.recipe.replace("=", "").replace(",", "_").replace(":", "of")
 
     def params(self) -> dict[str, str]:
+        """The candidate's value in each dimension, in the order its recipe is written."""
         return {"structure": self.structure, "prune": self.prune, "cluster": self.cluster,
                 "precision": self.precision}
 
@@ -81,7 +81,8 @@ class Space:
 
 def build(profile: Profile, *, precisions: list[str] | None = None, prune: list[str] | None = None,
           cluster: list[str] | None = None, structure: list[str] | None = None) -> Space:
-    """The space for ``profile``: precisions the target runs, and each technique's search values.
+    """The space for ``profile``: precisions the target runs, and each technique's search values, grouped
+    by the dimension each technique declares.
 
     ``precisions``, ``prune``, ``cluster`` and ``structure`` restrict a dimension (``none`` means the
     technique is not applied; a prune value is a sparsity for magnitude pruning, or ``wanda=S`` /
@@ -89,22 +90,18 @@ def build(profile: Profile, *, precisions: list[str] | None = None, prune: list[
     ``lowrank=R``); by default the techniques' declared search values are used.
 
     Raises:
-        RecipeError: a value no technique accepts, or a precision the profile refuses.
+        RecipeError: a value no technique of the dimension accepts, or a precision the profile refuses.
     """
     notes = []
-    known = (*PRECISIONS, *(f"mixed={v:g}" for v in REGISTRY["mixed"].search_values))
+    known = dimension_values("precision")
 
     def problem(precision: str) -> str | None:
-        return fit.precision_problem(profile, precision)
+        return feasibility.precision_problem(profile, parse_step(precision))
 
     allowed = [p for p in known if problem(p) is None]
     if precisions:
-        bad = [p for p in precisions if p not in PRECISIONS and not p.startswith("mixed=")]
-        if bad:
-            raise RecipeError(f"unknown precision(s) {', '.join(bad)}; expected: {', '.join(known)} "
-                              "(mixed=F, mixed=int16x8:F or mixed=int4:F for any fraction F)")
         for p in precisions:
-            _check(p)
+            _check("precision", p, known)
         refused = [p for p in precisions if problem(p) is not None]
         if refused:
             raise RecipeError(f"profile {profile.name} refuses precision(s) {', '.join(refused)}: "
@@ -114,34 +111,32 @@ def build(profile: Profile, *, precisions: list[str] | None = None, prune: list[
         skipped = [p for p in known if p not in allowed]
         if skipped:
             notes.append(f"precisions {', '.join(skipped)} left out: profile {profile.name} does not run them")
-    prune_values = [NONE, *(_prune_label(v) for v in REGISTRY["prune"].search_values),
-                    *(f"{method}={_prune_label(v)}" for method in PRUNING_METHODS
-                      for v in REGISTRY[method].search_values)] if prune is None else prune
-    cluster_values = [NONE, *(str(v) for v in REGISTRY["cluster"].search_values)] if cluster is None else cluster
-    for value in prune_values:  # validated by the recipe parser: one set of rules
-        if value != NONE:
-            _check(_prune_step(value))
-    for value in cluster_values:
-        if value != NONE:
-            _check(f"cluster={value}")
-    structure_values = [NONE, *(f"{name}={v:g}" for name in STRUCTURE for v in REGISTRY[name].search_values)] \
-        if structure is None else structure
-    for value in structure_values:
-        if value != NONE:
-            if value.partition("=")[0] not in STRUCTURE:
-                raise RecipeError(f"structure values are {' or '.join(f'{n}=…' for n in STRUCTURE)} (or none). "
-                                  f"Received: {value}")
-            _check(value)
     if not allowed:
-        raise RecipeError(f"profile {profile.name} runs none of the precisions {', '.join(PRECISIONS)}")
-    return Space(precision=tuple(allowed), prune=tuple(dict.fromkeys(prune_values)),
-                 cluster=tuple(dict.fromkeys(cluster_values)), structure=tuple(dict.fromkeys(structure_values)),
-                 notes=notes)
+        raise RecipeError(f"profile {profile.name} runs none of the precisions {', '.join(known)}")
+    chosen = {"precision": allowed}
+    for dim, given in (("structure", structure), ("prune", prune), ("cluster", cluster)):
+        values = dimension_values(dim) if given is None else given
+        for value in values:
+            if value != NONE:
+                _check(dim, value, dimension_values(dim))
+        chosen[dim] = list(dict.fromkeys(values))
+    return Space(precision=tuple(chosen["precision"]), prune=tuple(chosen["prune"]), cluster=tuple(chosen["cluster"]),
+                 structure=tuple(chosen["structure"]), notes=notes)
 
 
-def _check(step: str) -> None:
-    from ..techniques import REGISTRY as registry
-    from ..techniques import parse_recipe
-
-    technique = registry.get(step.partition("=")[0].strip().lower())
-    parse_recipe(step if technique is not None and technique.kind == "convert" else f"{step},fp32")
+def _check(dimension: str, value: str, known: list[str]) -> None:
+    """A dimension's value must be a step of a technique in that dimension, with a valid value (the
+    recipe parser's rules: one set of them)."""
+    text = step_text(dimension, value)
+    name = text.partition("=")[0].strip().lower()
+    technique = REGISTRY.get(name)
+    if technique is None or technique.dimension != dimension:
+        names = sorted({t.name for t in techniques(dimension=dimension)})
+        if dimension == "precision":
+            raise RecipeError(f"unknown precision(s) {value}; expected: {', '.join(known)} "
+                              "(mixed=F, mixed=int16x8:F or mixed=int4:F for any fraction F)")
+        if dimension == "structure":
+            raise RecipeError(f"structure values are {' or '.join(f'{n}=…' for n in names)} (or none). "
+                              f"Received: {value}")
+        raise RecipeError(f"{dimension} values are steps of {', '.join(names)} (or none). Received: {value}")
+    parse_recipe(text if technique.kind == StepKind.CONVERT else f"{text},fp32")

@@ -42,8 +42,8 @@ class CandidateRunner:
         """The row of one candidate: status ``measured`` (on ``device``), ``estimated`` (no device: the
         predictor's latency) or ``rejected`` (with the reason and the stage that refused it)."""
         from ..compress import compress
-        from ..inspect import analyze
         from ..measure import bench
+        from ..tflite.facts import analyze
 
         path = self.outdir / "candidates" / f"{cand.slug}.tflite"
         with self.host_lock:

@@ -69,13 +69,14 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
     """
     from .. import data as datamod
     from .. import devices as devmod
-    from .. import models
+    from .. import intake
     from ..store import Store
 
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
-    source = models.identify(model)
+    handle = intake.open_model(model, trust_code=trust_model_code)
+    source = handle.source
     if source.format in ("keras", "h5") and not trust_model_code:
-        models.refuse_code(source)  # before any trial (a SavedModel with code is converted from its graph)
+        intake.refuse_code(source)  # before any trial (a SavedModel with code is converted from its graph)
     store = store if store is not None else Store()
     devices = list(dict.fromkeys(devices or []))
     for name in devices:  # before anything is compressed: an unknown name or a bad URL is a typo
@@ -102,7 +103,7 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
                              epochs, seed, trust_model_code)
     search = _Search(study, space, Claims(storage, study_name), runner, objectives, constraints, total,
                      time_budget_s, progress, heartbeat_s)
-    _seed_queue(study, space, total, source, prof, predictor, trust_model_code)
+    _seed_queue(study, space, total, handle, prof, predictor)
     search.report(None)
     interrupted, stopped = search.run(list[str | None](devices) or [None])
     result = collect(study, out, objectives, devices, runner.new_measurements, interrupted, space, constraints,
@@ -148,8 +149,7 @@ def _study(name: str, storage: str, objectives: list[str], seed: int, budget: in
     return study
 
 
-def _seed_queue(study: Any, space: spacemod.Space, total: int, source: Any, prof: Profile, predictor: Any,
-                trust_model_code: bool) -> None:
+def _seed_queue(study: Any, space: spacemod.Space, total: int, handle: Any, prof: Profile, predictor: Any) -> None:
     """Queue the first candidates: the whole grid when the budget covers the space, else each precision
     plain, ranked by the predictor (fastest first) before anything is measured. Precision sets latency and
     most of the accuracy; unstructured sparsity and clustering change neither the speed nor the raw size
@@ -161,7 +161,7 @@ def _seed_queue(study: Any, space: spacemod.Space, total: int, source: Any, prof
         plain = [c for c in space.grid() if c.prune == spacemod.NONE and c.cluster == spacemod.NONE
                  and c.structure == spacemod.NONE and tuple(sorted(c.params().items())) not in tried]
         if len(plain) > 1:
-            rank = _predicted_ranks(source, prof, predictor, [c.precision for c in plain], trust_model_code)
+            rank = _predicted_ranks(handle, prof, predictor, [c.precision for c in plain])
             plain.sort(key=lambda c: rank[c.precision])
         first = plain[:max(0, total - len(tried))]
     for cand in first:
@@ -346,19 +346,14 @@ def _catch_ctrl_c(flag: threading.Event) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _predicted_ranks(source: Any, profile: Profile, predictor: Any, precisions: list[str],
-                     trust_model_code: bool = False) -> dict[str, float]:
+def _predicted_ranks(handle: Any, profile: Profile, predictor: Any, precisions: list[str]) -> dict[str, float]:
     """Predicted latency of the float model at each precision (the predictor's cost per precision class
-    applied to its MACs and bytes), from one fp32 conversion; nothing is measured."""
+    applied to its MACs and bytes), from its float .tflite; nothing is measured."""
     import dataclasses
 
-    from .. import models
-    from ..inspect import analyze
-    from ..techniques import Step
-    from ..techniques.convert import convert
+    from ..tflite.facts import analyze
 
-    float_model = convert(models.load_source(source, trust_code=trust_model_code), Step("fp32"), None)
-    report = analyze(source.path, data=float_model)
+    report = analyze(handle.source.path, data=handle.float_tflite())
     return {p: predictor.predict_ms(dataclasses.replace(report, precision=p.partition("=")[0]), profile)
             for p in precisions}
 

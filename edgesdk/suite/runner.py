@@ -57,9 +57,10 @@ def _own_quality(path: Path, data: Path) -> dict[str, Any] | None:
     import numpy as np
 
     from .. import data as datamod
-    from .. import evaluate, inspect
+    from .. import evaluate
+    from ..tflite import facts
 
-    report = inspect.analyze(str(path))
+    report = facts.analyze(str(path))
     dataset = datamod.load_npz(data)
     x = datamod.fit_to_input(dataset, list(report.inputs[0].shape), report.inputs[0].name)
     labels = datamod.labels_for(dataset, list(report.outputs[0].shape), report.outputs[0].name)
@@ -72,7 +73,7 @@ def _own_quality(path: Path, data: Path) -> dict[str, Any] | None:
 
 def prepare(suite: LoadedSuite, entry: ModelEntry, recipe: str, outdir: Path) -> Artifact:
     """Compress one model with one recipe ("none": the model as given; a Keras model becomes fp32)."""
-    from .. import models
+    from .. import intake
     from ..compress import compress
 
     art = Artifact(entry.label, recipe)
@@ -81,7 +82,7 @@ def prepare(suite: LoadedSuite, entry: ModelEntry, recipe: str, outdir: Path) ->
         data = suite.resolve(entry.data) if entry.data else None
         if data is not None and not data.is_file():
             raise EdgeSdkError(f"{suite.path}: model {entry.label!r}: data {entry.data!r} does not exist")
-        if recipe == "none" and models.identify(source).format == "tflite":
+        if recipe == "none" and intake.identify(source).format == "tflite":
             art.path = source
             art.quality = _own_quality(source, data) if data else None
         else:
@@ -90,7 +91,7 @@ def prepare(suite: LoadedSuite, entry: ModelEntry, recipe: str, outdir: Path) ->
             result = compress(source, suite.spec.profile, "fp32" if recipe == "none" else recipe, out, data,
                               trust_model_code=entry.trust_code)
             art.path, art.quality, art.warnings = out, result.quality, list(result.warnings)
-        ident = models.identify(art.path)
+        ident = intake.identify(art.path)
         art.sha256, art.bytes = ident.sha256, art.path.stat().st_size
     except EdgeSdkError as exc:
         art.error = str(exc)
@@ -206,7 +207,7 @@ def keep_artifact(art: Artifact, store: Store) -> None:
 
 def baseline_model(cell: dict[str, Any], store: Store, folder: Path) -> Path | None:
     """The baseline cell's model file: where it was made, if unchanged there, or from the store."""
-    from .. import models
+    from .. import intake
 
     info = cell.get("artifact") or {}
     sha, where = info.get("sha256"), info.get("path")
@@ -214,7 +215,7 @@ def baseline_model(cell: dict[str, Any], store: Store, folder: Path) -> Path | N
         return None
     if where and Path(where).is_file():
         try:
-            if models.identify(where).sha256 == sha:
+            if intake.identify(where).sha256 == sha:
                 return Path(where)
         except EdgeSdkError:
             pass

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..inspect import ModelReport
 from ..profiles import Profile
+from ..tflite.facts import ModelReport
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ parameters streamed over USB beyond the 8 MB cache, and the CPU layers at the ho
 
 from __future__ import annotations
 
-from ..inspect import ModelReport, OpInfo, TensorInfo
 from ..profiles import Profile
+from ..tflite.facts import ModelReport, OpInfo, TensorInfo
 from . import Placement, TargetFacts
 
 _TYPES = {"INT8", "UINT8"}

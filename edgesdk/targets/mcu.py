@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ProfileError
-from ..inspect import ModelReport, OpInfo
 from ..profiles import Mcu, Profile
+from ..tflite.facts import ModelReport, OpInfo
 
 KIND = {"CONV_2D": "conv", "TRANSPOSE_CONV": "conv", "CONV_3D": "conv", "DEPTHWISE_CONV_2D": "depthwise",
         "FULLY_CONNECTED": "fc", "BATCH_MATMUL": "fc"}
@@ -73,7 +73,7 @@ def features(report: ModelReport) -> dict[str, int]:
     return out
 
 
-def fit(samples: Sequence[tuple[ModelReport, float]], cycles_per_op: float = 0.0,
+def fit_cycle_model(samples: Sequence[tuple[ModelReport, float]], cycles_per_op: float = 0.0,
         cycles_per_element: float = 0.0) -> dict[str, float]:
     """Cycles per MAC for each kind from ``(report, measured cycles)`` pairs, minimising the relative
     error (non-negative least squares on rows divided by the measurement), after the fixed per-operator

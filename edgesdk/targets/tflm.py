@@ -21,8 +21,8 @@ import tempfile
 from pathlib import Path
 
 from ..errors import ModelError
-from ..inspect import ModelReport
 from ..profiles import Profile
+from ..tflite.facts import ModelReport
 from . import TargetFacts, mcu
 
 # Approximate .text of each kernel on a Cortex-M (CMSIS-NN where it has one), bytes. Convolutions carry

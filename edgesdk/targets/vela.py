@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
-from ..inspect import ModelReport
 from ..profiles import Profile
+from ..tflite.facts import ModelReport
 from . import Placement, TargetFacts, mcu
 
 _CPU_OP = re.compile(r"Warning \(supported operators\) operator: (\w+), ofm: '(.*)'\s*\nReason: (.*)")

@@ -30,8 +30,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import RecipeError
-from . import fraction
-from .training import FineTune, batch_norm_gains, fit
+from ..kinds import StepKind
+from .base import Technique, fraction, register
+from .training import FineTune, batch_norm_gains, fine_tune
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ MERGE = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")
 
 
 @dataclass
-class Space:
+class ChannelSpace:
     """Channels that must be kept or removed together."""
 
     size: int
@@ -59,11 +60,11 @@ class _Spaces:
 
     def __init__(self) -> None:
         self.parent: list[int] = []
-        self.spaces: list[Space] = []
+        self.spaces: list[ChannelSpace] = []
 
     def new(self, size: int, frozen: bool = False, producer: str | None = None) -> int:
         self.parent.append(len(self.parent))
-        self.spaces.append(Space(size, frozen, [producer] if producer else []))
+        self.spaces.append(ChannelSpace(size, frozen, [producer] if producer else []))
         return len(self.parent) - 1
 
     def find(self, i: int) -> int:
@@ -72,7 +73,7 @@ class _Spaces:
             i = self.parent[i]
         return i
 
-    def get(self, i: int) -> Space:
+    def get(self, i: int) -> ChannelSpace:
         return self.spaces[self.find(i)]
 
     def union(self, a: int, b: int) -> None:
@@ -200,7 +201,7 @@ def apply(model: Any, value: tuple[str, float], calibration: np.ndarray | None, 
     log.info("channels: %d of %d parameters kept", smaller.count_params(), model.count_params())
     if tune is not None and tune.epochs > 0:
         # A smaller network, not a perturbed one: it learns back at a full rate, not a pruning nudge.
-        fit(smaller, dataclasses.replace(tune, learning_rate=max(tune.learning_rate, FINE_TUNE_RATE)))
+        fine_tune(smaller, dataclasses.replace(tune, learning_rate=max(tune.learning_rate, FINE_TUNE_RATE)))
     return smaller
 
 
@@ -235,7 +236,7 @@ def _same_layout(layouts: list[list[int]], spaces: _Spaces) -> bool:
     return all(s == sizes[0] for s in sizes)
 
 
-def _norm_score(model: Any, space: Space, criterion: str, gains: dict[str, np.ndarray]) -> np.ndarray:
+def _norm_score(model: Any, space: ChannelSpace, criterion: str, gains: dict[str, np.ndarray]) -> np.ndarray:
     """Norm of each output channel's filter, scaled by the batch norm that follows it, if one does (its
     gamma / sqrt(var + eps) is the filter's real gain); normalized per producer, summed over the space."""
     score = np.zeros(space.size)
@@ -305,3 +306,11 @@ def _copy_weights(model: Any, smaller: Any, spaces: _Spaces, inputs: dict[str, l
         elif kind in PASS:
             weights = [w[..., out_mask] if w.shape and w.shape[-1] == out_mask.size else w for w in weights]
         layer.set_weights(weights)
+
+
+register(Technique(
+    "channels", StepKind.KERAS, "structured pruning: remove this fraction of the channels of every convolution and "
+    "dense layer (coupled through residual adds, concatenations, depthwise and batch norm) and rebuild a smaller "
+    "dense model; by filter L2 norm (channels=0.5), L1 (channels=l1:0.5) or activations on the data "
+    "(channels=act:0.5)", parse, (0.25, 0.5), dimension="structure", tag="l2", order=0, fine_tuned=True,
+    apply=lambda model, step, ctx: apply(model, step.value, ctx.calibration, ctx.tune)))

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import RecipeError
-from .training import FineTune, fit, fresh_copy
+from ..kinds import StepKind
+from .base import REGISTRY, Context, Step, Technique, register
+from .training import FineTune, fine_tune, fresh_copy
 
 
 def apply(model: Any, clusters: int, tune: FineTune | None, preserve_sparsity: bool) -> Any:
@@ -35,5 +37,21 @@ def apply(model: Any, clusters: int, tune: FineTune | None, preserve_sparsity: b
     if clustered is None:
         raise RecipeError("cluster: TFMOT returned no model (a Keras 3 model reached it unbridged)")
     if tune is not None and tune.epochs:
-        fit(clustered, tune)
+        fine_tune(clustered, tune)
     return tfmot.clustering.keras.strip_clustering(clustered)
+
+
+def _clusters(value: str | None) -> int:
+    if value is None or not value.isdigit() or not 2 <= int(value) <= 256:
+        raise RecipeError(f"cluster expects a number of clusters from 2 to 256, e.g. cluster=16. "
+                          f"Received: cluster={value}")
+    return int(value)
+
+
+def _apply(model: Any, step: Step, ctx: Context) -> Any:
+    pruned = any(REGISTRY[s.name].dimension == "prune" for s in ctx.recipe.keras_steps)
+    return apply(model, step.value, ctx.tune, preserve_sparsity=pruned)
+
+
+register(Technique("cluster", StepKind.KERAS, "weight clustering into N shared values (cluster=16)", _clusters,
+                   (8, 16, 32), dimension="cluster", bare=True, order=3, fine_tuned=True, apply=_apply))

@@ -10,7 +10,8 @@ import numpy as np
 
 from .._native import quiet
 from ..errors import RecipeError
-from . import Step
+from ..kinds import StepKind
+from .base import ANY_FORM, CONVERTIBLE, Context, Step, Technique, fraction, no_value, register
 
 log = logging.getLogger(__name__)
 MIXED_DEBUG_SAMPLES = 32  # calibration samples the per-layer error is measured on
@@ -218,6 +219,53 @@ def _signature(model: bytes) -> tuple[str, list[str]]:
     return name, list(spec["inputs"])
 
 
+MIXED = ("float", "int16x8", "int4")
+
+
+def _mixed_value(value: str | None) -> tuple[str, float]:
+    """``0.1`` (the most sensitive tenth of the layers kept float), ``int16x8:0.1`` (given int16
+    activations) or ``int4:0.5`` (the least sensitive half of the convolutions and fully connected
+    layers given int4 weights)."""
+    kind, _, raw = (value or "").rpartition(":")
+    kind = kind or "float"
+    if kind not in MIXED:
+        raise RecipeError(f"mixed expects F, int16x8:F or int4:F (F a fraction of the layers), e.g. mixed=0.1. "
+                          f"Received: mixed={value}")
+    what = {"float": "the fraction of layers kept float", "int16x8": "the fraction of layers given int16 "
+            "activations", "int4": "the fraction of convolutions and fully connected layers given int4 weights"}
+    return kind, fraction("mixed", raw if value is not None else None, what[kind], received=value)
+
+
+def _int8(value: str | None) -> bool:
+    if value not in (None, "io"):
+        raise RecipeError(f"int8 takes no value, or int8=io for int8 inputs and outputs. Received: int8={value}")
+    return value == "io"
+
+
+def _convert(source: Any, step: Step, ctx: Context) -> bytes:
+    return convert(source, step, ctx.calibration)
+
+
+def _precision(name: str, help: str, parse: Callable[[str | None], Any] | None = None,
+               search: tuple[Any, ...] = (), order: int = 0, tag: str | None = None, calibrated: bool = False) -> None:
+    register(Technique(name, StepKind.CONVERT, help, parse or no_value(name), search, dimension="precision",
+                       tag=tag, order=order, forms=CONVERTIBLE, calibrated=calibrated, apply=_convert))
+
+
+# The precision dimension of a search lists them in this order (the order of edgesdk.kinds.Precision).
+_precision("fp32", "plain float32 conversion", order=0)
+_precision("dynamic", "dynamic-range: int8 weights, float activations", order=2)
+_precision("fp16", "float16 weights (GPU delegates compute in fp16)", order=1)
+_precision("int8", "full-integer int8, calibrated; int8=io also makes inputs/outputs int8", _int8, order=3,
+           calibrated=True)
+_precision("int16x8", "int16 activations, int8 weights, calibrated", order=4, calibrated=True)
+_precision("mixed", "mixed precision, int8 with per-layer exceptions chosen by each layer's sensitivity on the "
+           "calibration data: mixed=F keeps the fraction F most sensitive layers float; mixed=int16x8:F gives them "
+           "int16 activations; mixed=int4:F gives the F least sensitive convolutions and fully connected layers "
+           "int4 weights (the last two through ai-edge-quantizer)", _mixed_value, (0.1, 0.25), order=5, tag="float",
+           calibrated=True)
+
+
 def strip_strings(content: bytes) -> bytes:
     """Remove tensor names, the description and signatures with TFLite's own flatbuffer tool."""
     from tensorflow.lite.tools import flatbuffer_utils
@@ -225,3 +273,8 @@ def strip_strings(content: bytes) -> bytes:
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
     flatbuffer_utils.strip_strings(model)
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+register(Technique("strip", StepKind.POST, "drop tensor names and signatures: a smaller file for flash-limited targets",
+                   no_value("strip"), (False, True), forms=ANY_FORM,
+                   apply=lambda tflite, step, ctx: strip_strings(tflite)))

@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import RecipeError
-from . import fraction
-from .training import FineTune, batch_norm_gains, fit
+from ..kinds import StepKind
+from .base import Technique, fraction, register
+from .training import FineTune, batch_norm_gains, fine_tune
 
 log = logging.getLogger(__name__)
 MIN_RANK = 4  # below this a layer is squeezed through too few channels (a 3-channel stem, a bottleneck)
@@ -124,7 +125,7 @@ def apply(model: Any, target: float | tuple[str, float], tune: FineTune | None) 
     log.info("lowrank: %d layers factorized; %d of %d parameters", len(factored), smaller.count_params(),
              model.count_params())
     if tune is not None and tune.epochs > 0:
-        fit(smaller, tune)
+        fine_tune(smaller, tune)
     return smaller
 
 
@@ -224,3 +225,10 @@ def _svd(w: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
 def _leading(m: np.ndarray, r: int) -> np.ndarray:
     u, _, _ = np.linalg.svd(m.astype(np.float64), full_matrices=False)
     return u[:, :r].astype(np.float32)
+
+
+register(Technique(
+    "lowrank", StepKind.KERAS, "low-rank factorization keeping this fraction of each layer's parameters, or ranks "
+    "retaining this fraction of the energy: SVD for Dense, Tucker-2 (1x1, kxk core, 1x1) for Conv2D (lowrank=0.5, "
+    "lowrank=energy:0.9)", parse, (0.5,), dimension="structure", tag="params", order=1, fine_tuned=True,
+    apply=lambda model, step, ctx: apply(model, step.value, ctx.tune)))

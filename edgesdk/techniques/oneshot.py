@@ -27,7 +27,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import RecipeError
-from .training import FineTune, batch_norm_gains, fit, fresh_copy
+from ..kinds import StepKind
+from .base import Technique, register, sparsity
+from .training import FineTune, batch_norm_gains, fine_tune, fresh_copy
 
 log = logging.getLogger(__name__)
 
@@ -249,5 +251,16 @@ def _fine_tune(model: Any, masks: dict[str, np.ndarray], tune: FineTune) -> None
             for layer in layers:  # weights[0]: kernel, or depthwise_kernel
                 layer.weights[0].assign(layer.weights[0] * masks[layer.name].astype(np.float32))
 
-    fit(model, tune, callbacks=[KeepMasks()])
+    fine_tune(model, tune, callbacks=[KeepMasks()])
     KeepMasks().on_train_batch_end(0)
+
+
+register(Technique(
+    "wanda", StepKind.KERAS, "activation-aware one-shot pruning: |W| x input norm from calibration data, no weight "
+    "update (wanda=0.5, wanda=2:4)", sparsity("wanda"), (0.5, (2, 4)), dimension="prune", order=2,
+    apply=lambda model, step, ctx: apply(model, step.name, step.value, ctx.calibration, ctx.tune)))
+register(Technique(
+    "sparsegpt", StepKind.KERAS, "second-order one-shot pruning: prunes by the inverse Hessian of the layer's inputs "
+    "and updates the kept weights to compensate (sparsegpt=0.5, sparsegpt=2:4)", sparsity("sparsegpt"),
+    (0.5, 0.75, (2, 4)), dimension="prune", order=2,
+    apply=lambda model, step, ctx: apply(model, step.name, step.value, ctx.calibration, ctx.tune)))

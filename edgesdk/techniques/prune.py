@@ -8,7 +8,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import RecipeError
-from .training import FineTune, fit, fresh_copy
+from ..kinds import StepKind
+from .base import Technique, register, sparsity
+from .training import FineTune, fine_tune, fresh_copy
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,11 @@ def apply(model: Any, value: Any, tune: FineTune | None) -> Any:
         wrapped = tf_keras.models.clone_model(fresh_copy(model), clone_function=wrap)
     except ValueError as exc:
         raise RecipeError(f"prune: {str(exc).splitlines()[0]}") from exc
-    fit(wrapped, tune, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+    fine_tune(wrapped, tune, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
     return tfmot.sparsity.keras.strip_pruning(wrapped)
 
+
+register(Technique(
+    "prune", StepKind.KERAS, "magnitude pruning to a sparsity (prune=0.5) or N:M (prune=2:4)", sparsity("prune"),
+    (0.25, 0.5, 0.75, (2, 4)), dimension="prune", bare=True, order=2, fine_tuned=True,
+    apply=lambda model, step, ctx: apply(model, step.value, ctx.tune)))

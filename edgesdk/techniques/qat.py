@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import RecipeError
-from .training import FineTune, fit, fresh_copy
+from ..kinds import StepKind
+from .base import Technique, no_value, register
+from .training import FineTune, fine_tune, fresh_copy
 
 
 def apply(model: Any, tune: FineTune | None) -> Any:
@@ -19,4 +21,8 @@ def apply(model: Any, tune: FineTune | None) -> Any:
         qmodel = tfmot.quantization.keras.quantize_model(fresh_copy(model))
     except (ValueError, TypeError, RuntimeError) as exc:
         raise RecipeError(f"qat: {str(exc).splitlines()[0]}") from exc
-    return fit(qmodel, tune)
+    return fine_tune(qmodel, tune)
+
+
+register(Technique("qat", StepKind.KERAS, "quantization-aware training, then int8 conversion", no_value("qat"), (True,),
+                   order=4, apply=lambda model, step, ctx: apply(model, ctx.tune)))

@@ -98,7 +98,7 @@ def distillation(teacher: np.ndarray, temperature: float) -> tuple[Any, np.ndarr
     return loss, softened(teacher, temperature)
 
 
-def fit(model: Any, tune: FineTune, callbacks: list[Any] | None = None) -> Any:
+def fine_tune(model: Any, tune: FineTune, callbacks: list[Any] | None = None) -> Any:
     """Compile ``model`` with a loss that fits the data, and train it for ``tune.epochs`` epochs."""
     import tensorflow as tf
     import tf_keras

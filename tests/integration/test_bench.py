@@ -200,7 +200,7 @@ def test_an_older_device_runtime_measures_what_it_can_run(tflite_path, old_runti
 
 
 def test_operator_probe_keeps_the_operator_table_and_nothing_else(tflite_path):
-    from edgesdk.inspect import analyze, operator_probe
+    from edgesdk.tflite.facts import analyze, operator_probe
 
     probe_path = tflite_path.parent / "probe-test.tflite"
     probe_path.write_bytes(operator_probe(tflite_path))

@@ -7,8 +7,8 @@ import pytest
 
 import edgesdk
 from edgesdk.errors import RecipeError
-from edgesdk.inspect import analyze
 from edgesdk.techniques import channels, parse_recipe
+from edgesdk.tflite.facts import analyze
 
 
 def _residual_model():

@@ -3,7 +3,7 @@
 import pytest
 
 import edgesdk
-from edgesdk.inspect import analyze
+from edgesdk.tflite.facts import analyze
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import pytest
 
 import edgesdk
 from edgesdk.errors import RecipeError
-from edgesdk.inspect import analyze
 from edgesdk.techniques import lowrank, parse_recipe
+from edgesdk.tflite.facts import analyze
 
 
 def test_ranks_fit_the_parameter_budget():

@@ -14,11 +14,11 @@ import pytest
 import yaml
 
 import edgesdk
-from edgesdk import inspect
 from edgesdk.errors import DeployError, ModelError, RecipeError
 from edgesdk.export_c import export_c
 from edgesdk.profiles import PROFILE_DIR, load_profile
 from edgesdk.targets import assess, mcu, tflm
+from edgesdk.tflite import facts as tflite_facts
 
 ROOT = Path(__file__).resolve().parents[2]
 STUB = ROOT / "tests" / "tflm_stub"
@@ -44,7 +44,7 @@ def test_arena_is_the_smallest_that_allocates(mlperf_dir, name):
     assert why is None and size is not None and size % 16 == 0
     assert _allocates(path, size)
     assert not _allocates(path, size - 16)
-    facts = assess(path.read_bytes(), inspect.analyze(path), load_profile("cortex-m4"))
+    facts = assess(path.read_bytes(), tflite_facts.analyze(path), load_profile("cortex-m4"))
     assert facts.ram_bytes == size
     assert facts.flash_bytes > path.stat().st_size  # model + runtime + kernels
 
@@ -62,11 +62,12 @@ def test_a_model_tflite_micro_cannot_run_is_refused_with_the_reason(mlperf_dir):
 def test_cycle_model_reproduces_published_cortex_m4_results(mlperf_dir):
     profile = load_profile("cortex-m4")
     for name, published in PUBLISHED_M4_MS.items():
-        est = mcu.estimate(inspect.analyze(mlperf_dir / INT8[name]), profile)
+        est = mcu.estimate(tflite_facts.analyze(mlperf_dir / INT8[name]), profile)
         assert abs(est.latency_ms / published - 1) <= 0.25, (name, est.latency_ms, published)
         assert est.energy_mj == pytest.approx(est.latency_ms * profile.mcu.active_w, rel=1e-9)
-    refit = mcu.fit([(inspect.analyze(mlperf_dir / INT8[n]), ms * 1e-3 * 120e6) for n, ms in PUBLISHED_M4_MS.items()],
-                    profile.mcu.cycles_per_op, profile.mcu.cycles_per_element)
+    refit = mcu.fit_cycle_model([(tflite_facts.analyze(mlperf_dir / INT8[n]), ms * 1e-3 * 120e6)
+                                 for n, ms in PUBLISHED_M4_MS.items()],
+                                profile.mcu.cycles_per_op, profile.mcu.cycles_per_element)
     for kind, value in profile.mcu.cycles_per_mac.items():  # the shipped numbers are this fit, rounded
         assert refit[kind] == pytest.approx(value, rel=0.01)
 
@@ -205,7 +206,7 @@ def test_serial_url_errors(tflite_path):
 
 
 def test_vela_on_an_int8_model(tflite_path):
-    facts = assess(tflite_path.read_bytes(), inspect.analyze(tflite_path), load_profile("ethos-u55"))
+    facts = assess(tflite_path.read_bytes(), tflite_facts.analyze(tflite_path), load_profile("ethos-u55"))
     assert facts.target == "vela" and facts.ram_bytes > 0 and facts.cycles > 0 and facts.latency_ms > 0
     assert float(facts.details["inferences_per_second"]) > 0 and facts.estimated
     # the float input and output conversions stay on the CPU; every layer between runs on the NPU
@@ -218,10 +219,10 @@ def test_vela_cpu_fallback_is_shown_per_layer_and_costs_time(keras3_path, tmp_pa
     int8 = tmp_path / "i.tflite"
     edgesdk.compress(keras3_path, "host", "int8", int8)
     profile = load_profile("ethos-u55")
-    slow = assess(fp32.read_bytes(), inspect.analyze(fp32), profile)
-    fast = assess(int8.read_bytes(), inspect.analyze(int8), profile)
+    slow = assess(fp32.read_bytes(), tflite_facts.analyze(fp32), profile)
+    fast = assess(int8.read_bytes(), tflite_facts.analyze(int8), profile)
     assert slow.fallback and all("Float32" in p.reason for p in slow.fallback)
-    assert len(slow.fallback) == len([layer for layer in inspect.analyze(fp32).layers])
+    assert len(slow.fallback) == len([layer for layer in tflite_facts.analyze(fp32).layers])
     assert slow.latency_ms > 3 * fast.latency_ms
     assert any("fall back to the Cortex-M CPU" in w for w in slow.warnings)
 
@@ -229,7 +230,7 @@ def test_vela_cpu_fallback_is_shown_per_layer_and_costs_time(keras3_path, tmp_pa
 @pytest.mark.mlperf
 def test_edgetpu_maps_up_to_the_first_unsupported_layer(mlperf_dir, tmp_path):
     path = mlperf_dir / INT8["kws"]
-    report = inspect.analyze(path)
+    report = tflite_facts.analyze(path)
     assert all(p.unit == "npu" for p in assess(path.read_bytes(), report, load_profile("edgetpu")).placements)
     raw = yaml.safe_load((PROFILE_DIR / "edgetpu.yaml").read_text())
     raw["name"], raw["operators"] = "tpu-no-pool", [op for op in raw["operators"] if op != "AVERAGE_POOL_2D"]

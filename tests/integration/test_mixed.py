@@ -8,9 +8,9 @@ import pytest
 
 import edgesdk
 from edgesdk.errors import RecipeError
-from edgesdk.inspect import analyze
 from edgesdk.profiles import load_profile
 from edgesdk.search import build
+from edgesdk.tflite.facts import analyze
 
 
 @pytest.fixture(params=["keras3", "tf_keras"])
@@ -19,12 +19,12 @@ def model_path(request, keras3_path, h5_path):
 
 
 def test_the_most_sensitive_layers_stay_float(model_path, data_files, tmp_path):
-    from edgesdk import models
+    from edgesdk.intake import open_model
     from edgesdk.techniques.convert import converter_for, layer_errors
 
     train, val, _ = data_files
     x = np.load(train)["x"][:64].reshape(-1, 8, 8, 1).astype(np.float32)
-    errors = layer_errors(converter_for(models.load_source(models.identify(model_path))), x)
+    errors = layer_errors(converter_for(open_model(model_path).converter_source()), x)
     steps = [e["rmse_per_step"] for e in errors]
     assert len(steps) >= 4 and steps == sorted(steps, reverse=True)
     full = edgesdk.compress(model_path, "host", "int8", tmp_path / "i.tflite", val, train_data=train)

@@ -6,7 +6,7 @@ import pytest
 import edgesdk
 from benchmarks import mlperf
 from edgesdk import evaluate
-from edgesdk.inspect import analyze
+from edgesdk.tflite.facts import analyze
 
 pytestmark = pytest.mark.mlperf
 

@@ -7,7 +7,7 @@ import pytest
 
 import edgesdk
 from edgesdk.errors import RecipeError
-from edgesdk.inspect import analyze
+from edgesdk.tflite.facts import analyze
 from tests.tflite_weights import kernels
 
 

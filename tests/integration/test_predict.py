@@ -9,9 +9,9 @@ import pytest
 
 import edgesdk
 from device_agent.protocol import BenchSettings
-from edgesdk.inspect import analyze
 from edgesdk.profiles import load_profile
 from edgesdk.search import build, predict, tune
+from edgesdk.tflite.facts import analyze
 
 from .test_tune import MODEL, TRAIN, VAL
 
@@ -29,7 +29,7 @@ def test_fit_recovers_known_coefficients():
         f["float_conv" if rng.random() < 0.5 else "int8_conv"] = float(rng.integers(10**5, 10**8))
         rows.append((f, sum(truth[k] * f[k] for k in predict.FEATURES)))
     base = predict.roofline(load_profile("host"))
-    coefficients, mape = predict.fit(rows, base)
+    coefficients, mape = predict.fit_coefficients(rows, base)
     assert mape < 1e-6
     for key in ("fixed_ms", "per_op_ms", "float_conv", "int8_conv", "memory"):
         assert coefficients[key] == pytest.approx(truth[key], rel=1e-3)

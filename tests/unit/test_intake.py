@@ -3,7 +3,7 @@ import hashlib
 import pytest
 
 from edgesdk.errors import ModelError
-from edgesdk.models import identify
+from edgesdk.intake import identify
 
 
 def test_fingerprint_is_sha256_of_the_bytes(tmp_path):

@@ -1,4 +1,5 @@
-"""Model intake: identify and fingerprint every input format, load Keras models, convert to TFLite.
+"""Model files: identify and fingerprint every input format, read Keras configurations as data, load
+Keras models.
 
 Formats: ``.keras`` (Keras 3, or Keras 2 zips), ``.h5`` (Keras 2), SavedModel directories and
 ``.tflite``. Everything below the CLI gets Keras models as tf_keras models (Keras 3 ones are bridged
@@ -16,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelError
-from .fileio import sha256_file
+from ..errors import ModelError
+from ..fileio import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +188,7 @@ def load_keras(source: ModelSource, *, trust_code: bool = False) -> Any:
     """
     import tf_keras
 
-    from . import bridge
+    from .. import bridge
 
     path = str(source.path)
     if source.format == "tflite":
@@ -218,33 +219,3 @@ def load_keras(source: ModelSource, *, trust_code: bool = False) -> Any:
                              "only quantization recipes (fp32, dynamic, fp16, int8, int16x8) apply") from exc
         raise ModelError(f"{path}: cannot load as a {source.format} Keras model: "
                          f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from exc
-
-
-def load_source(source: ModelSource, *, trust_code: bool = False) -> Any:
-    """The object a TFLite converter is built from: a tf_keras model, or a SavedModel path.
-
-    A SavedModel whose Keras layers carry code (and ``trust_code`` is false) is converted from its
-    graph, which runs no Python: only quantization applies to it then.
-    """
-    from ._native import quiet
-
-    with quiet():
-        return _load_source(source, trust_code)
-
-
-def _load_source(source: ModelSource, trust_code: bool) -> Any:
-    if source.format == "savedmodel":
-        try:
-            return load_keras(source, trust_code=trust_code)
-        except ModelError:
-            return str(source.path)
-    return load_keras(source, trust_code=trust_code)
-
-
-def no_keras_reason(source: ModelSource, trust_code: bool = False) -> str:
-    """Why a SavedModel is handled as a graph only: its Keras layers hold code, or it has no Keras model."""
-    found = [] if trust_code else code_layers(source)
-    if found:
-        return (f"its Keras layers hold Python code ({', '.join(found[:3])}), so it is converted from its graph; "
-                f"pass {TRUST_FLAG} to load them")
-    return "the SavedModel has no Keras model"

@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .inspect import ModelReport
 from .profiles import Profile
 from .targets import TargetFacts
+from .techniques import Step
+from .tflite.facts import ModelReport
 
 
 @dataclass(frozen=True)
-class Fit:
+class Feasibility:
     """``problems`` make the model unusable on the target; ``warnings`` are worth knowing."""
 
     profile: str
@@ -32,34 +33,42 @@ class Fit:
         return {**asdict(self), "ok": self.ok}
 
 
-def precision_problem(profile: Profile, precision: str) -> str | None:
-    """Why ``profile`` cannot run ``precision``, or None if it can. ``mixed`` (int8 with some layers
-    float) needs a target that runs both; ``mixed=int16x8:F`` one that runs int8 and int16x8;
+def precision_problem(profile: Profile, step: Step) -> str | None:
+    """Why ``profile`` cannot run the conversion ``step``, or None if it can. ``mixed`` (int8 with some
+    layers float) needs a target that runs both; ``mixed=int16x8:F`` one that runs int8 and int16x8;
     ``mixed=int4:F`` (int4 weights) int8 on LiteRT, whose CPU kernels unpack int4 weights."""
-    if precision == "mixed" or precision.startswith("mixed="):
-        kind = precision.partition("=")[2].rpartition(":")[0] or "float"
-        needs = {"float": {"int8", "fp32"}, "int16x8": {"int8", "int16x8"}}.get(kind, {"int8"})
-        if not needs <= set(profile.precisions):
-            what = {"float": "int8/float", "int16x8": "int8/int16x8"}.get(kind, "int8 with int4-weight")
-            return (f"profile {profile.name!r} ({profile.compute_class}) cannot run mixed {what} models: it "
-                    f"runs {', '.join(profile.precisions)}, and {precision} needs {' and '.join(sorted(needs))}")
-        if kind == "int4" and profile.runtime != "litert":
-            return (f"profile {profile.name!r} runs {profile.runtime}, which has no int4-weight kernels; "
-                    f"{precision} needs LiteRT on a CPU")
-        return None
+    if step.name == "mixed":
+        return _mixed_problem(profile, step.value[0], str(step))
+    return _plain_problem(profile, step.name)
+
+
+def _mixed_problem(profile: Profile, kind: str, shown: str) -> str | None:
+    needs = {"float": {"int8", "fp32"}, "int16x8": {"int8", "int16x8"}}.get(kind, {"int8"})
+    if not needs <= set(profile.precisions):
+        what = {"float": "int8/float", "int16x8": "int8/int16x8"}.get(kind, "int8 with int4-weight")
+        return (f"profile {profile.name!r} ({profile.compute_class}) cannot run mixed {what} models: it "
+                f"runs {', '.join(profile.precisions)}, and {shown} needs {' and '.join(sorted(needs))}")
+    if kind == "int4" and profile.runtime != "litert":
+        return (f"profile {profile.name!r} runs {profile.runtime}, which has no int4-weight kernels; "
+                f"{shown} needs LiteRT on a CPU")
+    return None
+
+
+def _plain_problem(profile: Profile, precision: str) -> str | None:
     if precision in profile.precisions:
         return None
     return (f"profile {profile.name!r} ({profile.compute_class}) does not run {precision} models; "
             f"it runs: {', '.join(profile.precisions)}")
 
 
-def check(report: ModelReport, profile: Profile, target: TargetFacts | None = None) -> Fit:
+def check(report: ModelReport, profile: Profile, target: TargetFacts | None = None) -> Feasibility:
     """Check a .tflite model's report against ``profile``; ``target`` (:func:`edgesdk.targets.assess`)
     replaces the RAM and flash estimates with the measured arena and the target's flash, and adds its
     problems and warnings."""
     problems: list[str] = list(target.problems) if target else []
     warnings: list[str] = list(target.warnings) if target else []
-    problem = precision_problem(profile, report.precision)
+    problem = _mixed_problem(profile, "float", "mixed") if report.precision == "mixed" else \
+        _plain_problem(profile, report.precision)
     if problem:
         problems.append(problem)
     elif report.precision not in profile.preferred_precisions and not (
@@ -85,5 +94,5 @@ def check(report: ModelReport, profile: Profile, target: TargetFacts | None = No
     if storage > profile.memory.storage_bytes:
         what = "the model with its runtime and kernels needs" if target is not None else "the model is"
         problems.append(f"{what} {storage:,} bytes; {profile.name} can store {profile.memory.storage_bytes:,}")
-    return Fit(profile.name, problems, warnings, missing, ram, profile.memory.ram_bytes,
+    return Feasibility(profile.name, problems, warnings, missing, ram, profile.memory.ram_bytes,
                storage, profile.memory.storage_bytes, basis)

@@ -1,4 +1,4 @@
-"""`edgesdk suite ...`: run a suite over a device pool, compare runs, list runs (thin, like cli.py)."""
+"""`edgesdk suite ...`: run a suite over a device pool, compare runs, list runs."""
 
 from __future__ import annotations
 
@@ -9,11 +9,9 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from .cli import JsonOpt, StoreOpt, _print_json, err, out
-from .errors import GateError
-
-suite_app = typer.Typer(help="Run suites of models x recipes x devices unattended; gate on regressions.",
-                        no_args_is_help=True)
+from ..errors import GateError
+from .app import suite_app
+from .common import JsonOpt, StoreOpt, err, out, print_json
 
 LatencyGate = Annotated[str, typer.Option("--max-latency-increase", help="p50 increase allowed beyond the "
                                           "runs' noise (window medians, earlier runs); a paired re-measurement "
@@ -24,7 +22,7 @@ QualityGate = Annotated[str, typer.Option("--max-quality-drop", help="accuracy o
 
 
 def _gates(latency: str, size: str, quality: str) -> Any:
-    from .suite.gates import Gates, parse_fraction, parse_points
+    from ..suite.gates import Gates, parse_fraction, parse_points
 
     return Gates(parse_fraction(latency, "--max-latency-increase"), parse_fraction(size, "--max-size-increase"),
                  parse_points(quality, "--max-quality-drop"))
@@ -46,7 +44,7 @@ def _print_comparison(comparison: Any) -> None:
 
 
 def _print_run(run: dict[str, Any]) -> None:
-    from .suite.outputs import row
+    from ..suite.outputs import row
 
     devices = list(dict.fromkeys(c["device"] for c in run["cells"]))
     table = Table(title=f"suite {run['suite']} · run {run['run_id']}")
@@ -126,8 +124,8 @@ def suite_run(
 
     Example: edgesdk suite run lab.yaml -o out/nightly --tag "$(git rev-parse --short HEAD)" --baseline latest
     """
-    from .store import Store
-    from .suite import run_suite
+    from ..store import Store
+    from ..suite import run_suite
 
     gates = _gates(max_latency_increase, max_size_increase, max_quality_drop)
     lock = threading.Lock()
@@ -140,7 +138,7 @@ def suite_run(
                        serve=[d.strip() for d in devices.split(",") if d.strip()] if devices else None,
                        baseline=baseline, gates=gates, junit=junit, progress=progress, allow_empty=allow_empty)
     if as_json:
-        _print_json({**result.run, "comparison": result.comparison.to_dict() if result.comparison else None,
+        print_json({**result.run, "comparison": result.comparison.to_dict() if result.comparison else None,
                      "outputs": {k: str(v) for k, v in result.paths.items()}})
     else:
         _print_run(result.run)
@@ -168,14 +166,14 @@ def suite_compare(
 
     Example: edgesdk suite compare out/monday out/tuesday --max-latency-increase 5%
     """
-    from .store import Store
-    from .suite import compare, load_results
+    from ..store import Store
+    from ..suite import compare, load_results
 
     gates = _gates(max_latency_increase, max_size_increase, max_quality_drop)
     db = Store(store)
     comparison = compare(load_results(baseline, db), load_results(candidate, db), gates)
     if as_json:
-        _print_json(comparison.to_dict())
+        print_json(comparison.to_dict())
     else:
         _print_comparison(comparison)
     if not comparison.passed:
@@ -189,12 +187,12 @@ def suite_list(
     as_json: JsonOpt = False,
 ) -> None:
     """Runs in the store, newest first, with their cells by status."""
-    from .store import Store
-    from .suite.runs import list_runs
+    from ..store import Store
+    from ..suite.runs import list_runs
 
     found = list_runs(Store(store), name)
     if as_json:
-        _print_json(found)
+        print_json(found)
         return
     table = Table()
     for col in ("run id", "suite", "tag", "created", "cells"):

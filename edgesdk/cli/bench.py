@@ -1,0 +1,96 @@
+"""`bench`: measure a .tflite on a device through the agent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from .app import app
+from .common import JsonOpt, StoreOpt, err, fmt_ms, human_bytes, out, print_json, warn
+
+
+@app.command()
+def bench(
+    model: Annotated[Path, typer.Argument(help="a .tflite model")],
+    device: Annotated[str, typer.Option("--device", help="where to measure: 'local', "
+                                        "ssh://user@host[:port][?python=PATH], adb://SERIAL[?python=PATH|"
+                                        "benchmark_model=PATH], serial:///dev/ttyACM0[?baud=115200] (a board "
+                                        "running the edgesdk firmware harness) or a named device")] = "local",
+    runs: Annotated[int, typer.Option(help="minimum timed runs", min=1)] = 50,
+    warmup: Annotated[int, typer.Option(help="untimed runs first", min=0)] = 5,
+    min_time: Annotated[float, typer.Option("--min-time", help="minimum seconds of timed runs", min=0)] = 1.0,
+    threads: Annotated[Optional[int], typer.Option(help="interpreter threads (default: the runtime's)",
+                                                   min=1)] = None,
+    windows: Annotated[int, typer.Option(help="split the timed runs into this many windows; when their medians "
+                                         "differ by over 10% (the device changed speed), report the quietest",
+                                         min=1)] = 5,
+    timeout: Annotated[float, typer.Option(help="seconds before the agent is stopped", min=1)] = 600.0,
+    fresh: Annotated[bool, typer.Option("--fresh", help="measure again even if the store has this result")] = False,
+    trust_new_host: Annotated[bool, typer.Option("--trust-new-host", help="accept and record an unknown SSH host "
+                                                 "key (a changed key is always refused)")] = False,
+    power_cmd: Annotated[Optional[str], typer.Option("--power-cmd", help="external power meter: a command run on "
+                                                     "the device that prints watts")] = None,
+    no_power: Annotated[bool, typer.Option("--no-power", help="skip the energy measurement")] = False,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure a .tflite model on a device through the device agent (a separate process).
+
+    A repeated bench of the same model, device, runtime and settings is answered from the store.
+
+    Over SSH the agent (one file) and the model are uploaded once into ~/.cache/edgesdk-device on the
+    device, checked against known_hosts, and measurements on one device never overlap. Over ADB they go
+    to /data/local/tmp/edgesdk; a phone without python is measured with a TFLite benchmark_model binary
+    you supply (?benchmark_model=PATH on this machine), read into the same schema.
+
+    Before the model is uploaded, the device's runtime is asked whether it has a kernel for every
+    operator version in it; a runtime too old for the model is refused then.
+
+    Example: edgesdk bench model_int8.tflite --runs 100 --threads 1
+    Example: edgesdk bench model.tflite --device ssh://pi@raspberrypi.local?python=/home/pi/venv/bin/python
+    Example: edgesdk bench model.tflite --device "adb://R58M123ABC?benchmark_model=./android_aarch64_benchmark_model"
+    """
+    from device_agent.protocol import BenchSettings
+
+    from ..measure import bench as run_bench
+    from ..store import Store
+
+    try:
+        settings = BenchSettings(runs=runs, warmup=warmup, min_time_s=min_time, threads=threads, windows=windows,
+                                 power=not no_power, power_cmd=power_cmd)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    with err.status(f"measuring on {device}…"):
+        m = run_bench(model, device, settings, store=Store(store), fresh=fresh, timeout_s=timeout,
+                      trust_new_host=trust_new_host)
+    doc = m.document
+    if as_json:
+        print_json(m.to_dict())
+        return
+    warn(doc["warnings"])
+    lat, mem, dev = doc["latency"], doc["memory"], doc["device"]
+    origin = "[cyan]from the store[/cyan] (use --fresh to measure again)" if m.cached else "measured now"
+    out.print(f"[bold]{model}[/bold] on {m.device}: {origin}")
+    table = Table(show_header=False, box=None)
+    table.add_row("latency", f"p50 {fmt_ms(lat['p50_ms'])} ms · mean {lat['mean_ms']:.3f} · "
+                  f"p90 {fmt_ms(lat['p90_ms'])} · p99 {fmt_ms(lat['p99_ms'])} · min {lat['min_ms']:.3f} · "
+                  f"std {lat['std_ms']:.3f} ms ({lat['runs']} runs, {lat['warmup_runs']} warm-up)")
+    table.add_row("first inference", f"{lat['first_inference_ms']:.3f} ms (init {lat['init_ms']:.1f} ms)")
+    table.add_row("memory", f"peak RSS {human_bytes(mem['peak_rss_bytes'])} "
+                  f"(+{human_bytes(mem['peak_rss_increase_bytes'])} to load and run it); "
+                  f"model {human_bytes(mem['model_bytes'])}")
+    table.add_row("runtime", f"{doc['runtime']['name']} {doc['runtime']['version']}, threads {doc['threads']}")
+    table.add_row("device", f"{dev['hostname']} · {dev['cpu_model']} · {dev['cores']} cores · "
+                  f"fingerprint {dev['fingerprint']}")
+    power = doc["power"]
+    if power.get("source") is None:
+        table.add_row("power", f"not measured: {power.get('reason')}")
+    else:
+        flag = " (estimated)" if power.get("estimated") else ""
+        table.add_row("energy", f"{power['energy_per_inference_mj']:.4f} mJ per inference{flag} · active "
+                      f"{power['active_w']:.3f} W, idle {power['idle_w']:.3f} W ({power['source']}, "
+                      f"{power['samples']} samples)")
+    out.print(table)

@@ -1,0 +1,77 @@
+"""What every command shares: the two consoles, the common options, JSON and number printing."""
+
+from __future__ import annotations
+
+import errno
+import json
+import sys
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console, ConsoleDimensions
+
+LOG_WIDTH = 1000   # columns when the output is not a terminal
+
+
+class _Console(Console):
+    """A console that squeezes nothing into 80 columns (or COLUMNS) when it writes to a pipe or a log (CI):
+    run ids, recipes and numbers stay whole. A terminal keeps its own width."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        dims = Console.size.fget(self)  # type: ignore[attr-defined]
+        if not self.is_terminal:  # a pipe has no width, whatever COLUMNS says
+            return ConsoleDimensions(LOG_WIDTH, dims.height)
+        return dims
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+
+
+out = _Console()
+err = _Console(stderr=True, soft_wrap=True)  # one error, one line
+
+StoreOpt = Annotated[Optional[str], typer.Option("--store", help="results store URL (SQLAlchemy); default: "
+                                                 "EDGESDK_STORE or an SQLite file in your data directory")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON instead of tables")]
+TrustOpt = Annotated[bool, typer.Option("--trust-model-code", help="load Keras layers that carry Python code "
+                                        "(Lambda layers): loading runs that code, so only for "
+                                        "files you trust; refused by default")]
+
+
+def print_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return "n/a"
+    if n < 10_000:
+        return f"{n:,} B"
+    return f"{n / 1024:,.1f} KiB" if n < 2**20 else f"{n / 2**20:,.1f} MiB" if n < 2**30 else f"{n / 2**30:,.1f} GiB"
+
+
+def fmt_ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def warn(messages: list[str]) -> None:
+    for message in messages:
+        err.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+
+
+def os_error(exc: OSError) -> str:
+    """An OSError as a user reads it: the file, what the system said, and what usually helps."""
+    where = exc.filename if exc.filename is not None else ""
+    if exc.filename2 is not None:
+        where = f"{where} -> {exc.filename2}"
+    hint = {errno.ENOSPC: "the disk is full; free space or write elsewhere",
+            errno.EROFS: "the file system is read-only; write elsewhere",
+            errno.EACCES: "permission denied; write elsewhere or fix the permissions",
+            errno.EISDIR: "it is a directory; name a file",
+            errno.ENOTDIR: "a part of the path is a file, not a directory",
+            errno.EDQUOT: "the disk quota is exceeded"}.get(exc.errno or 0)
+    text = exc.strerror or str(exc)
+    return f"{where + ': ' if where else ''}{text}" + (f" ({hint})" if hint else "")
+

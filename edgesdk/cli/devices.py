@@ -1,0 +1,103 @@
+"""`devices add/list/remove/check/clean`: named devices."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from .app import devices_app
+from .common import JsonOpt, StoreOpt, out, print_json
+
+
+@devices_app.command("add")
+def devices_add(name: Annotated[str, typer.Argument(help="a name, e.g. pi5-lab")],
+                url: Annotated[str, typer.Argument(help="local, ssh://user@host[:port][?python=PATH], "
+                                                   "adb://SERIAL[?python=PATH|benchmark_model=PATH] or "
+                                                   "serial:///dev/ttyACM0[?baud=115200]")],
+                replace: Annotated[bool, typer.Option("--replace", help="overwrite a device of that name")] = False,
+                store: StoreOpt = None) -> None:
+    """Name a device URL; the name then works wherever --device takes a URL.
+
+    Example: edgesdk devices add pi5 "ssh://pi@raspberrypi.local?python=/home/pi/venv/bin/python"
+    Example: edgesdk devices add pixel8 "adb://38121FDJH000AB?benchmark_model=/opt/tflite/android_aarch64_benchmark_model"
+    """
+    from .. import devices
+    from ..store import Store
+
+    devices.add(Store(store), name, url, replace=replace)
+    out.print(f"added device [bold]{name}[/bold] → {url}", highlight=False)
+
+
+@devices_app.command("list")
+def devices_list(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """List the named devices."""
+    from ..store import Store
+
+    known = Store(store).devices()
+    if as_json:
+        print_json(known)
+        return
+    if not known:
+        out.print("no named devices yet; add one with `edgesdk devices add NAME URL`")
+        return
+    table = Table()
+    table.add_column("name")
+    table.add_column("url")
+    for name, url in known.items():
+        table.add_row(name, url)
+    out.print(table)
+
+
+@devices_app.command("remove")
+def devices_remove(name: Annotated[str, typer.Argument(help="a named device")], store: StoreOpt = None) -> None:
+    """Forget a named device (what was uploaded to it stays; see `devices clean`)."""
+    from ..errors import DeployError
+    from ..store import Store
+
+    if not Store(store).remove_device(name):
+        raise DeployError(f"no device named {name!r}")
+    out.print(f"removed device {name}")
+
+
+@devices_app.command("check")
+def devices_check(device: Annotated[str, typer.Argument(help="a named device or a URL")],
+                  trust_new_host: Annotated[bool, typer.Option("--trust-new-host", help="accept and record an "
+                                                               "unknown SSH host key")] = False,
+                  store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """Is the device reachable? Which python, TFLite runtime and version, power source?
+
+    Exits 1 when the device cannot measure (unreachable, or no TFLite runtime), saying why.
+    """
+    from .. import devices
+    from ..store import Store
+
+    result = devices.check(device, Store(store), trust_new_host=trust_new_host)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        table = Table(show_header=False, box=None)
+        table.add_row("device", f"{result.device} ({result.url})")
+        table.add_row("reachable", "yes" if result.reachable else f"[red]no[/red]: {result.error}")
+        if result.reachable:
+            table.add_row("python", result.python or f"[red]?[/red] {result.error or ''}")
+            runtime = result.runtime
+            table.add_row("runtime", f"{runtime['name']} {runtime['version']}" if runtime
+                          else f"[red]none[/red]: {result.runtime_error}")
+            table.add_row("power", result.power or "")
+            table.add_row("fingerprint", result.fingerprint or "")
+        out.print(table)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@devices_app.command("clean")
+def devices_clean(device: Annotated[str, typer.Argument(help="a named device, an ssh:// or adb:// URL")],
+                  store: StoreOpt = None) -> None:
+    """Remove the agent and models edgesdk uploaded to a device."""
+    from .. import devices
+    from ..store import Store
+
+    removed = devices.clean(device, Store(store))
+    out.print(f"removed {removed} file(s) edgesdk had uploaded to {device}")

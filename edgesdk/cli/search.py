@@ -1,0 +1,218 @@
+"""`tune` and `calibrate`: the hardware-aware search and its latency predictor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.table import Table
+
+from ..techniques import techniques
+from .app import app
+from .common import JsonOpt, StoreOpt, TrustOpt, err, out, print_json
+
+
+def _dimension_help(dimension: str) -> str:
+    """The help of a search dimension's option, from the techniques registered in it."""
+    what = {"precision": "the precisions", "prune": "pruning (a bare value is magnitude pruning)",
+            "cluster": "cluster counts", "structure": "architecture changes"}[dimension]
+    values = [label for t in sorted(techniques(dimension=dimension), key=lambda t: t.order) for label in t.labels()]
+    none = "" if dimension == "precision" else "'none', "
+    return f"restrict {what} to some of: {none}{', '.join(values)} (repeatable; other values of these steps work too)"
+
+
+@app.command()
+def tune(
+    model: Annotated[Path, typer.Argument(help=".keras, .h5 or SavedModel directory (the float source)")],
+    profile: Annotated[str, typer.Option("--profile", "-p", help="target profile name or YAML path")],
+    outdir: Annotated[Path, typer.Option("--output", "-o", help="directory for best.tflite, pareto/, results.json, "
+                                         "report.html and the study")],
+    device: Annotated[Optional[list[str]], typer.Option("--device", help="where to measure: local, ssh://…, "
+                                                        "adb://… or a named device; repeat to measure on several "
+                                                        "in parallel; none: latency is predicted (estimated)")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", "-d", help=".npz to evaluate quality on (x, optional "
+                                                 "y)")] = None,
+    train_data: Annotated[Optional[Path], typer.Option("--train-data", help=".npz to calibrate and fine-tune "
+                                                       "on, kept apart from --data")] = None,
+    max_accuracy_drop: Annotated[Optional[float], typer.Option("--max-accuracy-drop", min=0,
+                                                               help="largest accepted drop (0.01 = 1 point)")] = None,
+    min_accuracy: Annotated[Optional[float], typer.Option("--min-accuracy", min=0, max=1)] = None,
+    max_latency_ms: Annotated[Optional[float], typer.Option("--max-latency-ms", min=0)] = None,
+    max_memory: Annotated[Optional[int], typer.Option("--max-memory", min=1, help="bytes of weights (where the "
+                                                      "profile loads them into RAM) plus peak activations")] = None,
+    objectives: Annotated[Optional[str], typer.Option("--objectives", help="comma-separated, first is primary: "
+                                                      "accuracy, latency, size, energy (default accuracy,latency "
+                                                      "with --data, else latency,size)")] = None,
+    budget: Annotated[Optional[int], typer.Option("--budget", min=1, help="distinct candidates to try "
+                                                  "(default: 24, or the whole space with --time-budget)")] = None,
+    time_budget: Annotated[Optional[float], typer.Option("--time-budget", min=1, help="seconds")] = None,
+    precision: Annotated[Optional[list[str]], typer.Option("--precision", help=_dimension_help("precision"))] = None,
+    prune: Annotated[Optional[list[str]], typer.Option("--prune", help=_dimension_help("prune"))] = None,
+    cluster: Annotated[Optional[list[str]], typer.Option("--cluster", help=_dimension_help("cluster"))] = None,
+    structure: Annotated[Optional[list[str]], typer.Option("--structure", help=_dimension_help("structure"))] = None,
+    storage: Annotated[Optional[str], typer.Option("--storage", help="Optuna storage URL (default: SQLite in "
+                                                   "OUTDIR); postgresql://… to share one study between hosts")] = None,
+    study: Annotated[Optional[str], typer.Option("--study", help="study name (default: from model and "
+                                                 "profile)")] = None,
+    seed: Annotated[int, typer.Option(help="sampler and fine-tuning seed")] = 0,
+    epochs: Annotated[int, typer.Option(help="fine-tuning epochs per candidate", min=0)] = 1,
+    runs: Annotated[int, typer.Option(help="minimum timed runs per measurement", min=1)] = 50,
+    min_time: Annotated[float, typer.Option("--min-time", help="minimum seconds of timed runs", min=0)] = 1.0,
+    trust_model_code: TrustOpt = False,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search compressions of a model for a profile, measure each on the device, keep the best.
+
+    Each candidate (precision x sparsity x clusters, from what the profile runs) is compressed, checked
+    against the profile before any device time (rejected ones are kept with the reason), evaluated and
+    measured; the results store answers repeated measurements. Running the same command again resumes
+    the study in OUTDIR. Ctrl-C stops and keeps what was measured.
+
+    Example: edgesdk tune model.keras -p rpi5 --device pi5 -d val.npz --train-data train.npz
+    --max-accuracy-drop 0.01 -o tuned/
+    """
+    from device_agent.protocol import BenchSettings
+
+    from ..profiles import load_profile
+    from ..search import DEFAULT_BUDGET, Constraints, build, default_budget
+    from ..search import tune as run_tune
+    from ..store import Store
+
+    prof = load_profile(profile)
+    space = build(prof, precisions=precision or None, prune=prune or None, cluster=cluster or None,
+                  structure=structure or None)
+    constraints = Constraints(max_accuracy_drop=max_accuracy_drop, min_accuracy=min_accuracy,
+                              max_latency_ms=max_latency_ms, max_memory_bytes=max_memory)
+    constraints.check(data is not None)
+    total = default_budget(len(space), budget, time_budget)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    # The bar appears with the first report, after tune has checked its input: an error stays one line.
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("left"), TimeRemainingColumn(), TextColumn("{task.fields[best]}"), console=err,
+                   transient=False)
+    task = bar.add_task(f"tuning {model.name} for {prof.name} ({len(space)} candidates)", total=total,
+                        best="", start=False)
+    try:
+        def show(p: dict[str, Any]) -> None:
+            best = p.get("best")
+            note = f"best {best['recipe']} p50 {best['latency_ms']:.4g} ms" + \
+                (" (estimated)" if best.get("estimated") else "") if best else ""
+            if p.get("time_budget_s"):
+                note += f" · time budget: {max(0.0, p['time_budget_s'] - p['elapsed_s']):.0f} s left"
+            row = p.get("row")
+            if row is None:  # before the first trial: a resumed study starts from what it has done
+                if budget is None and time_budget is None and total < len(space):
+                    err.print(f"trying {total} of the {len(space)} candidates (the default budget is "
+                              f"{DEFAULT_BUDGET}; --budget N or --time-budget S to search further)", highlight=False)
+                bar.update(task, completed=p["done"], total=p["total"], best=note)
+                bar.start_task(task)
+                bar.start()
+                return
+            bar.update(task, completed=p["done"], total=p["total"], best=note)
+            if not err.is_terminal and row.get("recipe"):  # logs (CI, cron) get one line per trial
+                err.print(f"[{p['done']}/{p['total']}] {row['recipe']}: {row.get('status')}"
+                          + (f", p50 {row['latency_ms']:.4g} ms" if row.get("latency_ms") is not None else "")
+                          + (" (estimated)" if row.get("estimated") else "")
+                          + (f" ({row['reason']})" if row.get("reason") else ""), highlight=False)
+
+        result = run_tune(model, prof, outdir, devices=device or [], data=data, train_data=train_data,
+                          constraints=constraints, objectives=objectives.split(",") if objectives else None,
+                          budget=budget, time_budget_s=time_budget, storage=storage, study_name=study, seed=seed,
+                          epochs=epochs, settings=BenchSettings(runs=runs, min_time_s=min_time), store=Store(store),
+                          space=space, progress=show, trust_model_code=trust_model_code)
+    finally:
+        bar.stop()
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        _print_tune(result)
+    if result.interrupted:
+        raise typer.Exit(130)
+    if result.best is None:
+        raise typer.Exit(1)
+
+
+@app.command()
+def calibrate(
+    profile: Annotated[str, typer.Option("--profile", "-p", help="the profile whose predictor to fit")],
+    device: Annotated[str, typer.Option("--device", help="where to measure: local, ssh://…, adb://… or a named "
+                                        "device")] = "local",
+    models: Annotated[int, typer.Option("--models", min=2, help="generated micro-models (each measured per "
+                                        "precision)")] = 16,
+    precision: Annotated[Optional[list[str]], typer.Option("--precision", help="precisions to calibrate "
+                                                           "(default: fp32, dynamic, int8, int16x8 where the "
+                                                           "profile runs them)")] = None,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fit a profile's latency predictor to a device: measure generated micro-models, save the coefficients.
+
+    The predictor estimates latency from MACs (per precision, dense and depthwise), bytes moved and the
+    operator count; `tune` uses it when no device is given, flagging every figure as estimated, and to
+    skip candidates predicted far over --max-latency-ms. The fit is saved beside a user's profile YAML
+    (NAME.calibration.json), or in the data directory for a shipped profile.
+
+    Example: edgesdk calibrate -p rpi5 --device pi5
+    """
+    from device_agent.protocol import BenchSettings
+
+    from ..profiles import load_profile
+    from ..search import predict
+    from ..store import Store
+
+    prof = load_profile(profile)
+    with err.status("calibrating…") as status:
+        predictor = predict.calibrate(prof, device, count=models, precisions=precision or None,
+                                      settings=BenchSettings(runs=30, warmup=3, min_time_s=0.3), store=Store(store),
+                                      progress=lambda message: status.update(f"measuring {message}…"))
+    if as_json:
+        print_json(predictor.to_dict())
+        return
+    out.print(f"calibrated {prof.name} on {device} ({predictor.samples} measurements, runtime "
+              f"{predictor.runtime['name'] if predictor.runtime else '?'}): median error of the fit "
+              f"{predictor.fit_mape:.1%}; saved to {predict.calibration_path(prof)}", highlight=False)
+
+
+def _print_tune(result: Any) -> None:
+    for note in result.notes:
+        err.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+    where = ", ".join(result.devices) or "no device (latency ESTIMATED)"
+    shown = [r for r in result.trials if r.get("recipe")]
+    kept = sum(1 for r in shown if r.get("status") in ("measured", "estimated"))
+    how = "estimated" if not result.devices else "measured"
+    table = Table(title=f"{result.study}: {len(shown)} trials ({kept} {how}) on {where}")
+    for column in ("#", "recipe", "status", "quality", "p50 ms", "bytes", "notes"):
+        table.add_column(column, justify="right" if column in ("#", "quality", "p50 ms", "bytes") else "left",
+                         no_wrap=column == "recipe")
+    from ..search.objectives import objective_value
+
+    for r in shown:
+        q = objective_value("accuracy", r) if r.get("quality") else None
+        mark = " ★ best" if r["number"] == result.best else " · Pareto" if r["number"] in result.pareto else ""
+        notes = r.get("reason") or "; ".join(r.get("violations") or []) or \
+            (f"repeat of #{r['repeat_of']}" if "repeat_of" in r else "")
+        latency = "–" if r.get("latency_ms") is None else f"{r['latency_ms']:.4g}" + (" est." if r.get("estimated")
+                                                                                     else "")
+        table.add_row(str(r["number"]), r["recipe"], r.get("status", "") + mark, "–" if q is None else f"{q:.4f}",
+                      latency,
+                      "–" if r.get("model_bytes") is None else f"{r['model_bytes']:,}", notes)
+    out.print(table)
+    if result.best is not None:
+        best = result.trial(result.best)
+        verdict = "meets every constraint" if result.best_meets_constraints else "meets NOT every constraint"
+        measured = f"{result.new_measurements} new device measurement(s)" if result.devices else \
+            "latency estimated, nothing measured (no --device)"
+        out.print(f"best: {best['recipe']} ({verdict}) → {result.outdir}/best.tflite; report: "
+                  f"{result.outdir}/report.html; {measured}", highlight=False)
+    else:
+        out.print("no candidate could be measured; see the notes column", highlight=False)

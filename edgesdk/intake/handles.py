@@ -1,0 +1,141 @@
+"""Model handles: one per input form, each able to give its float .tflite (cached) and, where it has
+one, its Keras graph. Techniques declare the forms they accept (:class:`edgesdk.kinds.ModelForm`); a
+handle names its own, and why, when one refuses it."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+from ..errors import ModelError, RecipeError
+from ..kinds import ModelForm
+from .source import TRUST_FLAG, ModelSource, code_layers, load_keras
+
+
+class ModelHandle(abc.ABC):
+    """A model the user handed us, and what it can give the pipeline."""
+
+    def __init__(self, source: ModelSource, trust_code: bool = False) -> None:
+        self.source = source
+        self.trust_code = trust_code
+        self._float: bytes | None = None
+
+    @property
+    @abc.abstractmethod
+    def form(self) -> ModelForm:
+        """The richest form this model offers a technique (a Keras graph > a SavedModel graph > a .tflite)."""
+
+    def why(self) -> str:
+        """Why the model is in this form and not a richer one (shown when a technique refuses it)."""
+        return f"a {self.form.value} model"
+
+    @abc.abstractmethod
+    def converter_source(self) -> Any:
+        """What the TFLite converter is built from: a tf_keras model or a SavedModel directory.
+
+        Raises:
+            RecipeError: the model has no graph to convert (a .tflite).
+        """
+
+    def keras(self) -> Any:
+        """The tf_keras model.
+
+        Raises:
+            RecipeError: the model has none (naming why).
+        """
+        raise RecipeError(f"{self.source.path}: no Keras model: {self.why()}")
+
+    def float_tflite(self) -> bytes:
+        """The model as a float32 .tflite, converted once."""
+        if self._float is None:
+            from ..techniques import Step
+            from ..techniques.convert import convert
+
+            self._float = convert(self.converter_source(), Step("fp32"), None)
+        return self._float
+
+    def accept(self, technique: Any) -> None:
+        """Raise RecipeError unless ``technique`` accepts this model's form."""
+        technique.refuse(self.form, str(self.source.path), self.why())
+
+
+class KerasHandle(ModelHandle):
+    """A .keras or .h5 file: a Keras graph (Keras 3 models bridged to tf_keras)."""
+
+    form = ModelForm.KERAS
+
+    def __init__(self, source: ModelSource, trust_code: bool = False) -> None:
+        super().__init__(source, trust_code)
+        self._model: Any = None
+
+    def keras(self) -> Any:
+        if self._model is None:
+            from .._native import quiet
+
+            with quiet():
+                self._model = load_keras(self.source, trust_code=self.trust_code)
+        return self._model
+
+    def converter_source(self) -> Any:
+        return self.keras()
+
+
+class SavedModelHandle(KerasHandle):
+    """A SavedModel directory: its Keras graph where it has one (and no layer holds code, unless trusted),
+    else its TensorFlow graph, which the converter takes and which runs no Python."""
+
+    def __init__(self, source: ModelSource, trust_code: bool = False) -> None:
+        super().__init__(source, trust_code)
+        self._why: str | None = None
+
+    def _load(self) -> None:
+        if self._model is not None or self._why is not None:
+            return
+        try:
+            super().keras()
+        except ModelError as exc:
+            found = [] if self.trust_code else code_layers(self.source)
+            self._why = (f"its Keras layers hold Python code ({', '.join(found[:3])}), so it is converted from its "
+                         f"graph; pass {TRUST_FLAG} to load them") if found else \
+                f"the SavedModel has no Keras model ({str(exc).split(': ', 1)[-1][:120]})"
+
+    @property
+    def form(self) -> ModelForm:  # type: ignore[override]
+        self._load()
+        return ModelForm.KERAS if self._model is not None else ModelForm.SAVEDMODEL
+
+    def why(self) -> str:
+        self._load()
+        return self._why or "a SavedModel with a Keras model"
+
+    def keras(self) -> Any:
+        self._load()
+        if self._model is None:
+            raise RecipeError(f"{self.source.path}: no Keras model: {self.why()}")
+        return self._model
+
+    def converter_source(self) -> Any:
+        self._load()
+        return self._model if self._model is not None else str(self.source.path)
+
+
+class TfliteHandle(ModelHandle):
+    """A .tflite flatbuffer: already converted; its float form is the file itself."""
+
+    form = ModelForm.TFLITE
+
+    def why(self) -> str:
+        return ("a .tflite model is already converted; compress its float source (.keras, .h5 or SavedModel). "
+                "`edgesdk inspect` and `edgesdk bench` take .tflite")
+
+    def converter_source(self) -> Any:
+        raise RecipeError(f"{self.source.path}: {self.why()}")
+
+    def float_tflite(self) -> bytes:
+        if self._float is None:
+            self._float = self.source.path.read_bytes()
+        return self._float
+
+
+HANDLES: dict[str, type[ModelHandle]] = {"keras": KerasHandle, "h5": KerasHandle, "savedmodel": SavedModelHandle,
+                                         "tflite": TfliteHandle}

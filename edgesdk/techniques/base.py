@@ -1,0 +1,245 @@
+"""The technique registry: one :class:`Technique` per recipe step, and the recipes built from them.
+
+A technique is data plus behaviour: its name and kind, how its value is parsed and written back, the
+values a search may try and the dimension of the search they belong to, the order it runs in, the
+model forms it accepts, and ``apply(model, step, ctx)``: one signature for every step. A technique
+module registers itself (:func:`register`); :mod:`edgesdk.techniques` imports each module once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import RecipeError
+from ..kinds import ModelForm, StepKind
+
+# A Keras step needs the Keras graph; a conversion takes a Keras or a SavedModel graph; a post step
+# rewrites the flatbuffer whatever the model came from.
+KERAS_ONLY = frozenset({ModelForm.KERAS})
+CONVERTIBLE = frozenset({ModelForm.KERAS, ModelForm.SAVEDMODEL})
+ANY_FORM = frozenset(ModelForm)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a recipe: a technique's name and its parsed value."""
+
+    name: str
+    value: Any = None
+
+    def __str__(self) -> str:
+        technique = REGISTRY.get(self.name)
+        return technique.format(self.value) if technique is not None else self.name
+
+
+@dataclass
+class Context:
+    """What a step may use besides the model: the whole recipe, fine-tuning data, calibration samples
+    (real ones; None without data, or random ones for a conversion that must calibrate) and a way to
+    say what it is doing."""
+
+    recipe: Recipe
+    tune: Any = None
+    calibration: Any = None
+    say: Callable[[str], None] = field(default=lambda message: None)
+
+
+@dataclass(frozen=True)
+class Technique:
+    """What a recipe step may be.
+
+    Attributes:
+        parse: the value as written (None without ``=``) -> the step's value, or RecipeError.
+        search_values: the values ``tune`` tries, in ``dimension`` (structure, prune, cluster or
+            precision; None: not searched).
+        bare: the dimension writes the value alone (``--prune 0.5``, ``--cluster 16``), not ``name=value``.
+        tag: for values (tag, fraction): the tag written as a plain fraction.
+        order: Keras steps run in ascending order.
+        forms: the model forms the step accepts.
+        fine_tuned: the step fine-tunes when training data is given (and warns without it).
+        calibrated: a conversion that calibrates on samples (random ones, with a warning, without data).
+        prepare: called with every step before any applies (it may change the context's fine-tuning).
+        apply: ``(model, step, ctx) -> model``: a tf_keras model for a Keras step, the .tflite bytes
+            for a conversion (from a Keras model or a SavedModel path) and a post step.
+    """
+
+    name: str
+    kind: StepKind
+    help: str
+    parse: Callable[[str | None], Any]
+    search_values: tuple[Any, ...] = ()
+    dimension: str | None = None
+    bare: bool = False
+    tag: str | None = None
+    order: int = 0
+    forms: frozenset[ModelForm] = KERAS_ONLY
+    fine_tuned: bool = False
+    calibrated: bool = False
+    prepare: Callable[[Step, Context], None] | None = None
+    apply: Callable[[Any, Step, Context], Any] | None = None
+
+    def format(self, value: Any) -> str:
+        """The step as a recipe writes it: ``prune=0.5``, ``prune=2:4``, ``channels=l1:0.5``, ``int8=io``."""
+        if value is None or value is False:
+            return self.name
+        if value is True:
+            return f"{self.name}=io" if self.name == "int8" else self.name
+        if self.tag is not None:
+            tag, share = value
+            return f"{self.name}={share:g}" if tag == self.tag else f"{self.name}={tag}:{share:g}"
+        if isinstance(value, tuple):
+            return f"{self.name}={value[0]}:{value[1]}"
+        if isinstance(value, float):
+            return f"{self.name}={value:g}"
+        return f"{self.name}={value}"
+
+    def labels(self) -> list[str]:
+        """This technique's search values as its dimension writes them (its bare name without values)."""
+        if not self.search_values:
+            return [self.name]
+        texts = [f"{v[0]}:{v[1]}" if isinstance(v, tuple) else f"{v:g}" if isinstance(v, float) else str(v)
+                 for v in self.search_values]
+        return texts if self.bare else [f"{self.name}={t}" for t in texts]
+
+    def refuse(self, form: ModelForm, model: str, why: str) -> None:
+        """Raise unless the technique accepts ``form``; the refusal names both and what to give instead."""
+        if form in self.forms:
+            return
+        wanted = " or ".join(f.value for f in sorted(self.forms)) or "nothing"
+        raise RecipeError(f"{self.name} cannot apply to {model}: it needs a {wanted} model and this is a "
+                          f"{form.value} ({why})")
+
+
+REGISTRY: dict[str, Technique] = {}
+
+
+def register(technique: Technique) -> Technique:
+    """Add a technique to the registry (once: a second one of the same name is a programming error)."""
+    if technique.name in REGISTRY:
+        raise ValueError(f"technique {technique.name!r} is registered twice")
+    REGISTRY[technique.name] = technique
+    return technique
+
+
+def techniques(kind: StepKind | None = None, dimension: str | None = None) -> list[Technique]:
+    """The registered techniques of a kind or a search dimension, in registration order."""
+    return [t for t in REGISTRY.values() if (kind is None or t.kind == kind)
+            and (dimension is None or t.dimension == dimension)]
+
+
+# --- value parsers shared by several techniques ----------------------------------------------------------
+
+def fraction(name: str, raw: str | None, what: str, received: str | None = None) -> float:
+    """``raw`` as a number in (0, 1) for the step ``name``, or a RecipeError that says what it means
+    (``received``: the whole value as written, when ``raw`` is a part of it)."""
+    try:
+        value = float(raw) if raw is not None else None
+    except ValueError:
+        value = None
+    if value is None or not 0.0 < value < 1.0:
+        shown = name if raw is None else f"{name}={received if received is not None else raw}"
+        raise RecipeError(f"{name} expects {what}, a fraction in (0, 1), e.g. {name}=0.5. Received: {shown}")
+    return value
+
+
+def sparsity(name: str) -> Callable[[str | None], Any]:
+    """A parser of a sparsity in (0, 1) or N:M for the pruning step ``name``."""
+    def parse(value: str | None) -> Any:
+        if value is None:
+            raise RecipeError(f"{name} needs a value: a sparsity in (0, 1) such as {name}=0.5, or {name}=2:4")
+        if ":" in value:
+            n, m = value.split(":", 1)
+            if not (n.isdigit() and m.isdigit()) or not 0 < int(n) < int(m):
+                raise RecipeError(f"{name}=N:M needs 0 < N < M, e.g. {name}=2:4. Received: {name}={value}")
+            return (int(n), int(m))
+        try:
+            share = float(value)
+        except ValueError:
+            raise RecipeError(f"{name} expects a sparsity in (0, 1) or N:M. Received: {name}={value}") from None
+        if not 0.0 < share < 1.0:
+            raise RecipeError(f"{name} sparsity must be in (0, 1). Received: {name}={value}")
+        return share
+    return parse
+
+
+def no_value(name: str) -> Callable[[str | None], None]:
+    """A parser for a step that takes no value."""
+    def parse(value: str | None) -> None:
+        if value is not None:
+            raise RecipeError(f"{name} takes no value. Received: {name}={value}")
+    return parse
+
+
+# --- recipes ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Recipe:
+    """A parsed, validated recipe: keras steps in order, then exactly one conversion step."""
+
+    keras_steps: tuple[Step, ...]
+    convert: Step
+    post_steps: tuple[Step, ...] = ()
+
+    @property
+    def precision(self) -> str:
+        """The conversion step's name: the precision the .tflite is written in."""
+        return self.convert.name
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        return (*self.keras_steps, self.convert, *self.post_steps)
+
+    def __str__(self) -> str:
+        return ",".join(str(s) for s in self.steps)
+
+
+def parse_step(token: str, recipe: str | None = None) -> Step:
+    """One step as written (``prune=0.5``).
+
+    Raises:
+        RecipeError: an unknown technique or a bad value.
+    """
+    name, _, raw = token.strip().partition("=")
+    name = name.strip().lower()
+    if name not in REGISTRY:
+        where = f" in recipe {recipe!r}" if recipe is not None else ""
+        raise RecipeError(f"unknown technique {name!r}{where}; expected one of {', '.join(REGISTRY)}")
+    return Step(name, REGISTRY[name].parse(raw.strip() if raw else None))
+
+
+def parse_recipe(text: str) -> Recipe:
+    """Parse ``text`` such as ``prune=0.5,cluster=16,int8`` into a :class:`Recipe`.
+
+    Raises:
+        RecipeError: unknown technique, bad value, repeated step, or several conversion steps.
+    """
+    if not text or not text.strip():
+        raise RecipeError(f"empty recipe; expected steps such as 'int8' or 'prune=0.5,int8' "
+                          f"from: {', '.join(REGISTRY)}")
+    by_kind: dict[StepKind, list[Step]] = {kind: [] for kind in StepKind}
+    for token in text.split(","):
+        step = parse_step(token, text)
+        if any(s.name == step.name for steps in by_kind.values() for s in steps):
+            raise RecipeError(f"technique {step.name!r} appears twice in recipe {text!r}")
+        by_kind[REGISTRY[step.name].kind].append(step)
+    keras_steps, converts = by_kind[StepKind.KERAS], by_kind[StepKind.CONVERT]
+    pruning = [s.name for s in keras_steps if REGISTRY[s.name].dimension == "prune"]
+    if len(pruning) > 1:
+        raise RecipeError(f"a recipe prunes once; {text!r} has {', '.join(pruning)}")
+    if len(converts) > 1:
+        raise RecipeError(f"a recipe has one conversion step; {text!r} has "
+                          f"{', '.join(s.name for s in converts)}")
+    has_qat = any(s.name == "qat" for s in keras_steps)
+    if has_qat and converts and converts[0].name != "int8":
+        raise RecipeError(f"qat produces an int8 model; it cannot be combined with {converts[0].name} "
+                          "(16x8 conversion of QAT models is not supported by the TFLite converter)")
+    if any(s.name == "distill" for s in keras_steps) and not any(s.name != "distill" for s in keras_steps):
+        names = [t.name for t in techniques(StepKind.KERAS) if t.name != "distill"]
+        others = ", ".join(names[:-1]) + f" or {names[-1]}"
+        raise RecipeError(f"distill is how the other steps are fine-tuned: combine it with {others} "
+                          "(e.g. channels=0.5,distill=4,int8)")
+    convert = converts[0] if converts else Step("int8", False) if has_qat else Step("fp32")
+    keras_steps.sort(key=lambda s: REGISTRY[s.name].order)
+    return Recipe(tuple(keras_steps), convert, tuple(by_kind[StepKind.POST]))
