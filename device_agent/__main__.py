@@ -17,6 +17,7 @@ from . import runtime, sysinfo
 from .protocol import ERROR_SCHEMA, INFO_SCHEMA, BenchSettings
 
 EXIT_ERROR = 3
+DEFAULT = BenchSettings()
 
 
 def parser() -> argparse.ArgumentParser:
@@ -25,15 +26,16 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("bench", help="measure a .tflite model")
     b.add_argument("model")
-    b.add_argument("--runs", type=int, default=50, help="minimum timed runs (default 50)")
-    b.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
-    b.add_argument("--min-time", type=float, default=1.0, help="minimum seconds of timed runs")
+    b.add_argument("--runs", type=int, default=DEFAULT.runs, help=f"minimum timed runs (default {DEFAULT.runs})")
+    b.add_argument("--warmup", type=int, default=DEFAULT.warmup, help=f"untimed runs first (default {DEFAULT.warmup})")
+    b.add_argument("--min-time", type=float, default=DEFAULT.min_time_s, help="minimum seconds of timed runs")
     b.add_argument("--threads", type=int, default=None, help="interpreter threads (default: runtime's)")
-    b.add_argument("--max-cv", type=float, default=0.15, help="re-measure above this variation")
-    b.add_argument("--retries", type=int, default=2, help="re-measurements allowed")
-    b.add_argument("--windows", type=int, default=5, help="split the timed runs into this many windows; if their "
-                   "medians differ by over 10%% (the device changed speed), report the quietest (default 5)")
-    b.add_argument("--seed", type=int, default=0, help="seed of the generated inputs")
+    b.add_argument("--max-cv", type=float, default=DEFAULT.max_cv, help="re-measure above this variation")
+    b.add_argument("--retries", type=int, default=DEFAULT.retries, help="re-measurements allowed")
+    b.add_argument("--windows", type=int, default=DEFAULT.windows, help="split the timed runs into this many "
+                   "windows; if their medians differ by over 10%% (the device changed speed), report the quietest "
+                   f"(default {DEFAULT.windows})")
+    b.add_argument("--seed", type=int, default=DEFAULT.seed, help="seed of the generated inputs")
     b.add_argument("--power-cmd", default=None, help="a command that prints the power in watts (external meter)")
     b.add_argument("--no-power", action="store_true", help="skip the energy measurement")
     b.add_argument("--delegate", default=None, help="'none' to run without the runtime's default delegate "

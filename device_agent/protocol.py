@@ -73,6 +73,12 @@ class BenchSettings:
         return args + ([] if self.power else ["--no-power"])
 
 
+def typical_ms(latency: dict[str, Any]) -> float:
+    """The latency a measurement stands for: its p50, or its mean where the runtime reports no p50
+    (older benchmark_model builds)."""
+    return float(latency["p50_ms"] if latency.get("p50_ms") is not None else latency["mean_ms"])
+
+
 class ProtocolError(ValueError):
     """A document does not follow the measurement schema."""
 

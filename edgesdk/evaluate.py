@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .quality import Quality
 from .tflite.facts import ModelReport
 
 
@@ -60,15 +61,17 @@ def looks_like_classifier(report: ModelReport, y: np.ndarray | None) -> bool:
     return several and bool(producers) and producers[-1] in ("SOFTMAX", "LOG_SOFTMAX")
 
 
+def accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
+    """The share of samples whose highest output is their label."""
+    return float(np.mean(outputs.argmax(axis=1) == labels.reshape(-1)))
+
+
 def quality(reference: np.ndarray, test: np.ndarray, y: np.ndarray | None, classifier: bool) -> dict[str, Any]:
     """Compare outputs: accuracy before/after with integer labels, fidelity (SQNR, and top-1
-    agreement for classifiers) otherwise."""
+    agreement for classifiers) otherwise. The dict of a :class:`edgesdk.quality.Quality`."""
     result: dict[str, Any] = {"samples": len(test), "sqnr_db": sqnr_db(reference, test)}
     if y is not None and np.issubdtype(y.dtype, np.integer) and classifier:
-        labels = y.reshape(-1)
-        result.update(metric="accuracy",
-                      before=float(np.mean(reference.argmax(axis=1) == labels)),
-                      after=float(np.mean(test.argmax(axis=1) == labels)))
+        result.update(metric="accuracy", before=accuracy(reference, y), after=accuracy(test, y))
     elif y is not None:
         target = y.reshape(reference.shape).astype(np.float64)
         result.update(metric="mse", before=float(np.mean((reference - target) ** 2)),
@@ -77,4 +80,6 @@ def quality(reference: np.ndarray, test: np.ndarray, y: np.ndarray | None, class
         result["metric"] = "fidelity"
     if classifier:
         result["top1_agreement"] = float(np.mean(reference.argmax(axis=1) == test.argmax(axis=1)))
-    return result
+    checked = Quality.from_dict(result)
+    assert checked is not None
+    return checked.to_dict()

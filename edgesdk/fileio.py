@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -50,6 +51,13 @@ def write_set(folder: str | os.PathLike[str], files: dict[str, bytes]) -> list[P
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return [folder / name for name in files]
+
+
+def slug(text: str) -> str:
+    """``text`` as a file name: ``prune=0.5,int8`` -> ``prune0.5_int8``, ``2:4`` -> ``2of4``; anything else
+    but letters, digits, '.', '_' and '-' becomes '_'."""
+    text = text.replace("=", "").replace(",", "_").replace(":", "of")
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "none"
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

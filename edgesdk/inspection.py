@@ -3,23 +3,40 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 from . import feasibility, targets
-from .intake import open_model
+from .feasibility import Feasibility
+from .intake import ModelSource, open_model
 from .profiles import Profile, load_profile
+from .targets import TargetFacts
 from .tflite import facts
+from .tflite.facts import ModelReport
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What `edgesdk inspect` reports: the file, its .tflite facts and, with a profile, whether it fits
+    (and the target facts of an MCU or NPU profile: the TFLite Micro arena, Vela's compilation, the
+    Edge TPU's placement)."""
+
+    source: ModelSource
+    report: ModelReport
+    fit: Feasibility | None = None
+    target: TargetFacts | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        s = self.source
+        return {"source": {"path": str(s.path), "format": s.format, "sha256": s.sha256, "bytes": s.size_bytes},
+                "report": self.report.to_dict(), "fit": self.fit.to_dict() if self.fit else None,
+                "target": self.target.to_dict() if self.target else None}
 
 
 def inspect_model(model: str | os.PathLike[str], profile: str | Profile | None = None, *,
-                  trust_model_code: bool = False) -> dict[str, Any]:
+                  trust_model_code: bool = False) -> Inspection:
     """Inspect a model of any supported format; Keras and SavedModel sources are converted to fp32
     .tflite in memory first, so every format is described in the same terms.
-
-    Returns:
-        ``{"source": {...}, "report": ModelReport.to_dict(), "fit": Feasibility.to_dict() | None,
-        "target": TargetFacts.to_dict() | None}``: the target facts for MCU and NPU profiles (the
-        TFLite Micro arena, Vela's compilation, the Edge TPU's placement).
 
     ``trust_model_code``: load Keras layers that carry Python code (refused otherwise).
 
@@ -28,14 +45,7 @@ def inspect_model(model: str | os.PathLike[str], profile: str | Profile | None =
     """
     prof = profile if isinstance(profile, Profile) or profile is None else load_profile(profile)
     handle = open_model(model, trust_code=trust_model_code)
-    source = handle.source
     data = handle.float_tflite()
-    report = facts.analyze(source.path, data=data)
+    report = facts.analyze(handle.source.path, data=data)
     target = targets.assess(data, report, prof) if prof else None
-    return {
-        "source": {"path": str(source.path), "format": source.format, "sha256": source.sha256,
-                   "bytes": source.size_bytes},
-        "report": report.to_dict(),
-        "fit": feasibility.check(report, prof, target).to_dict() if prof else None,
-        "target": target.to_dict() if target else None,
-    }
+    return Inspection(handle.source, report, feasibility.check(report, prof, target) if prof else None, target)

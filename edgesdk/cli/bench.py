@@ -8,8 +8,12 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from device_agent.protocol import BenchSettings
+
 from .app import app
 from .common import JsonOpt, StoreOpt, err, fmt_ms, human_bytes, out, print_json, warn
+
+DEFAULT_BENCH = BenchSettings()
 
 
 @app.command()
@@ -19,14 +23,15 @@ def bench(
                                         "ssh://user@host[:port][?python=PATH], adb://SERIAL[?python=PATH|"
                                         "benchmark_model=PATH], serial:///dev/ttyACM0[?baud=115200] (a board "
                                         "running the edgesdk firmware harness) or a named device")] = "local",
-    runs: Annotated[int, typer.Option(help="minimum timed runs", min=1)] = 50,
-    warmup: Annotated[int, typer.Option(help="untimed runs first", min=0)] = 5,
-    min_time: Annotated[float, typer.Option("--min-time", help="minimum seconds of timed runs", min=0)] = 1.0,
+    runs: Annotated[int, typer.Option(help="minimum timed runs", min=1)] = DEFAULT_BENCH.runs,
+    warmup: Annotated[int, typer.Option(help="untimed runs first", min=0)] = DEFAULT_BENCH.warmup,
+    min_time: Annotated[float, typer.Option("--min-time", help="minimum seconds of timed runs",
+                                            min=0)] = DEFAULT_BENCH.min_time_s,
     threads: Annotated[Optional[int], typer.Option(help="interpreter threads (default: the runtime's)",
                                                    min=1)] = None,
     windows: Annotated[int, typer.Option(help="split the timed runs into this many windows; when their medians "
                                          "differ by over 10% (the device changed speed), report the quietest",
-                                         min=1)] = 5,
+                                         min=1)] = DEFAULT_BENCH.windows,
     timeout: Annotated[float, typer.Option(help="seconds before the agent is stopped", min=1)] = 600.0,
     fresh: Annotated[bool, typer.Option("--fresh", help="measure again even if the store has this result")] = False,
     trust_new_host: Annotated[bool, typer.Option("--trust-new-host", help="accept and record an unknown SSH host "

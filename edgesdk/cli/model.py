@@ -30,7 +30,7 @@ def inspect_cmd(
     """
     from ..inspection import inspect_model
 
-    result = inspect_model(model, profile, trust_model_code=trust_model_code)
+    result = inspect_model(model, profile, trust_model_code=trust_model_code).to_dict()
     if as_json:
         print_json(result)
         return
@@ -127,6 +127,7 @@ def compress(
     Example: edgesdk compress model.keras -p rpi5 -r prune=0.5,int8 -d val.npz -o model_int8.tflite
     """
     from ..compress import compress as run_compress
+    from ..quality import Quality
     from ..store import Store
 
     with err.status("compressing…") as status:
@@ -144,13 +145,14 @@ def compress(
                   f"entropy-coded {human_bytes(result.weight_entropy_bytes)} "
                   "(ideal: what clustering and sparsity save in storage or download)")
     table.add_row("recipe", f"{result.recipe} → {result.precision} for {result.profile}")
-    q = result.quality
-    if q:
-        if q["metric"] in ("accuracy", "mse"):
-            table.add_row(q["metric"], f"{q['before']:.4f} → {q['after']:.4f} on {q['samples']} samples")
-        if "top1_agreement" in q:
-            table.add_row("top-1 agreement", f"{q['top1_agreement']:.4f}")
-        table.add_row("SQNR", f"{q['sqnr_db']:.1f} dB vs the float model")
+    q = Quality.from_dict(result.quality)
+    if q is not None:
+        if q.before is not None and q.after is not None:
+            table.add_row(q.metric, f"{q.before:.4f} → {q.after:.4f} on {q.samples} samples")
+        if q.top1_agreement is not None:
+            table.add_row("top-1 agreement", f"{q.top1_agreement:.4f}")
+        if q.sqnr_db is not None:
+            table.add_row("SQNR", f"{q.sqnr_db:.1f} dB vs the float model")
     out.print(table)
     if result.target:
         _print_target(result.target)

@@ -8,9 +8,13 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
+from device_agent.protocol import BenchSettings
+
 from ..techniques import techniques
 from .app import app
 from .common import JsonOpt, StoreOpt, TrustOpt, err, out, print_json
+
+DEFAULT_BENCH = BenchSettings()
 
 
 def _dimension_help(dimension: str) -> str:
@@ -57,8 +61,9 @@ def tune(
                                                  "profile)")] = None,
     seed: Annotated[int, typer.Option(help="sampler and fine-tuning seed")] = 0,
     epochs: Annotated[int, typer.Option(help="fine-tuning epochs per candidate", min=0)] = 1,
-    runs: Annotated[int, typer.Option(help="minimum timed runs per measurement", min=1)] = 50,
-    min_time: Annotated[float, typer.Option("--min-time", help="minimum seconds of timed runs", min=0)] = 1.0,
+    runs: Annotated[int, typer.Option(help="minimum timed runs per measurement", min=1)] = DEFAULT_BENCH.runs,
+    min_time: Annotated[float, typer.Option("--min-time", help="minimum seconds of timed runs",
+                                            min=0)] = DEFAULT_BENCH.min_time_s,
     trust_model_code: TrustOpt = False,
     store: StoreOpt = None,
     as_json: JsonOpt = False,

@@ -13,7 +13,6 @@ than the one flashed is refused.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -24,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 from device_agent.protocol import ERROR_SCHEMA, INFO_SCHEMA, SCHEMA, BenchSettings
 
 from ..errors import DeployError
+from ..fileio import sha256_file
 from .driver import AgentDriver, parse_answer
 from .transport import AgentRun, Transport
 
@@ -144,7 +144,7 @@ class Firmware(AgentDriver):
 
     def bench(self, model: str, settings: BenchSettings, timeout: float) -> dict[str, Any]:
         t = self.transport
-        sha = hashlib.sha256(Path(model).read_bytes()).hexdigest()
+        sha = sha256_file(model)
         doc, notes = t._ask(f"bench {settings.runs} {settings.warmup}", SCHEMA, min(timeout, t.options["timeout"]))
         doc = _answered(doc)
         if doc.get("model_sha256") != sha:

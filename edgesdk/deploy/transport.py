@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import abc
-import hashlib
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import DeployError
+from ..fileio import sha256_file
 
 
 @dataclass(frozen=True)
@@ -63,11 +63,7 @@ def content_name(path: Path) -> tuple[str, str]:
     """
     if not path.is_file():
         raise DeployError(f"{path}: no such file to deploy")
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    sha = digest.hexdigest()
+    sha = sha256_file(path)
     return sha, f"{sha[:16]}-{path.name}"
 
 

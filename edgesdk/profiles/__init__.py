@@ -11,25 +11,22 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ..errors import ProfileError
+from ..strict import Strict
 
 PROFILE_DIR = Path(__file__).parent
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8", "int16x8")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Memory(_Strict):
+class Memory(Strict):
     ram_bytes: int = Field(gt=0, description="working memory for one model (tensor arena on an MCU)")
     storage_bytes: int = Field(gt=0, description="where the model is stored (flash on an MCU)")
     weights_in_ram: bool = Field(description="weights are loaded into RAM (CPU/GPU) or read from flash")
 
 
-class Roofline(_Strict):
+class Roofline(Strict):
     peak_macs_per_s: dict[str, float]
 
     @field_validator("peak_macs_per_s")
@@ -48,13 +45,13 @@ class Roofline(_Strict):
     depthwise_channel_tile: int = Field(1, ge=1)
 
 
-class Power(_Strict):
+class Power(Strict):
     source: Literal["mains", "usb", "battery"]
     idle_w: float = Field(ge=0)
     active_w: float = Field(gt=0)
 
 
-class Mcu(_Strict):
+class Mcu(Strict):
     """A cycle model for a microcontroller running TFLite Micro (or the host CPU beside an NPU).
 
     cycles = sum over layers of MACs x ``cycles_per_mac[kind]`` (kind: conv, depthwise, fc), scaled for
@@ -72,7 +69,7 @@ class Mcu(_Strict):
     runtime_flash_bytes: int = Field(20_000, ge=0)
 
 
-class Npu(_Strict):
+class Npu(Strict):
     """How an NPU compiler is driven and what runs beside it."""
 
     compiler: Literal["vela", "edgetpu-rules"]
@@ -85,7 +82,7 @@ class Npu(_Strict):
     onchip_param_bytes: int | None = Field(None, gt=0)   # parameters beyond this stream from off-chip
 
 
-class Profile(_Strict):
+class Profile(Strict):
     """A hardware target. Immutable; build it with :func:`load_profile`."""
 
     name: str

@@ -10,10 +10,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..errors import RecipeError
+from ..kinds import TrialStatus
+from ..quality import Quality
 
 OBJECTIVES: dict[str, Literal["maximize", "minimize"]] = {"accuracy": "maximize", "latency": "minimize",
                                                           "size": "minimize", "energy": "minimize"}
-KEPT = ("measured", "estimated")   # a trial with a latency (measured on a device, or predicted) and a size
+# A trial with a latency (measured on a device, or predicted) and a size.
+KEPT = (TrialStatus.MEASURED.value, TrialStatus.ESTIMATED.value)
 
 
 def check_objectives(objectives: list[str], has_data: bool) -> None:
@@ -59,15 +62,14 @@ class Constraints:
     def violations(self, row: dict[str, Any]) -> list[str]:
         """What ``row`` (a trial's result) breaks, as sentences; empty when it meets every limit."""
         out = []
-        quality = row.get("quality") or {}
-        if self.max_accuracy_drop is not None and "before" in quality:
-            drop = quality["before"] - quality["after"] if quality["metric"] == "accuracy" else \
-                quality["after"] - quality["before"]
+        quality = Quality.from_dict(row.get("quality"))
+        drop = quality.drop if quality is not None else None
+        if self.max_accuracy_drop is not None and quality is not None and drop is not None:
             if drop > self.max_accuracy_drop:
-                out.append(f"{quality['metric']} drop {drop:.4f} > {self.max_accuracy_drop}")
-        if self.min_accuracy is not None and quality.get("metric") == "accuracy" and \
-                quality["after"] < self.min_accuracy:
-            out.append(f"accuracy {quality['after']:.4f} < {self.min_accuracy}")
+                out.append(f"{quality.metric} drop {drop:.4f} > {self.max_accuracy_drop}")
+        if self.min_accuracy is not None and quality is not None and quality.metric == "accuracy" and \
+                quality.after is not None and quality.after < self.min_accuracy:
+            out.append(f"accuracy {quality.after:.4f} < {self.min_accuracy}")
         if self.max_latency_ms is not None and row.get("latency_ms") is not None and \
                 row["latency_ms"] > self.max_latency_ms:
             out.append(f"latency {row['latency_ms']:.3f} ms > {self.max_latency_ms} ms")
@@ -79,14 +81,8 @@ class Constraints:
 def objective_value(name: str, row: dict[str, Any]) -> float:
     """The number Optuna optimizes for one objective of a finished candidate."""
     if name == "accuracy":
-        q = row.get("quality") or {}
-        if q.get("metric") == "accuracy":
-            return float(q["after"])
-        if "top1_agreement" in q:
-            return float(q["top1_agreement"])
-        if q.get("metric") == "mse":
-            return -float(q["after"])
-        return float(q.get("sqnr_db") or 0.0)
+        quality = Quality.from_dict(row.get("quality"))
+        return quality.score if quality is not None else 0.0
     if name == "latency":
         return float(row["latency_ms"])
     if name == "size":

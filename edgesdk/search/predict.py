@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import platformdirs
 
+from device_agent.protocol import typical_ms
+
 from ..errors import MeasurementError, ProfileError
 from ..profiles import Profile, load_profile
 from ..tflite.facts import ModelReport, analyze
@@ -245,7 +247,7 @@ def calibrate(profile: str | Profile, device: str = "local", *, count: int = 16,
                 say(f"[{n * len(wanted) + wanted.index(precision) + 1}/{len(models) * len(wanted)}] {path.stem}")
                 m = bench(path, device, settings, store=store)
                 first = first or m
-                ms = m.latency["p50_ms"] if m.latency["p50_ms"] is not None else m.latency["mean_ms"]
+                ms = typical_ms(m.latency)
                 rows.append((features(analyze(path), prof), float(ms)))
     if len(rows) < len(FEATURES):
         raise MeasurementError(f"calibration needs at least {len(FEATURES)} measurements; got {len(rows)}")

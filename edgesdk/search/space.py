@@ -7,6 +7,7 @@ from itertools import product
 
 from .. import feasibility
 from ..errors import RecipeError
+from ..fileio import slug
 from ..kinds import StepKind
 from ..profiles import Profile
 from ..techniques import REGISTRY, parse_recipe, parse_step, techniques
@@ -49,7 +50,7 @@ class Candidate:
 
     @property
     def slug(self) -> str:
-        return self.recipe.replace("=", "").replace(",", "_").replace(":", "of")
+        return slug(self.recipe)
 
     def params(self) -> dict[str, str]:
         """The candidate's value in each dimension, in the order its recipe is written."""

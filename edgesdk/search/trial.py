@@ -8,14 +8,18 @@ predictor, a latency far over ``--max-latency-ms``.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from device_agent.protocol import typical_ms
+
 from ..errors import RecipeError
+from ..kinds import TrialStatus
 from ..profiles import Profile
 from . import space as spacemod
 from .objectives import Constraints
+from .row import TrialRow
 
 
 @dataclass
@@ -38,9 +42,10 @@ class CandidateRunner:
     new_measurements: int = 0
     _count_lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def run(self, cand: spacemod.Candidate, device: str | None) -> dict[str, Any]:
+    def run(self, cand: spacemod.Candidate, device: str | None) -> TrialRow:
         """The row of one candidate: status ``measured`` (on ``device``), ``estimated`` (no device: the
-        predictor's latency) or ``rejected`` (with the reason and the stage that refused it)."""
+        predictor's latency) or ``rejected`` (with the reason and the stage that refused it); its number,
+        recipe and params are the caller's to add."""
         from ..compress import compress
         from ..measure import bench
         from ..tflite.facts import analyze
@@ -52,7 +57,7 @@ class CandidateRunner:
                                   epochs=self.epochs, seed=self.seed, store=self.store,
                                   trust_model_code=self.trust_model_code)
             except RecipeError as exc:  # the profile refuses it (precision, operators, memory): no device time
-                return {"status": "rejected", "reason": str(exc), "stage": "compress"}
+                return TrialRow(TrialStatus.REJECTED, reason=str(exc), stage="compress")
             report = analyze(path)
         prof, limits = self.profile, self.constraints
         memory = (report.weight_bytes if prof.memory.weights_in_ram else 0) + report.peak_activation_bytes
@@ -63,35 +68,32 @@ class CandidateRunner:
             memory, memory_what = target["ram_bytes"], f"{target['target']} RAM (arena)"
         if target.get("latency_ms") is not None:
             predicted = target["latency_ms"]
-        facts = {"path": str(path), "sha256": result.sha256, "model_bytes": result.model_bytes,
-                 "gzip_bytes": result.gzip_bytes, "weight_entropy_bytes": result.weight_entropy_bytes,
-                 "memory_bytes": memory, "quality": result.quality,
-                 "precision": result.precision, "warnings": result.warnings, "predicted_ms": predicted,
-                 "predictor_calibrated": self.predictor.calibrated or target.get("latency_ms") is not None,
-                 "flash_bytes": target.get("flash_bytes"), "target": target or None}
+        made = TrialRow(TrialStatus.REJECTED, path=str(path), sha256=result.sha256, model_bytes=result.model_bytes,
+                        gzip_bytes=result.gzip_bytes, weight_entropy_bytes=result.weight_entropy_bytes,
+                        memory_bytes=memory, quality=result.quality, precision=result.precision,
+                        warnings=result.warnings, predicted_ms=predicted,
+                        predictor_calibrated=self.predictor.calibrated or target.get("latency_ms") is not None,
+                        flash_bytes=target.get("flash_bytes"), target=target or None)
         if limits.max_memory_bytes is not None and memory > limits.max_memory_bytes:
-            return {**facts, "status": "rejected", "stage": "memory",
-                    "reason": f"{memory_what} {memory:,} B > --max-memory {limits.max_memory_bytes:,} B"}
+            return replace(made, stage="memory",
+                           reason=f"{memory_what} {memory:,} B > --max-memory {limits.max_memory_bytes:,} B")
         if limits.max_latency_ms is not None and self.predictor.calibrated and device is not None and \
                 predicted > 2 * limits.max_latency_ms:
-            return {**facts, "status": "rejected", "stage": "predicted",
-                    "reason": f"predicted p50 {predicted:.4g} ms (estimated) is over twice --max-latency-ms; "
-                              "not measured"}
+            return replace(made, stage="predicted", reason=f"predicted p50 {predicted:.4g} ms (estimated) is over "
+                           "twice --max-latency-ms; not measured")
         if device is None:  # no device: the calibrated (or roofline) prediction stands in, flagged
-            facts.update(latency_ms=predicted, estimated=True, energy_mj=target.get("energy_mj"), device=None,
-                         cached=False, runtime=None, latency=None)
-            facts["violations"] = limits.violations(facts)
-            return {**facts, "status": "estimated", "reason": None}
+            row = replace(made, status=TrialStatus.ESTIMATED, latency_ms=predicted, estimated=True,
+                          energy_mj=target.get("energy_mj"), cached=False)
+            return replace(row, violations=limits.violations(row.to_dict()))
         m = bench(path, device, self.settings, store=self.store)
         with self._count_lock:
             self.new_measurements += 0 if m.cached else 1
         doc = m.document
         power = doc.get("power") or {}
         lat = doc["latency"]
-        facts.update(latency_ms=lat["p50_ms"] if lat["p50_ms"] is not None else lat["mean_ms"], latency=lat,
-                     measured_memory=doc["memory"], energy_mj=power.get("energy_per_inference_mj"),
-                     energy_estimated=bool(power.get("estimated")), measurement_key=m.key, cached=m.cached,
-                     device=doc["device"], runtime=doc["runtime"], measured_on=device,
-                     window=[doc.get("started_at"), doc.get("finished_at")], estimated=False)
-        facts["violations"] = limits.violations(facts)
-        return {**facts, "status": "measured", "reason": None}
+        row = replace(made, status=TrialStatus.MEASURED, latency_ms=typical_ms(lat), latency=lat,
+                      measured_memory=doc["memory"], energy_mj=power.get("energy_per_inference_mj"),
+                      energy_estimated=bool(power.get("estimated")), measurement_key=m.key, cached=m.cached,
+                      device=doc["device"], runtime=doc["runtime"], measured_on=device,
+                      window=[doc.get("started_at"), doc.get("finished_at")], estimated=False)
+        return replace(row, violations=limits.violations(row.to_dict()))

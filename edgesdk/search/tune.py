@@ -18,10 +18,12 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import EdgeSdkError, OutputError, RecipeError
+from ..kinds import TrialStatus
 from ..profiles import Profile, load_profile
 from . import predict
 from . import space as spacemod
@@ -276,7 +278,8 @@ class _Search:
                 owner = self.claims.take_over(cand.recipe, trial.number)  # its worker died: try it again here
             if earlier is not None or owner != trial.number:
                 # Proposed again, here or by another worker: no work, and no budget spent.
-                trial.set_user_attr("row", {**(earlier or row), "number": trial.number, "status": "repeat",
+                trial.set_user_attr("row", {**(earlier or row), "number": trial.number,
+                                            "status": TrialStatus.REPEAT.value,
                                             "repeat_of": earlier["number"] if earlier else owner,
                                             "reason": "already tried"})
                 self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
@@ -284,7 +287,7 @@ class _Search:
                 return
         try:
             with studymod.heartbeat(self.study, trial):
-                row.update(self.runner.run(cand, device))
+                row = replace(self.runner.run(cand, device), **row).to_dict()
         except BaseException:
             with self.lock:  # an interrupted or failed trial is queued again: a resume tries it
                 if trial.number in self.active:

@@ -28,7 +28,10 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from device_agent.protocol import typical_ms
+
 from ..errors import SuiteError
+from ..quality import Quality
 
 MIN_HISTORY = 3
 
@@ -61,8 +64,7 @@ def parse_points(text: str, what: str) -> float:
 
 
 def p50(measurement: dict[str, Any]) -> float:
-    lat = measurement["latency"]
-    return float(lat["p50_ms"] if lat.get("p50_ms") is not None else lat["mean_ms"])
+    return typical_ms(measurement["latency"])
 
 
 def noise(measurement: dict[str, Any]) -> float:
@@ -74,12 +76,8 @@ def noise(measurement: dict[str, Any]) -> float:
 
 
 def quality_points(cell: dict[str, Any]) -> float | None:
-    q = cell.get("quality") or {}
-    if q.get("metric") == "accuracy":
-        return 100 * float(q["after"])
-    if q.get("top1_agreement") is not None:
-        return 100 * float(q["top1_agreement"])
-    return None
+    quality = Quality.from_dict(cell.get("quality"))
+    return quality.points if quality is not None else None
 
 
 @dataclass

@@ -9,7 +9,6 @@ Cells are claimed in the store (see :mod:`edgesdk.suite.runs`), so several proce
 from __future__ import annotations
 
 import logging
-import re
 import statistics
 import time
 from collections.abc import Callable
@@ -18,11 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from device_agent.protocol import BenchSettings
+from device_agent.protocol import BenchSettings, typical_ms
 
 from .. import devices as devmod
 from ..errors import DeployError, EdgeSdkError
-from ..fileio import write_atomic
+from ..fileio import slug, write_atomic
+from ..quality import Quality
 from ..store import Store
 from . import runs
 from .spec import DeviceEntry, Health, LoadedSuite, ModelEntry
@@ -48,13 +48,8 @@ class Artifact:
         return {"path": str(self.path) if self.path else None, "sha256": self.sha256, "bytes": self.bytes}
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "none"
-
-
 def _own_quality(path: Path, data: Path) -> dict[str, Any] | None:
     """Accuracy of a model given as .tflite on labelled data (nothing to compare it with otherwise)."""
-    import numpy as np
 
     from .. import data as datamod
     from .. import evaluate
@@ -66,9 +61,8 @@ def _own_quality(path: Path, data: Path) -> dict[str, Any] | None:
     labels = datamod.labels_for(dataset, list(report.outputs[0].shape), report.outputs[0].name)
     if labels is None or not evaluate.looks_like_classifier(report, labels):
         return None
-    got = evaluate.predict(path.read_bytes(), x)
-    accuracy = float(np.mean(got.argmax(axis=1) == labels))
-    return {"metric": "accuracy", "samples": len(x), "before": accuracy, "after": accuracy}
+    share = evaluate.accuracy(evaluate.predict(path.read_bytes(), x), labels)
+    return Quality("accuracy", len(x), before=share, after=share).to_dict()  # nothing to compare: before is after
 
 
 def prepare(suite: LoadedSuite, entry: ModelEntry, recipe: str, outdir: Path) -> Artifact:
@@ -86,7 +80,7 @@ def prepare(suite: LoadedSuite, entry: ModelEntry, recipe: str, outdir: Path) ->
             art.path = source
             art.quality = _own_quality(source, data) if data else None
         else:
-            out = outdir / "artifacts" / _slug(entry.label) / f"{_slug(recipe)}.tflite"
+            out = outdir / "artifacts" / slug(entry.label) / f"{slug(recipe)}.tflite"
             out.parent.mkdir(parents=True, exist_ok=True)
             result = compress(source, suite.spec.profile, "fp32" if recipe == "none" else recipe, out, data,
                               trust_model_code=entry.trust_code)
@@ -124,9 +118,7 @@ def health(url: str, limits: Health, store: Store, progress: Progress, name: str
 
 
 def settings_for(suite: LoadedSuite) -> BenchSettings:
-    b = suite.spec.bench
-    return BenchSettings(runs=b.runs, warmup=b.warmup, min_time_s=b.min_time_s, threads=b.threads,
-                         windows=b.windows, power=b.power, delegate=None if b.delegate == "default" else b.delegate)
+    return suite.spec.bench.settings()
 
 
 def _measure(art: Artifact, url: str, suite: LoadedSuite, store: Store, progress: Progress,
@@ -185,9 +177,8 @@ def _serve(device: DeviceEntry, suite: LoadedSuite, store: Store, run_id: str,
         counts[status] += 1
         done = counts["passed"] + counts["failed"]
         if status == "passed":
-            lat = result["measurement"]["latency"]
-            p50 = lat["p50_ms"] if lat["p50_ms"] is not None else lat["mean_ms"]
-            progress(device.name, f"{done}/{total} {model} · {recipe}: p50 {p50:.3f} ms")
+            typical = typical_ms(result["measurement"]["latency"])
+            progress(device.name, f"{done}/{total} {model} · {recipe}: p50 {typical:.3f} ms")
         else:
             progress(device.name, f"{done}/{total} {model} · {recipe}: FAILED {result['reason']}")
     return counts

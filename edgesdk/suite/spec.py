@@ -26,18 +26,18 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from device_agent.protocol import BenchSettings
 
 from ..errors import EdgeSdkError, SuiteError
+from ..strict import Strict
 
+DEFAULT_BENCH = BenchSettings()
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ModelEntry(_Strict):
+class ModelEntry(Strict):
     """A model of the suite: a file, or the best model of an earlier tune run."""
 
     name: str | None = None
@@ -73,27 +73,33 @@ class ModelEntry(_Strict):
         return source.stem if self.path else source.name
 
 
-class DeviceEntry(_Strict):
+class DeviceEntry(Strict):
     """A device of the suite: a URL or a name from the store's named devices."""
 
     name: str
     url: str | None = None
 
 
-class Bench(_Strict):
-    """How each cell is measured (the agent's settings)."""
+class Bench(Strict):
+    """How each cell is measured (the agent's settings; the defaults are BenchSettings')."""
 
-    runs: int = Field(50, ge=1)
-    warmup: int = Field(5, ge=0)
-    min_time_s: float = Field(1.0, ge=0)
-    threads: int | None = Field(None, ge=1)
+    runs: int = Field(DEFAULT_BENCH.runs, ge=1)
+    warmup: int = Field(DEFAULT_BENCH.warmup, ge=0)
+    min_time_s: float = Field(DEFAULT_BENCH.min_time_s, ge=0)
+    threads: int | None = Field(DEFAULT_BENCH.threads, ge=1)
     delegate: str = "default"      # default (the runtime's own: XNNPACK), none, or a delegate library path
-    windows: int = Field(5, ge=1)
-    power: bool = True
+    windows: int = Field(DEFAULT_BENCH.windows, ge=1)
+    power: bool = DEFAULT_BENCH.power
     timeout_s: float = Field(600.0, gt=0)
 
+    def settings(self) -> BenchSettings:
+        """The agent's settings for these (``delegate: default`` is the runtime's own)."""
+        return BenchSettings(runs=self.runs, warmup=self.warmup, min_time_s=self.min_time_s, threads=self.threads,
+                             windows=self.windows, power=self.power,
+                             delegate=None if self.delegate == "default" else self.delegate)
 
-class Health(_Strict):
+
+class Health(Strict):
     """When a device is skipped, and how transient transport failures are retried."""
 
     max_temperature_c: float = 80.0
@@ -102,7 +108,7 @@ class Health(_Strict):
     backoff_s: float = Field(2.0, ge=0)   # doubled after each failed attempt
 
 
-class Suite(_Strict):
+class Suite(Strict):
     name: str
     profile: str = "host"
     models: list[ModelEntry] = Field(min_length=1)

@@ -20,7 +20,8 @@ from typing import Any
 from ..errors import ModelError
 from ..profiles import Profile
 from ..tflite.facts import ModelReport
-from . import Placement, TargetFacts, mcu
+from . import mcu
+from .facts import Placement, TargetFacts
 
 _CPU_OP = re.compile(r"Warning \(supported operators\) operator: (\w+), ofm: '(.*)'\s*\nReason: (.*)")
 

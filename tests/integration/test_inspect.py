@@ -21,7 +21,7 @@ def known_model(tmp_path_factory):
 
 
 def test_counts_match_hand_computation(known_model):
-    result = edgesdk.inspect_model(known_model)
+    result = edgesdk.inspect_model(known_model).to_dict()
     rep = result["report"]
     assert result["source"]["format"] == "keras"
     assert rep["params"] == 40 + 2570
@@ -47,24 +47,24 @@ def test_precision_is_detected(known_model, tmp_path, recipe, precision):
 
 
 def test_every_input_format_inspects_the_same(keras3_path, h5_path, savedmodel_path):
-    reports = [edgesdk.inspect_model(p)["report"] for p in (h5_path, savedmodel_path)]
+    reports = [edgesdk.inspect_model(p).to_dict()["report"] for p in (h5_path, savedmodel_path)]
     assert reports[0]["params"] == reports[1]["params"] and reports[0]["macs"] == reports[1]["macs"]
-    assert edgesdk.inspect_model(keras3_path)["report"]["params"] == reports[0]["params"]
+    assert edgesdk.inspect_model(keras3_path).to_dict()["report"]["params"] == reports[0]["params"]
 
 
 def test_fit_against_profiles(tflite_path):
-    fits = edgesdk.inspect_model(tflite_path, "cortex-m4")["fit"]
+    fits = edgesdk.inspect_model(tflite_path, "cortex-m4").to_dict()["fit"]
     assert fits["ok"] and fits["ram_needed_bytes"] < fits["ram_budget_bytes"]
-    assert edgesdk.inspect_model(tflite_path, "edgetpu")["fit"]["ok"]
+    assert edgesdk.inspect_model(tflite_path, "edgetpu").to_dict()["fit"]["ok"]
 
 
 def test_float_model_on_an_int8_only_npu_does_not_fit(keras3_path):
-    fit = edgesdk.inspect_model(keras3_path, "edgetpu")["fit"]
+    fit = edgesdk.inspect_model(keras3_path, "edgetpu").to_dict()["fit"]
     assert not fit["ok"] and any("does not run fp32" in p for p in fit["problems"])
 
 
 def test_tensor_sizes(known_model):
-    rep = edgesdk.inspect_model(known_model)["report"]
+    rep = edgesdk.inspect_model(known_model).to_dict()["report"]
     conv = next(layer for layer in rep["layers"] if layer["op"] == "CONV_2D")
     assert conv["output_shape"] == [1, 8, 8, 4] and conv["output_bytes"] == 8 * 8 * 4 * 4
     kernel = next(t for t in rep["tensors"] if t["constant"] and t["shape"] == [4, 3, 3, 1])

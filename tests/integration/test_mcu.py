@@ -54,7 +54,7 @@ def test_a_model_tflite_micro_cannot_run_is_refused_with_the_reason(mlperf_dir):
     path = mlperf_dir / "kws" / "kws_ref_model_float32.tflite"  # hybrid (dynamic-range) convolutions
     size, why = tflm.arena(path.read_bytes())
     assert size is None and "Hybrid models are not supported" in why
-    fit = edgesdk.inspect_model(path, "cortex-m4")["fit"]
+    fit = edgesdk.inspect_model(path, "cortex-m4").to_dict()["fit"]
     assert not fit["ok"] and any("TFLite Micro cannot run" in p for p in fit["problems"])
 
 
