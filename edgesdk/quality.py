@@ -17,7 +17,7 @@ class Quality:
     """A compressed model's quality on evaluation data (see the module docstring)."""
 
     metric: str
-    samples: int
+    samples: int = 0
     sqnr_db: float | None = None      # None: nothing to compare with (a model measured as it is)
     before: float | None = None
     after: float | None = None
@@ -29,7 +29,8 @@ class Quality:
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any] | None) -> Quality | None:
-        """The record of a stored dict (``results.json``, the store, a trial row); None for None."""
+        """The record of a stored dict (``results.json``, the store, a trial row; older ones may lack fields);
+        None for None."""
         if not doc:
             return None
         known = {f.name for f in fields(cls)}
