@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from .fileio import write_atomic
 from .intake import ModelHandle, ModelSource, open_model
 from .kinds import ModelForm
 from .profiles import Profile, load_profile
+from .progress import Event, Progress
 from .techniques import REGISTRY, Context, Recipe, parse_recipe
 from .tflite import facts
 
@@ -112,7 +112,7 @@ def check_output(output: Path, inputs: list[Path], suffix: str = ".tflite") -> N
 def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str | Recipe,
              output: str | os.PathLike[str], data: str | os.PathLike[str] | None = None, *,
              train_data: str | os.PathLike[str] | None = None, epochs: int = 2, seed: int = 0, store: Any = None,
-             progress: Callable[[str], None] | None = None, trust_model_code: bool = False) -> CompressResult:
+             progress: Progress | None = None, trust_model_code: bool = False) -> CompressResult:
     """Compress ``model`` with ``recipe`` for ``profile`` and write the .tflite to ``output``.
 
     Args:
@@ -126,14 +126,18 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
         train_data: an .npz to calibrate and fine-tune on, kept apart from the evaluation data.
         epochs: fine-tuning epochs for prune/cluster/qat when data is given (0 disables).
         store: a :class:`edgesdk.store.Store` to record the result in, or None.
-        progress: called with a short message as each stage starts.
+        progress: called with an :class:`edgesdk.progress.Event` as each stage starts.
         trust_model_code: load layers that carry Python code (Lambda layers); refused otherwise.
 
     Raises:
         ModelError, ProfileError, RecipeError, DataError, OutputError: with a one-line reason; nothing
             is written.
     """
-    say = progress or (lambda message: log.info(message))
+    emit = progress or (lambda event: log.info(event.text))
+
+    def say(text: str) -> None:
+        emit(Event(text))
+
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
     rec = recipe if isinstance(recipe, Recipe) else parse_recipe(recipe)
     problem = feasibility.precision_problem(prof, rec.convert)

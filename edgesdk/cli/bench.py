@@ -10,6 +10,7 @@ from rich.table import Table
 
 from device_agent.protocol import BenchSettings
 
+from ..deploy import examples
 from .app import app
 from .common import JsonOpt, StoreOpt, err, fmt_ms, human_bytes, out, print_json, warn
 
@@ -19,10 +20,8 @@ DEFAULT_BENCH = BenchSettings()
 @app.command()
 def bench(
     model: Annotated[Path, typer.Argument(help="a .tflite model")],
-    device: Annotated[str, typer.Option("--device", help="where to measure: 'local', "
-                                        "ssh://user@host[:port][?python=PATH], adb://SERIAL[?python=PATH|"
-                                        "benchmark_model=PATH], serial:///dev/ttyACM0[?baud=115200] (a board "
-                                        "running the edgesdk firmware harness) or a named device")] = "local",
+    device: Annotated[str, typer.Option("--device", help=f"where to measure: {examples()} (a board running the "
+                                        "edgesdk firmware harness) or a named device")] = "local",
     runs: Annotated[int, typer.Option(help="minimum timed runs", min=1)] = DEFAULT_BENCH.runs,
     warmup: Annotated[int, typer.Option(help="untimed runs first", min=0)] = DEFAULT_BENCH.warmup,
     min_time: Annotated[float, typer.Option("--min-time", help="minimum seconds of timed runs",

@@ -7,15 +7,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ..deploy import examples
 from .app import devices_app
 from .common import JsonOpt, StoreOpt, out, print_json
 
 
 @devices_app.command("add")
 def devices_add(name: Annotated[str, typer.Argument(help="a name, e.g. pi5-lab")],
-                url: Annotated[str, typer.Argument(help="local, ssh://user@host[:port][?python=PATH], "
-                                                   "adb://SERIAL[?python=PATH|benchmark_model=PATH] or "
-                                                   "serial:///dev/ttyACM0[?baud=115200]")],
+                url: Annotated[str, typer.Argument(help=f"one of: {examples()}")],
                 replace: Annotated[bool, typer.Option("--replace", help="overwrite a device of that name")] = False,
                 store: StoreOpt = None) -> None:
     """Name a device URL; the name then works wherever --device takes a URL.

@@ -133,7 +133,7 @@ def compress(
     with err.status("compressing…") as status:
         result = run_compress(model, profile, recipe, output, data, train_data=train_data, epochs=epochs, seed=seed,
                               store=Store(store), trust_model_code=trust_model_code,
-                              progress=lambda message: status.update(message + "…"))
+                              progress=lambda event: status.update(event.text + "…"))
     if as_json:
         print_json(result.to_dict())
         return

@@ -108,7 +108,8 @@ def tune(
     task = bar.add_task(f"tuning {model.name} for {prof.name} ({len(space)} candidates)", total=total,
                         best="", start=False)
     try:
-        def show(p: dict[str, Any]) -> None:
+        def show(event: Any) -> None:
+            p = {**event.detail, "done": event.done, "total": event.total}
             best = p.get("best")
             note = f"best {best['recipe']} p50 {best['latency_ms']:.4g} ms" + \
                 (" (estimated)" if best.get("estimated") else "") if best else ""
@@ -179,7 +180,8 @@ def calibrate(
     with err.status("calibrating…") as status:
         predictor = predict.calibrate(prof, device, count=models, precisions=precision or None,
                                       settings=BenchSettings(runs=30, warmup=3, min_time_s=0.3), store=Store(store),
-                                      progress=lambda message: status.update(f"measuring {message}…"))
+                                      progress=lambda e: status.update(
+                                          f"measuring [{(e.done or 0) + 1}/{e.total}] {e.text}…"))
     if as_json:
         print_json(predictor.to_dict())
         return

@@ -130,9 +130,9 @@ def suite_run(
     gates = _gates(max_latency_increase, max_size_increase, max_quality_drop)
     lock = threading.Lock()
 
-    def progress(who: str, text: str) -> None:
+    def progress(event: Any) -> None:
         with lock:
-            err.print(f"[cyan]\\[{who}][/cyan] {text}", highlight=False)
+            err.print(f"[cyan]\\[{event.who}][/cyan] {event.text}", highlight=False)
 
     result = run_suite(suite, output, store=Store(store), tag=tag, run_id=run_id,
                        serve=[d.strip() for d in devices.split(",") if d.strip()] if devices else None,

@@ -14,10 +14,10 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ..errors import ProfileError
+from ..kinds import PRECISIONS
 from ..strict import Strict
 
 PROFILE_DIR = Path(__file__).parent
-PRECISIONS = ("fp32", "fp16", "dynamic", "int8", "int16x8")
 
 
 class Memory(Strict):

@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from device_agent.protocol import typical_ms
 
 from ..errors import MeasurementError, ProfileError
 from ..profiles import Profile, load_profile
+from ..progress import Event, Progress
 from ..tflite.facts import ModelReport, analyze
 
 log = logging.getLogger(__name__)
@@ -214,7 +214,7 @@ def micro_models(count: int, seed: int = 0) -> list[tuple[str, Any]]:
 
 def calibrate(profile: str | Profile, device: str = "local", *, count: int = 16, precisions: list[str] | None = None,
               settings: Any = None, store: Any = None, save: bool = True,
-              progress: Callable[[str], None] | None = None) -> Predictor:
+              progress: Progress | None = None) -> Predictor:
     """Measure generated micro-models on ``device`` and fit the profile's predictor; save it.
 
     Raises:
@@ -233,7 +233,7 @@ def calibrate(profile: str | Profile, device: str = "local", *, count: int = 16,
     if not wanted:
         raise ProfileError(f"profile {prof.name} runs none of fp32, dynamic, int8, int16x8")
     settings = settings or BenchSettings(runs=30, warmup=3, min_time_s=0.3)
-    say = progress or (lambda message: log.info(message))
+    say = progress or (lambda event: log.info(event.text))
     rows: list[tuple[dict[str, float], float]] = []
     first: Any = None
     with tempfile.TemporaryDirectory(prefix="edgesdk-calibrate-") as tmp:
@@ -244,7 +244,8 @@ def calibrate(profile: str | Profile, device: str = "local", *, count: int = 16,
                 calibration = np.random.default_rng(n).standard_normal([16, *shape[1:]]).astype(np.float32)
                 path = Path(tmp) / f"{name}-{precision}.tflite"
                 path.write_bytes(convert(model, Step(precision), calibration))
-                say(f"[{n * len(wanted) + wanted.index(precision) + 1}/{len(models) * len(wanted)}] {path.stem}")
+                done = n * len(wanted) + wanted.index(precision)
+                say(Event(path.stem, done=done, total=len(models) * len(wanted)))
                 m = bench(path, device, settings, store=store)
                 first = first or m
                 ms = typical_ms(m.latency)

@@ -17,7 +17,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from typing import Any
 from ..errors import EdgeSdkError, OutputError, RecipeError
 from ..kinds import TrialStatus
 from ..profiles import Profile, load_profile
+from ..progress import Event, Progress
 from . import predict
 from . import space as spacemod
 from . import study as studymod
@@ -53,7 +54,7 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
          objectives: list[str] | None = None, budget: int | None = None, time_budget_s: float | None = None,
          storage: str | None = None, study_name: str | None = None, seed: int = 0, epochs: int = 1,
          settings: Any = None, store: Any = None, space: spacemod.Space | None = None,
-         progress: Callable[[dict[str, Any]], None] | None = None, trust_model_code: bool = False,
+         progress: Progress | None = None, trust_model_code: bool = False,
          heartbeat_s: int = studymod.HEARTBEAT_S) -> TuneResult:
     """Search compressions of ``model`` for ``profile``, measured on ``devices``; write OUTDIR.
 
@@ -176,7 +177,7 @@ class _Search:
 
     def __init__(self, study: Any, space: spacemod.Space, claims: Claims, runner: CandidateRunner,
                  objectives: list[str], constraints: Constraints, total: int, time_budget_s: float | None,
-                 progress: Callable[[dict[str, Any]], None] | None, heartbeat_s: int) -> None:
+                 progress: Progress | None, heartbeat_s: int) -> None:
         self.study, self.space, self.claims, self.runner = study, space, claims, runner
         self.objectives, self.constraints, self.total = objectives, constraints, total
         self.time_budget_s, self.progress, self.heartbeat_s = time_budget_s, progress, heartbeat_s
@@ -317,15 +318,17 @@ class _Search:
                    for t in self.study.get_trials(deepcopy=False))
 
     def report(self, row: dict[str, Any] | None) -> None:
-        """Tell ``progress`` how far the search is (also once before the first trial, for a resume)."""
+        """Tell ``progress`` how far the search is (also once before the first trial, for a resume): an
+        Event whose detail has the trial's row, the best row so far, the time spent and the time budget."""
         if self.progress is None:
             return
         done = self.done_rows()
         kept = [{**r, "violations": self.constraints.violations(r)} for r in done.values() if r.get("status") in KEPT]
         best, _ = choose(kept, self.objectives, self.constraints.bounded())
-        self.progress({"done": min(len(done), self.total), "total": self.total, "row": row,
-                       "best": next((r for r in kept if r["number"] == best), None),
-                       "elapsed_s": time.monotonic() - self.started, "time_budget_s": self.time_budget_s})
+        text = f"{row['recipe']}: {row.get('status')}" if row else "starting"
+        self.progress(Event(text, done=min(len(done), self.total), total=self.total, detail={
+            "row": row, "best": next((r for r in kept if r["number"] == best), None),
+            "elapsed_s": time.monotonic() - self.started, "time_budget_s": self.time_budget_s}))
 
 
 @contextlib.contextmanager

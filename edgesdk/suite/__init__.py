@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SuiteError
+from ..progress import Progress
 from ..store import Store
 from . import outputs, runs
 from .gates import Comparison, Gates, compare
-from .runner import Progress, confirm, execute
+from .runner import confirm, execute
 from .spec import LoadedSuite, load
 
 __all__ = ["Comparison", "Gates", "SuiteRunResult", "compare", "load", "load_results", "run_suite"]

@@ -22,13 +22,21 @@ from device_agent.protocol import BenchSettings, typical_ms
 from .. import devices as devmod
 from ..errors import DeployError, EdgeSdkError
 from ..fileio import slug, write_atomic
+from ..progress import Event, Progress
 from ..quality import Quality
 from ..store import Store
 from . import runs
 from .spec import DeviceEntry, Health, LoadedSuite, ModelEntry
 
 log = logging.getLogger(__name__)
-Progress = Callable[[str, str], None]   # (device or "host", message)
+Say = Callable[[str, str], None]   # (device or "host", message): how the runner's parts report
+
+
+def sayer(progress: Progress | None) -> Say:
+    """The runner's (who, text) reporting over a progress callback (or the log without one)."""
+    if progress is None:
+        return lambda who, text: log.info("[%s] %s", who, text)
+    return lambda who, text: progress(Event(text, who=who))
 
 
 @dataclass
@@ -92,7 +100,7 @@ def prepare(suite: LoadedSuite, entry: ModelEntry, recipe: str, outdir: Path) ->
     return art
 
 
-def health(url: str, limits: Health, store: Store, progress: Progress, name: str) -> str | None:
+def health(url: str, limits: Health, store: Store, progress: Say, name: str) -> str | None:
     """None when the device may be used, else why not. Unreachable devices are retried with back-off."""
     for attempt in range(limits.retries + 1):
         check = devmod.check(url, store)
@@ -121,7 +129,7 @@ def settings_for(suite: LoadedSuite) -> BenchSettings:
     return suite.spec.bench.settings()
 
 
-def _measure(art: Artifact, url: str, suite: LoadedSuite, store: Store, progress: Progress,
+def _measure(art: Artifact, url: str, suite: LoadedSuite, store: Store, progress: Say,
              name: str, settings: BenchSettings | None = None) -> tuple[str, dict[str, Any]]:
     """(status, result) of one cell: the measurement, or why there is none (``settings``: the suite's
     unless given)."""
@@ -153,7 +161,7 @@ def _measure(art: Artifact, url: str, suite: LoadedSuite, store: Store, progress
 
 
 def _serve(device: DeviceEntry, suite: LoadedSuite, store: Store, run_id: str,
-           artifacts: dict[tuple[str, str], Artifact], progress: Progress) -> dict[str, int]:
+           artifacts: dict[tuple[str, str], Artifact], progress: Say) -> dict[str, int]:
     """One device's loop: health check, then claim and measure cells until none is left."""
     worker = runs.worker_id()
     counts = {"passed": 0, "failed": 0, "skipped": 0}
@@ -224,7 +232,7 @@ def _settings_of(measurement: dict[str, Any]) -> BenchSettings:
 
 
 def _paired(base: Artifact, base_settings: BenchSettings, art: Artifact, url: str, suite: LoadedSuite,
-            store: Store, report: Progress, name: str) -> list[dict[str, float]] | None:
+            store: Store, report: Say, name: str) -> list[dict[str, float]] | None:
     """PAIRED_ROUNDS rounds of the baseline's model and this run's, measured one after the other (the
     order alternating, so a steady drift favours neither): each round's two p50s, or None when a
     measurement failed."""
@@ -258,7 +266,7 @@ def confirm(suite: LoadedSuite, store: Store, run: dict[str, Any], comparison: A
     the first one (kept as ``unconfirmed_p50_ms``). True when some cell changed."""
     from .gates import cell_history, compare_cell, earlier_runs, p50, paired_result
 
-    report: Progress = progress or (lambda who, text: log.info("[%s] %s", who, text))
+    report = sayer(progress)
     cells, old = {c["cell"]: c for c in run["cells"]}, {c["cell"]: c for c in baseline["cells"]}
     urls = {d.name: d.url for d in suite.spec.devices}
     worker, changed = runs.worker_id(), False
@@ -331,7 +339,7 @@ def execute(suite: LoadedSuite, store: Store, run_id: str, outdir: Path, *, serv
     """
     from ..errors import SuiteError
 
-    report: Progress = progress or (lambda who, text: log.info("[%s] %s", who, text))
+    report = sayer(progress)
     names = [d.name for d in suite.spec.devices]
     unknown = [n for n in serve or [] if n not in names]
     if unknown:

@@ -64,7 +64,7 @@ def test_suite_over_local_ssh_and_a_device_that_is_down(server, keras3_path, h5_
                          {"name": "down", "url": f"ssh://nobody@127.0.0.1:{closed}"}], recipes=["none", "int8"])
     said = []
     result = run_suite(suite, tmp_path / "out", tag="abc123", junit=tmp_path / "ci" / "junit.xml",
-                       progress=lambda who, text: said.append((who, text)))
+                       progress=lambda e: said.append((e.who, e.text)))
     run = result.run
     by_status = {s: [c for c in run["cells"] if c["status"] == s] for s in ("passed", "skipped", "failed")}
     assert len(run["cells"]) == 12 and len(by_status["passed"]) == 8 and not by_status["failed"]
@@ -124,7 +124,7 @@ def test_a_device_that_comes_up_late_is_retried_with_back_off(server, tflite_pat
     said = []
     starter.start()
     try:
-        result = run_suite(suite, tmp_path / "out", progress=lambda who, text: said.append(text))
+        result = run_suite(suite, tmp_path / "out", progress=lambda e: said.append(e.text))
     finally:
         starter.cancel()
         if "s" in late:
@@ -177,7 +177,7 @@ def test_compare_passes_on_the_same_model_and_fails_on_a_larger_slower_one(tflit
     shutil.copyfile(big_tflite, model)   # the same suite, the model file replaced
     lines = []
     third = run_suite(suite, tmp_path / "c", baseline="latest", gates=Gates(max_size_increase=1000.0),
-                      progress=lambda who, text: lines.append(text))
+                      progress=lambda e: lines.append(e.text))
     assert third.comparison is not None and not third.ok
     assert [c.cell for c in third.comparison.failures] == ["digits|none|local"]
     failure = third.comparison.failures[0]

@@ -62,7 +62,7 @@ def test_search_writes_best_pareto_results_and_report(searched):
     html = (outdir / "report.html").read_text()
     assert html.count('class="point') == 2 * len(rows) and 'id="plot-latency"' in html and "<script" not in html
     assert result.new_measurements == store.count_measurements() == 4
-    assert seen and seen[-1]["done"] == 4 and seen[-1]["total"] == 4 and seen[-1]["best"] is not None
+    assert seen and seen[-1].done == 4 and seen[-1].total == 4 and seen[-1].detail["best"] is not None
 
 
 @pytest.mark.skipif(browser.available() is not None, reason=str(browser.available()))
@@ -198,7 +198,7 @@ def test_a_killed_tune_retries_the_trial_it_was_on(tmp_path, how):
         " structure=['none'])\n"
         f"tune({str(MODEL)!r}, 'host', {str(out)!r}, devices=['local'], data={str(VAL)!r}, space=space, epochs=0,"
         " settings=BenchSettings(runs=200, warmup=1, min_time_s=2), heartbeat_s=1,"
-        " progress=lambda p: print(p['done'], flush=True))\n")
+        " progress=lambda p: print(p.done, flush=True))\n")
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     for line in proc.stdout:  # the first candidate is done: the second is running now
