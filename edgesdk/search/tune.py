@@ -5,7 +5,7 @@ thread), each asking the study for a candidate, running it (:mod:`edgesdk.search
 check, measure or estimate) and telling the result. Asking and telling go through one lock, so two
 workers never take the same queued trial. Each trial beats a heartbeat while it runs
 (:mod:`edgesdk.search.study`): a worker that died leaves a trial that is failed and queued again, and
-its claim (:mod:`edgesdk.search.claims`) passes to the retry. The study lives in
+its claim (:mod:`edgesdk.claims`) passes to the retry. The study lives in
 ``OUTDIR/study.sqlite3`` (or ``storage``), so the same command resumes it.
 """
 
@@ -22,6 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..claims import Claims
 from ..errors import EdgeSdkError, OutputError, RecipeError
 from ..kinds import TrialStatus
 from ..profiles import Profile, load_profile
@@ -29,7 +30,6 @@ from ..progress import Event, Progress
 from . import predict
 from . import space as spacemod
 from . import study as studymod
-from .claims import Claims
 from .objectives import KEPT, OBJECTIVES, Constraints, check_objectives, choose, objective_value
 from .results import OUTPUTS, TuneResult, collect, write_outputs
 from .trial import CandidateRunner
@@ -104,7 +104,7 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
     total = default_budget(len(space), budget, time_budget_s)
     runner = CandidateRunner(source.path, prof, out, data, train_data, constraints, predictor, settings, store,
                              epochs, seed, trust_model_code)
-    search = _Search(study, space, Claims(storage, study_name), runner, objectives, constraints, total,
+    search = _Search(study, space, Claims(storage), runner, objectives, constraints, total,
                      time_budget_s, progress, heartbeat_s)
     _seed_queue(study, space, total, handle, prof, predictor)
     search.report(None)
@@ -274,9 +274,10 @@ class _Search:
         row: dict[str, Any] = {"number": trial.number, "recipe": cand.recipe, "params": cand.params()}
         with self.lock:
             earlier = self.done_rows().get(cand.recipe)
-            owner = None if earlier is not None else self.claims.claim(cand.recipe, trial.number)
-            if owner is not None and owner != trial.number and self._failed(owner):
-                owner = self.claims.take_over(cand.recipe, trial.number)  # its worker died: try it again here
+            # A trial that Optuna failed (its worker died or was interrupted) gives its claim up to this one.
+            holder = None if earlier is not None else self.claims.claim(
+                self.study.study_name, cand.recipe, str(trial.number), stale=lambda n: self._failed(int(n)))
+            owner = None if holder is None else int(holder)
             if earlier is not None or owner != trial.number:
                 # Proposed again, here or by another worker: no work, and no budget spent.
                 trial.set_user_attr("row", {**(earlier or row), "number": trial.number,
@@ -308,7 +309,7 @@ class _Search:
     def _give_back(self, number: int) -> None:
         """Fail a trial of this process that will not finish, release its claim and queue it again."""
         trial, recipe = self.active.pop(number)
-        self.claims.release(recipe)
+        self.claims.release(self.study.study_name, recipe)
         studymod.fail_and_retry(self.study, trial)
 
     def _failed(self, number: int) -> bool:

@@ -1,8 +1,8 @@
 """Suite runs in the results store: one row per run, one per cell, claimed atomically by workers.
 
 Several ``suite run`` processes, on one host or many sharing a PostgreSQL store, fill the same run:
-each cell moves pending -> running (claimed by one worker with a conditional UPDATE that only one
-can win) -> passed / failed / skipped. A skip is provisional: a worker that can reach the device
+each cell moves pending -> running (claimed by one worker through :mod:`edgesdk.claims`, which only
+one can win) -> passed / failed / skipped. A skip is provisional: a worker that can reach the device
 later claims the cell. A cell whose worker died is claimed again once its lease has run out.
 """
 
@@ -12,12 +12,13 @@ import json
 import os
 import secrets
 import socket
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from ..claims import Claims
 from ..errors import StoreError, SuiteError
 from ..store import Store, suite_cells, suite_runs
 from .spec import LoadedSuite
@@ -83,26 +84,25 @@ def open_run(store: Store, run_id: str, suite: LoadedSuite, tag: str | None) -> 
 
 def claim(store: Store, run_id: str, device: str, worker: str, lease_s: float) -> str | None:
     """Claim the next cell of ``device`` that nobody has (or whose worker's lease ran out); None when
-    none is left. Exactly one worker wins each cell."""
+    none is left. Exactly one worker wins each cell: the claim is :class:`edgesdk.claims.Claims`' (the
+    one mechanism tune's workers use too), then the cell is marked running."""
     now = datetime.now(UTC)
-    stale = now - timedelta(seconds=lease_s)
-    free = or_(suite_cells.c.status.in_(CLAIMABLE),
-               and_(suite_cells.c.status == "running", suite_cells.c.claimed_at < stale))
+    open_cells = suite_cells.c.status.in_((*CLAIMABLE, "running"))   # running: perhaps a dead worker's
     mine = and_(suite_cells.c.run_id == run_id, suite_cells.c.device == device)
     try:
-        while True:
-            with store.engine.connect() as conn:
-                candidates = [r[0] for r in conn.execute(
-                    select(suite_cells.c.cell).where(mine, free).order_by(suite_cells.c.cell))]
-            if not candidates:
-                return None
-            for cell in candidates:
-                with store.engine.begin() as conn:
-                    won = conn.execute(update(suite_cells).where(mine, suite_cells.c.cell == cell, free).values(
-                        status="running", worker=worker, claimed_at=now,
-                        claims=suite_cells.c.claims + 1)).rowcount
-                if won == 1:
-                    return cell
+        claims = Claims(store.engine)
+        with store.engine.connect() as conn:
+            candidates = [r[0] for r in conn.execute(
+                select(suite_cells.c.cell).where(mine, open_cells).order_by(suite_cells.c.cell))]
+        for cell in candidates:
+            if claims.claim(run_id, cell, worker, lease_s=lease_s) != worker:
+                continue  # another worker has it, and its lease holds
+            with store.engine.begin() as conn:
+                won = conn.execute(update(suite_cells).where(mine, suite_cells.c.cell == cell, open_cells).values(
+                    status="running", worker=worker, claimed_at=now, claims=suite_cells.c.claims + 1)).rowcount
+            if won == 1:
+                return cell
+        return None
     except SQLAlchemyError as exc:
         raise _fail(store, exc) from exc
 
