@@ -149,8 +149,8 @@ def _code_layers(config: Any, found: list[str]) -> list[str]:
         inner: dict[str, Any] = config["config"] if isinstance(config.get("config"), dict) else {}
         if isinstance(cls, str) and (cls in ("Lambda", "__lambda__") or inner.get("function_type") == "lambda"):
             found.append(f"{inner.get('name') or config.get('name') or '?'} ({cls})")
-        elif config.get("function_type") == "lambda" or cls == "Lambda":
-            found.append(f"{config.get('name') or '?'} ({cls or 'Lambda'})")
+        elif config.get("function_type") == "lambda":  # a Lambda's own config, met apart from its layer
+            found.append(f"{config.get('name') or '?'} (Lambda)")
         for value in config.values():
             _code_layers(value, found)
     return found
