@@ -17,7 +17,7 @@ import numpy as np
 from . import data as datamod
 from . import evaluate, feasibility
 from .errors import OutputError, RecipeError
-from .fileio import write_atomic
+from .fileio import make_dirs, write_atomic
 from .intake import ModelHandle, ModelSource, open_model
 from .kinds import ModelForm
 from .profiles import Profile, load_profile
@@ -96,8 +96,8 @@ def check_output(output: Path, inputs: list[Path], suffix: str = ".tflite") -> N
                           f"{output.suffix or 'no suffix'!r}")
     if output.is_dir():
         raise OutputError(f"{output}: the output is a directory; name a {suffix} file")
+    make_dirs(output.parent)
     try:  # fail now, not after minutes of compression
-        output.parent.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=output.parent).close()
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror, str(output)) from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -10,12 +11,27 @@ import tempfile
 from pathlib import Path
 
 
+def make_dirs(folder: str | os.PathLike[str]) -> Path:
+    """Create ``folder`` and its parents; a file standing where a folder must be is said so (mkdir would
+    only say "File exists").
+
+    Raises:
+        OSError: the folder cannot be made (NotADirectoryError naming the path for a file in the way).
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder)) from exc
+    return folder
+
+
 def write_atomic(path: str | os.PathLike[str], content: bytes) -> None:
     """Write ``content`` to ``path`` through a temporary file in the same folder; on any failure (a full
     disk, an interrupt) the old file is untouched and no temporary file is left."""
     path = Path(path)
+    make_dirs(path.parent)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror, str(path)) from exc
@@ -34,9 +50,8 @@ def write_atomic(path: str | os.PathLike[str], content: bytes) -> None:
 def write_set(folder: str | os.PathLike[str], files: dict[str, bytes]) -> list[Path]:
     """Write several files that belong together: all of them are written into a temporary folder first,
     then moved into ``folder``; if any write fails, nothing in ``folder`` changes and nothing is left."""
-    folder = Path(folder)
+    folder = make_dirs(folder)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=folder, prefix=".edgesdk-"))
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror, str(folder)) from exc

@@ -24,6 +24,7 @@ from typing import Any
 
 from ..claims import Claims
 from ..errors import EdgeSdkError, OutputError, RecipeError
+from ..fileio import make_dirs
 from ..kinds import TrialStatus
 from ..profiles import Profile, load_profile
 from ..progress import Event, Progress
@@ -96,7 +97,7 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
         raise RecipeError(f"budget must be at least 1 trial. Received: {budget}")
     out = Path(outdir)
     _refuse_overwriting_input(out, source.path)
-    (out / "candidates").mkdir(parents=True, exist_ok=True)
+    make_dirs(out / "candidates")
     storage = storage or f"sqlite:///{(out / 'study.sqlite3').resolve()}"
     study_name = study_name or f"{source.path.stem}-{source.sha256[:8]}-{prof.name}"
     study = _study(study_name, storage, objectives, seed, budget, len(space), heartbeat_s)

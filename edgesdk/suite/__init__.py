@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SuiteError
+from ..fileio import make_dirs
 from ..progress import Progress
 from ..store import Store
 from . import outputs, runs
@@ -94,7 +95,7 @@ def run_suite(suite: str | Path | LoadedSuite, outdir: str | Path, *, store: Sto
     loaded = suite if isinstance(suite, LoadedSuite) else load(suite)
     store = store or Store()
     outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
+    make_dirs(outdir)
     run_id = run_id or runs.new_run_id(loaded.spec.name)
     runs.open_run(store, run_id, loaded, tag)
     base = load_results(baseline, store, relative_to=run_id) if baseline else None

@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from ..fileio import write_atomic
+from ..fileio import make_dirs, write_atomic
 from .gates import Comparison, p50, quality_points
 
 CSV_FIELDS = ["model", "recipe", "device", "status", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "runs",
@@ -168,11 +168,11 @@ Lines: p50 in earlier runs of this suite, oldest first.</small></p></body></html
 def write_all(run: dict[str, Any], outdir: Path, history: list[dict[str, Any]], comparison: Comparison | None = None,
               junit: Path | None = None) -> dict[str, Path]:
     """Write every output; returns their paths."""
-    outdir.mkdir(parents=True, exist_ok=True)
+    make_dirs(outdir)
     doc = {**run, "comparison": comparison.to_dict() if comparison else None}
     paths = {"json": outdir / "results.json", "csv": outdir / "results.csv", "junit": junit or outdir / "junit.xml",
              "html": outdir / "index.html"}
-    paths["junit"].parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(paths["junit"].parent)
     _atomic(paths["json"], json.dumps(doc, indent=2, default=str) + "\n")
     write_csv(run, paths["csv"], comparison)
     write_junit(run, paths["junit"], comparison)

@@ -21,7 +21,7 @@ from device_agent.protocol import BenchSettings, typical_ms
 
 from .. import devices as devmod
 from ..errors import DeployError, EdgeSdkError
-from ..fileio import slug, write_atomic
+from ..fileio import make_dirs, slug, write_atomic
 from ..progress import Event, Progress
 from ..quality import Quality
 from ..store import Store
@@ -89,7 +89,7 @@ def prepare(suite: LoadedSuite, entry: ModelEntry, recipe: str, outdir: Path) ->
             art.quality = _own_quality(source, data) if data else None
         else:
             out = outdir / "artifacts" / slug(entry.label) / f"{slug(recipe)}.tflite"
-            out.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(out.parent)
             result = compress(source, suite.spec.profile, "fp32" if recipe == "none" else recipe, out, data,
                               trust_model_code=entry.trust_code)
             art.path, art.quality, art.warnings = out, result.quality, list(result.warnings)

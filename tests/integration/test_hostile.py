@@ -201,6 +201,10 @@ def test_compress_and_tune_never_overwrite_their_input(tmp_path, capsys, tflite_
 def test_file_system_errors_are_one_line(tmp_path, capsys, tflite_path):
     rc, _, err = cli(capsys, "compress", MODEL, "-p", "host", "-r", "fp32", "-o", "/proc/edgesdk.tflite")
     one_line_error(rc, err, "/proc/edgesdk.tflite")
+    for args in (["compress", MODEL, "-p", "host", "-r", "fp32", "-o", "/dev/null/o.tflite"],
+                 ["tune", MODEL, "-p", "host", "--budget", "1", "-o", "/dev/null/t"]):
+        rc, _, err = cli(capsys, *args)  # a file where a folder must be
+        one_line_error(rc, err, "a part of the path is a file, not a directory")
     ro = _tmpfs(tmp_path / "ro", "ro", "size=64k")
     try:
         rc, _, err = cli(capsys, "compress", MODEL, "-p", "host", "-r", "fp32", "-o", ro / "o.tflite")
