@@ -94,6 +94,29 @@ def heartbeat(study: Any, trial: Any) -> Iterator[None]:
         thread.join(timeout=5)
 
 
+def drop_queued_repeats(study: Any, done: dict[str, dict[str, Any]]) -> None:
+    """Close the queued trials whose candidate is done already (two workers that open a study together
+    can both queue the same grid point): each becomes a pruned repeat, so no finished study keeps a
+    trial waiting. A queued candidate not yet tried stays queued, for a later run with a larger budget."""
+    import optuna
+
+    from . import space as spacemod
+
+    storage, state = study._storage, optuna.trial.TrialState
+    for t in study.get_trials(deepcopy=False, states=(state.WAITING,)):
+        params = t.system_attrs.get("fixed_params") or t.params
+        try:
+            recipe = spacemod.Candidate(**params).recipe
+        except TypeError:  # not one of our candidates
+            continue
+        earlier = done.get(recipe)
+        if earlier is None or not storage.set_trial_state_values(t._trial_id, state=state.RUNNING):
+            continue  # not tried yet, or another worker took it
+        storage.set_trial_user_attr(t._trial_id, "row", {**earlier, "number": t.number, "status": "repeat",
+                                                         "repeat_of": earlier["number"], "reason": "already tried"})
+        storage.set_trial_state_values(t._trial_id, state=state.PRUNED)
+
+
 def running_elsewhere(study: Any, mine: set[int]) -> list[int]:
     """Trials running that are not this process's own: another worker's, or a dead one's not yet stale."""
     import optuna

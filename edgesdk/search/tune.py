@@ -253,6 +253,7 @@ class _Search:
         while True:
             with self.lock:
                 if self._finished():
+                    studymod.drop_queued_repeats(self.study, self.done_rows())
                     return None
                 studymod.fail_stale(self.study)
                 queued = studymod.waiting(self.study) > 0

@@ -267,3 +267,20 @@ def test_a_small_budget_tries_the_precision_predicted_fastest_first(tmp_path):
     roofline int8 (peak 3.84e11 MAC/s) is predicted faster than fp32 (9.6e10), so a budget of one tries it."""
     result = run(tmp_path / "t", edgesdk.Store(), budget=1, epochs=0)
     assert [r["recipe"] for r in result.trials if r["status"] == "measured"] == ["int8"]
+
+
+def test_a_finished_study_keeps_no_duplicate_queued(tmp_path):
+    """Two workers opening a shared study together can both queue the same grid point; once every
+    candidate is done, the duplicate is closed as a repeat instead of waiting forever."""
+    import optuna
+
+    space = small_space(prune=["none"])
+    first = tune(MODEL, "host", tmp_path / "t", space=space, epochs=0)  # no device: estimated, quick
+    storage = f"sqlite:///{tmp_path / 't' / 'study.sqlite3'}"
+    study = optuna.load_study(study_name=first.study, storage=storage)
+    study.enqueue_trial({"structure": "none", "prune": "none", "cluster": "none", "precision": "int8"})
+    again = tune(MODEL, "host", tmp_path / "t", space=space, epochs=0)
+    assert not optuna.load_study(study_name=first.study, storage=storage).get_trials(
+        states=(optuna.trial.TrialState.WAITING,))
+    repeat = [r for r in again.trials if r["status"] == "repeat"]
+    assert len(repeat) == 1 and repeat[0]["recipe"] == "int8" and again.best == first.best
