@@ -21,7 +21,3 @@ class Event:
 
 
 Progress = Callable[[Event], None]
-
-
-def ignore(event: Event) -> None:
-    """A progress callback that does nothing."""
