@@ -90,7 +90,6 @@ def tune(
                   structure=structure or None)
     constraints = Constraints(max_accuracy_drop=max_accuracy_drop, min_accuracy=min_accuracy,
                               max_latency_ms=max_latency_ms, max_memory_bytes=max_memory)
-    constraints.check(data is not None)
     total = default_budget(len(space), budget, time_budget)
     from rich.progress import (
         BarColumn,
@@ -109,24 +108,21 @@ def tune(
                         best="", start=False)
     try:
         def show(event: Any) -> None:
-            p = {**event.detail, "done": event.done, "total": event.total}
-            best = p.get("best")
+            detail = event.detail
+            best, row, left = detail.get("best"), detail.get("row"), detail.get("time_budget_s")
             note = f"best {best['recipe']} p50 {best['latency_ms']:.4g} ms" + \
                 (" (estimated)" if best.get("estimated") else "") if best else ""
-            if p.get("time_budget_s"):
-                note += f" · time budget: {max(0.0, p['time_budget_s'] - p['elapsed_s']):.0f} s left"
-            row = p.get("row")
+            if left:
+                note += f" · time budget: {max(0.0, left - detail['elapsed_s']):.0f} s left"
+            bar.update(task, completed=event.done, total=event.total, best=note)
             if row is None:  # before the first trial: a resumed study starts from what it has done
                 if budget is None and time_budget is None and total < len(space):
                     err.print(f"trying {total} of the {len(space)} candidates (the default budget is "
                               f"{DEFAULT_BUDGET}; --budget N or --time-budget S to search further)", highlight=False)
-                bar.update(task, completed=p["done"], total=p["total"], best=note)
                 bar.start_task(task)
                 bar.start()
-                return
-            bar.update(task, completed=p["done"], total=p["total"], best=note)
-            if not err.is_terminal and row.get("recipe"):  # logs (CI, cron) get one line per trial
-                err.print(f"[{p['done']}/{p['total']}] {row['recipe']}: {row.get('status')}"
+            elif not err.is_terminal and row.get("recipe"):  # logs (CI, cron) get one line per trial
+                err.print(f"[{event.done}/{event.total}] {row['recipe']}: {row.get('status')}"
                           + (f", p50 {row['latency_ms']:.4g} ms" if row.get("latency_ms") is not None else "")
                           + (" (estimated)" if row.get("estimated") else "")
                           + (f" ({row['reason']})" if row.get("reason") else ""), highlight=False)

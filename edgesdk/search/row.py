@@ -65,3 +65,11 @@ class TrialRow:
         doc = {k: v for k, v in asdict(self).items() if v is not None or k == "reason"}
         doc["status"] = self.status.value
         return doc
+
+
+def repeat_row(row: dict[str, Any], number: int, repeat_of: int | None) -> dict[str, Any]:
+    """The row of a trial that proposed a candidate already tried (or taken): trial ``repeat_of``'s
+    row (or the proposal's own), renumbered, no work and no budget spent."""
+    return {**row, "number": number, "status": TrialStatus.REPEAT.value, "repeat_of": repeat_of,
+            "reason": "already tried"}
+

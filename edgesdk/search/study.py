@@ -101,6 +101,7 @@ def drop_queued_repeats(study: Any, done: dict[str, dict[str, Any]]) -> None:
     import optuna
 
     from . import space as spacemod
+    from .row import repeat_row
 
     storage, state = study._storage, optuna.trial.TrialState
     for t in study.get_trials(deepcopy=False, states=(state.WAITING,)):
@@ -112,8 +113,7 @@ def drop_queued_repeats(study: Any, done: dict[str, dict[str, Any]]) -> None:
         earlier = done.get(recipe)
         if earlier is None or not storage.set_trial_state_values(t._trial_id, state=state.RUNNING):
             continue  # not tried yet, or another worker took it
-        storage.set_trial_user_attr(t._trial_id, "row", {**earlier, "number": t.number, "status": "repeat",
-                                                         "repeat_of": earlier["number"], "reason": "already tried"})
+        storage.set_trial_user_attr(t._trial_id, "row", repeat_row(earlier, t.number, earlier["number"]))
         storage.set_trial_state_values(t._trial_id, state=state.PRUNED)
 
 

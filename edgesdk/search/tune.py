@@ -25,7 +25,6 @@ from typing import Any
 from ..claims import Claims
 from ..errors import EdgeSdkError, OutputError, RecipeError
 from ..fileio import make_dirs
-from ..kinds import TrialStatus
 from ..profiles import Profile, load_profile
 from ..progress import Event, Progress
 from . import predict
@@ -33,6 +32,7 @@ from . import space as spacemod
 from . import study as studymod
 from .objectives import KEPT, OBJECTIVES, Constraints, check_objectives, choose, objective_value
 from .results import OUTPUTS, TuneResult, collect, write_outputs
+from .row import repeat_row
 from .trial import CandidateRunner
 
 log = logging.getLogger(__name__)
@@ -202,14 +202,14 @@ class _Search:
 
     def run(self, devices: list[str | None]) -> tuple[bool, EdgeSdkError | None]:
         """Run one worker per device until the budget is spent: (interrupted, the error that stopped it)."""
-        others = [threading.Thread(target=self._worker, args=(d, False), name=f"tune-{d}", daemon=True)
+        others = [threading.Thread(target=self._worker, args=(d,), name=f"tune-{d}", daemon=True)
                   for d in devices[1:]]
         interrupted = False
         try:
             with _catch_ctrl_c(self.ctrl_c):
                 for thread in others:
                     thread.start()
-                self._worker(devices[0], True)
+                self._worker(devices[0])
                 while any(t.is_alive() for t in others):
                     for t in others:
                         t.join(timeout=0.2)
@@ -228,7 +228,7 @@ class _Search:
             raise error
         return interrupted, error
 
-    def _worker(self, device: str | None, main: bool) -> None:
+    def _worker(self, device: str | None) -> None:
         try:
             while (asked := self._ask()) is not None:
                 self._evaluate(*asked, device)
@@ -242,9 +242,9 @@ class _Search:
                     self.error = exc
             self.stop.set()
 
-    def _finished(self) -> bool:
+    def _finished(self, done: dict[str, dict[str, Any]]) -> bool:
         over_time = self.time_budget_s is not None and time.monotonic() - self.started > self.time_budget_s
-        return self.stop.is_set() or self.ctrl_c.is_set() or over_time or len(self.done_rows()) >= self.total
+        return self.stop.is_set() or self.ctrl_c.is_set() or over_time or len(done) >= self.total
 
     def _ask(self) -> tuple[Any, spacemod.Candidate] | None:
         """The next trial to run, or None when the search is over. A dead worker's trial turns stale after
@@ -252,8 +252,9 @@ class _Search:
         waited = 0.0
         while True:
             with self.lock:
-                if self._finished():
-                    studymod.drop_queued_repeats(self.study, self.done_rows())
+                done = self.done_rows()
+                if self._finished(done):
+                    studymod.drop_queued_repeats(self.study, done)
                     return None
                 studymod.fail_stale(self.study)
                 queued = studymod.waiting(self.study) > 0
@@ -282,10 +283,8 @@ class _Search:
             owner = None if holder is None else int(holder)
             if earlier is not None or owner != trial.number:
                 # Proposed again, here or by another worker: no work, and no budget spent.
-                trial.set_user_attr("row", {**(earlier or row), "number": trial.number,
-                                            "status": TrialStatus.REPEAT.value,
-                                            "repeat_of": earlier["number"] if earlier else owner,
-                                            "reason": "already tried"})
+                trial.set_user_attr("row", repeat_row(earlier or row, trial.number,
+                                                      earlier["number"] if earlier else owner))
                 self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
                 self.active.pop(trial.number, None)
                 return
