@@ -22,7 +22,7 @@ from .intake import ModelHandle, ModelSource, open_model
 from .kinds import ModelForm
 from .profiles import Profile, load_profile
 from .progress import Event, Progress
-from .techniques import REGISTRY, Context, Recipe, parse_recipe
+from .techniques import FLATBUFFER_FORMS, REGISTRY, Context, Recipe, parse_recipe
 from .tflite import facts
 
 log = logging.getLogger(__name__)
@@ -71,18 +71,25 @@ def _config_hash(source: ModelSource, recipe: Recipe, profile: Profile, data: da
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _input_shape(handle: ModelHandle, float_report: facts.ModelReport) -> list[int]:
+def _inputs(handle: ModelHandle, float_report: facts.ModelReport) -> list[tuple[str, list[int]]]:
+    """(name, shape) of each model input; a Keras model's first input, with its own batch dimension."""
+    first = float_report.inputs[0]
     if handle.form == ModelForm.KERAS:
         shape = handle.keras().inputs[0].shape
-        return [-1 if s is None else int(s) for s in shape]
-    return float_report.inputs[0].shape
+        return [(first.name, [-1 if s is None else int(s) for s in shape])]
+    return [(t.name, list(t.shape)) for t in float_report.inputs]
 
 
-def _calibration(x_train: np.ndarray | None, shape: list[int], seed: int) -> np.ndarray:
-    """Up to CALIBRATION_SAMPLES training inputs in a seeded order, or random ones without data."""
+def _calibration(x_train: Any, inputs: list[tuple[str, list[int]]], seed: int) -> Any:
+    """Up to CALIBRATION_SAMPLES training inputs in a seeded order (the same order for every input), or
+    random ones without data."""
     if x_train is None:
-        return datamod.random_calibration(shape, seed=seed)
-    return x_train[np.random.default_rng(seed).permutation(len(x_train))[:CALIBRATION_SAMPLES]]
+        shapes = [shape for _, shape in inputs]
+        return datamod.random_calibration(shapes[0] if len(shapes) == 1 else shapes, seed=seed)
+    arrays = [x_train] if isinstance(x_train, np.ndarray) else x_train
+    order = np.random.default_rng(seed).permutation(len(arrays[0]))[:CALIBRATION_SAMPLES]
+    picked = [a[order] for a in arrays]
+    return picked[0] if isinstance(x_train, np.ndarray) else picked
 
 
 def check_output(output: Path, inputs: list[Path], suffix: str = ".tflite") -> None:
@@ -116,13 +123,15 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
     """Compress ``model`` with ``recipe`` for ``profile`` and write the .tflite to ``output``.
 
     Args:
-        model: a .keras, .h5 or SavedModel directory (a .tflite is refused by every conversion step);
-            each step must accept the model's form (:class:`edgesdk.intake.ModelHandle`).
+        model: a .keras, .h5, SavedModel directory or .tflite; each step must accept the model's form
+            (:class:`edgesdk.intake.ModelHandle`): a .tflite takes the conversions and the weight-space
+            steps, with no fine-tuning; an integer .tflite keeps its precision (int8, int8=io, prune,
+            cluster, strip).
         profile: a profile name, path, or :class:`Profile`.
         recipe: e.g. ``"prune=0.5,cluster=16,int8"``.
         output: where to write the .tflite; written only if everything succeeded.
-        data: an .npz with ``x`` and optional ``y``; used to evaluate, and to calibrate and fine-tune
-            unless ``train_data`` is given.
+        data: an .npz with ``x`` (or one array named after each input of a model with several) and
+            optional ``y``; used to evaluate, and to calibrate and fine-tune unless ``train_data`` is given.
         train_data: an .npz to calibrate and fine-tune on, kept apart from the evaluation data.
         epochs: fine-tuning epochs for prune/cluster/qat when data is given (0 disables).
         store: a :class:`edgesdk.store.Store` to record the result in, or None.
@@ -145,8 +154,12 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
         raise RecipeError(f"recipe {rec} is refused: {problem}")
     handle = open_model(model, trust_code=trust_model_code)
     source = handle.source
+    form = handle.form
+    if form == ModelForm.INTEGER and not rec.stated:  # no precision named: an integer model keeps its own
+        rec = Recipe(rec.keras_steps, parse_recipe("int8").convert, rec.post_steps)
     for step in rec.steps:  # before any work: a step that cannot take this model says so, with the form
         handle.accept(REGISTRY[step.name])
+    flat = form in FLATBUFFER_FORMS
     check_output(Path(output), [source.path, *(Path(d) for d in (data, train_data) if d is not None)])
     dataset = datamod.load_npz(data) if data is not None else None
     trainset = datamod.load_npz(train_data) if train_data is not None else dataset
@@ -155,13 +168,14 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
     say(f"loading {source.path} ({source.format})")
     from .techniques.training import FineTune
 
-    say("converting the float reference")
+    say("reading the .tflite" if flat else "converting the float reference")
     float_bytes = handle.float_tflite()
+    for change in getattr(handle, "changes", []):
+        say(f"normalized: {change}")
     float_report = facts.analyze(str(source.path), data=float_bytes)
-    shape = _input_shape(handle, float_report)
-    input_name = float_report.inputs[0].name
-    x = datamod.fit_to_input(dataset, shape, input_name) if dataset else None
-    x_train = datamod.fit_to_input(trainset, shape, input_name) if trainset else None
+    inputs = _inputs(handle, float_report)
+    x = datamod.inputs_for(dataset, inputs) if dataset else None
+    x_train = datamod.inputs_for(trainset, inputs) if trainset else None
     output_shape, output_name = float_report.outputs[0].shape, float_report.outputs[0].name
     labels = datamod.labels_for(dataset, output_shape, output_name) if dataset else None
     train_labels = labels if trainset is dataset else \
@@ -169,35 +183,40 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
     reference = evaluate.predict(float_bytes, x) if x is not None else None
 
     tune = None
-    if x_train is not None and trainset is not None and epochs > 0 and rec.keras_steps:
+    one_shot = [s.name for s in rec.keras_steps if REGISTRY[s.name].fine_tuned]
+    if flat and one_shot and trainset is not None and epochs > 0:
+        warnings.append(f"a .tflite has no training graph: {', '.join(one_shot)} applied one-shot, without "
+                        "fine-tuning (give the Keras source to fine-tune)")
+    if not flat and x_train is not None and trainset is not None and epochs > 0 and rec.keras_steps:
         teacher = reference if trainset is dataset and reference is not None else evaluate.predict(float_bytes, x_train)
+        assert isinstance(x_train, np.ndarray)  # a Keras model: its first input
         tune = FineTune(x=x_train, y=train_labels, teacher=teacher, epochs=epochs, seed=seed)
         if trainset is dataset:
             warnings.append("fine-tuned and evaluated on the same --data: the quality reported is optimistic; "
                             "pass --train-data to keep them apart")
-    samples = _calibration(x_train, shape, seed) if x_train is not None else None  # real data only
+    samples = _calibration(x_train, inputs, seed) if x_train is not None else None  # real data only
     ctx = Context(rec, tune, samples, say)
     for step in rec.keras_steps:
         prepare = REGISTRY[step.name].prepare
         if prepare is not None:
             prepare(step, ctx)
-    if ctx.tune is None and any(REGISTRY[s.name].fine_tuned for s in rec.keras_steps):
+    if not flat and ctx.tune is None and any(REGISTRY[s.name].fine_tuned for s in rec.keras_steps):
         warnings.append("no training data (or --epochs 0): pruning/clustering applied one-shot without fine-tuning")
-    current = handle.keras() if rec.keras_steps else handle.converter_source()
+    current = float_bytes if flat else handle.keras() if rec.keras_steps else handle.converter_source()
     for step in rec.keras_steps:
         say(f"applying {step}")
-        current = REGISTRY[step.name].apply(current, step, ctx)  # type: ignore[misc]
+        current = REGISTRY[step.name].on(form)(current, step, ctx)
     conversion = REGISTRY[rec.convert.name]
-    if conversion.calibrated:
-        ctx.calibration = samples if samples is not None else _calibration(None, shape, seed)
+    if conversion.calibrated and form != ModelForm.INTEGER:
+        ctx.calibration = samples if samples is not None else _calibration(None, inputs, seed)
         if x_train is None:
             warnings.append(datamod.RANDOM_WARNING)
     else:
         ctx.calibration = None
-    say(f"converting ({rec.convert})")
-    tflite = conversion.apply(current, rec.convert, ctx)  # type: ignore[misc]
+    say(f"converting ({rec.convert})" if not flat else f"quantizing ({rec.convert})")
+    tflite = conversion.on(form)(current, rec.convert, ctx)
     for step in rec.post_steps:
-        tflite = REGISTRY[step.name].apply(tflite, step, ctx)  # type: ignore[misc]
+        tflite = REGISTRY[step.name].on(form)(tflite, step, ctx)
     report = facts.analyze(str(output), data=tflite)
     from . import targets
 

@@ -1,12 +1,14 @@
-"""Data files: ``.npz`` with inputs ``x`` and optional labels ``y``; random calibration as a fallback."""
+"""Data files: ``.npz`` with inputs ``x`` (or, for a model with several inputs, one array named after each
+input) and optional labels ``y``; random calibration as a fallback."""
 
 from __future__ import annotations
 
 import logging
 import os
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,40 +23,47 @@ RANDOM_WARNING = ("no --data given: calibrating on random inputs. The quantizati
 
 @dataclass(frozen=True)
 class Dataset:
-    x: np.ndarray
+    x: np.ndarray                        # ``x``, or the first input array of a file without one
     y: np.ndarray | None
     sha256: str
     source: str
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # every array but ``y``, by name
 
     def __len__(self) -> int:
         return len(self.x)
 
 
 def load_npz(path: str | os.PathLike[str]) -> Dataset:
-    """Load an .npz holding ``x`` (and optionally ``y``).
+    """Load an .npz holding ``x`` (or arrays named after a model's inputs) and optionally ``y``.
 
     Raises:
-        DataError: missing file, not an npz, no ``x``, or ``y`` of another length.
+        DataError: missing file, not an npz, no input array, or arrays of different lengths.
     """
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: no such data file; expected an .npz with arrays 'x' and optional 'y'")
     try:
         with np.load(p, allow_pickle=False) as npz:
-            if "x" not in npz.files:
-                raise DataError(f"{p}: the .npz has no array 'x' (it has: {', '.join(npz.files) or 'none'})")
-            x = npz["x"]
+            arrays = {name: npz[name] for name in npz.files if name != "y"}
             y = npz["y"] if "y" in npz.files else None
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise DataError(f"{p}: not a readable .npz file: {exc}") from exc
-    if x.ndim == 0 or len(x) == 0:
-        raise DataError(f"{p}: 'x' must hold at least one sample along its first axis")
+    if not arrays:
+        raise DataError(f"{p}: the .npz has no array 'x' (it has: {'y' if y is not None else 'none'}); give the "
+                        "inputs as 'x', or one array named after each input of a model with several")
+    for name, array in arrays.items():
+        if array.ndim == 0 or len(array) == 0:
+            raise DataError(f"{p}: {name!r} must hold at least one sample along its first axis")
+    x = arrays.get("x", next(iter(arrays.values())))
+    for name, array in arrays.items():
+        if len(array) != len(x):
+            raise DataError(f"{p}: {name!r} has {len(array)} samples but {next(iter(arrays))!r} has {len(x)}")
     if y is not None and (y.ndim == 0 or len(y) != len(x)):
         raise DataError(f"{p}: 'y' has {len(y) if y.ndim else 'no'} entries but 'x' has {len(x)} samples")
-    for name, array in (("x", x), ("y", y)):
+    for name, array in [*arrays.items(), ("y", y)]:
         if array is not None:
             _check_numbers(p, name, array)
-    return Dataset(x, y, sha256_file(p), str(p))
+    return Dataset(x, y, sha256_file(p), str(p), arrays)
 
 
 def _check_numbers(path: Path, name: str, array: np.ndarray) -> None:
@@ -120,7 +129,44 @@ def fit_to_input(data: Dataset, shape: list[int], name: str) -> np.ndarray:
                     f"of shape {tuple(want)}")
 
 
-def random_calibration(shape: list[int], count: int = 32, seed: int = 0) -> np.ndarray:
-    """Standard-normal samples for a model input (the caller reports ``RANDOM_WARNING``)."""
-    dims = [int(s) if s and s > 0 else 1 for s in shape[1:]]
+def _aliases(name: str) -> list[str]:
+    """The names an input may be given by in an .npz: its tensor name and the name a signature gives it
+    (``serving_default_image:0`` -> ``image``)."""
+    import re
+
+    short = re.sub(r"^serving_default_", "", re.sub(r":\d+$", "", name))
+    return list(dict.fromkeys([name, short, re.sub(r":\d+$", "", name)]))
+
+
+def inputs_for(data: Dataset, inputs: list[tuple[str, list[int]]]) -> np.ndarray | list[np.ndarray]:
+    """The samples for each model input (name, shape): ``x`` for a model with one input (or an array named
+    after it), one array named after each input otherwise. One array for one input, a list for several.
+
+    Raises:
+        DataError: an input without its array, naming the input and the shape expected, or a shape
+            that does not fit.
+    """
+    if len(inputs) == 1:
+        name, shape = inputs[0]
+        given = next((data.arrays[a] for a in _aliases(name) if a in data.arrays), None)
+        chosen = data if given is None else Dataset(given, data.y, data.sha256, data.source)
+        return fit_to_input(chosen, shape, name)
+    out = []
+    for name, shape in inputs:
+        given = next((data.arrays[a] for a in _aliases(name) if a in data.arrays), None)
+        if given is None:
+            wanted = ", ".join(f"{_aliases(n)[1]!r} {tuple(s[1:])}" for n, s in inputs)
+            raise DataError(f"{data.source}: the model has {len(inputs)} inputs ({wanted}) and the .npz has no array "
+                            f"for input {_aliases(name)[1]!r} of shape {tuple(shape[1:])}; it has: "
+                            f"{', '.join(data.arrays)}")
+        out.append(fit_to_input(Dataset(given, data.y, data.sha256, data.source), shape, name))
+    return out
+
+
+def random_calibration(shape: list[int] | list[list[int]], count: int = 32, seed: int = 0) -> Any:
+    """Standard-normal samples for a model input, or (given a list of shapes) for each of several inputs
+    (the caller reports ``RANDOM_WARNING``)."""
+    if shape and isinstance(shape[0], list):
+        return [random_calibration(s, count, seed + i) for i, s in enumerate(shape)]  # type: ignore[arg-type]
+    dims = [int(s) if s and s > 0 else 1 for s in shape[1:]]  # type: ignore[arg-type, operator]
     return np.random.default_rng(seed).standard_normal((count, *dims)).astype(np.float32)

@@ -14,8 +14,9 @@ from .quality import Quality
 from .tflite.facts import ModelReport
 
 
-def predict(model_bytes: bytes, x: np.ndarray) -> np.ndarray:
-    """Outputs (first output tensor, dequantized to float) of a .tflite model for every sample."""
+def predict(model_bytes: bytes, x: np.ndarray | list[np.ndarray]) -> np.ndarray:
+    """Outputs (first output tensor, dequantized to float) of a .tflite model for every sample; ``x`` is
+    one array (samples first) per model input, in the model's input order (an array for one input)."""
     from ai_edge_litert.interpreter import Interpreter
 
     from ._native import quiet
@@ -23,23 +24,30 @@ def predict(model_bytes: bytes, x: np.ndarray) -> np.ndarray:
     with quiet():
         interp = Interpreter(model_content=model_bytes)
         interp.allocate_tensors()
-    inp = interp.get_input_details()[0]
+    arrays = [x] if isinstance(x, np.ndarray) else list(x)
+    inputs = interp.get_input_details()
     out = interp.get_output_details()[0]
-    in_scale, in_zero = inp["quantization"]
     out_scale, out_zero = out["quantization"]
     results = []
-    for sample in x:
-        value = sample[None, ...].reshape(inp["shape"]) if sample.size == np.prod(inp["shape"]) else sample[None, ...]
-        if np.issubdtype(inp["dtype"], np.integer) and in_scale:
-            info = np.iinfo(inp["dtype"])
-            value = np.clip(np.round(value / in_scale + in_zero), info.min, info.max)
-        interp.set_tensor(inp["index"], value.astype(inp["dtype"]))
+    for i in range(len(arrays[0])):
+        for inp, array in zip(inputs, arrays, strict=True):
+            interp.set_tensor(inp["index"], _fed(inp, array[i]))
         interp.invoke()
         result = interp.get_tensor(out["index"]).astype(np.float32)
         if np.issubdtype(out["dtype"], np.integer) and out_scale:
             result = (result - out_zero) * out_scale
         results.append(result[0])
     return np.stack(results)
+
+
+def _fed(inp: dict[str, Any], sample: np.ndarray) -> np.ndarray:
+    """One sample as an input tensor takes it: batch of one, quantized through its scale and zero point."""
+    value = sample[None, ...].reshape(inp["shape"]) if sample.size == np.prod(inp["shape"]) else sample[None, ...]
+    scale, zero = inp["quantization"]
+    if np.issubdtype(inp["dtype"], np.integer) and scale:
+        info = np.iinfo(inp["dtype"])
+        value = np.clip(np.round(value / scale + zero), info.min, info.max)
+    return value.astype(inp["dtype"])
 
 
 def sqnr_db(reference: np.ndarray, test: np.ndarray) -> float:

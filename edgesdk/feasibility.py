@@ -39,6 +39,11 @@ def precision_problem(profile: Profile, step: Step) -> str | None:
     ``mixed=int4:F`` (int4 weights) int8 on LiteRT, whose CPU kernels unpack int4 weights."""
     if step.name == "mixed":
         return _mixed_problem(profile, step.value[0], str(step))
+    if step.name == "weights":  # weight-only: stored integers, float arithmetic
+        if step.value == 4 and profile.runtime != "litert":
+            return (f"profile {profile.name!r} runs {profile.runtime}, which cannot dequantize int4 weights; "
+                    f"{step} needs LiteRT")
+        return _plain_problem(profile, "fp32")
     return _plain_problem(profile, step.name)
 
 

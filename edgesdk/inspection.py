@@ -8,7 +8,7 @@ from typing import Any
 
 from . import feasibility, targets
 from .feasibility import Feasibility
-from .intake import ModelSource, open_model
+from .intake import ModelHandle, ModelSource, open_model
 from .profiles import Profile, load_profile
 from .targets import TargetFacts
 from .tflite import facts
@@ -25,12 +25,24 @@ class Inspection:
     report: ModelReport
     fit: Feasibility | None = None
     target: TargetFacts | None = None
+    takes: dict[str, Any] | None = None   # the model's form, the steps it takes, and why it refuses the others
 
     def to_dict(self) -> dict[str, Any]:
         s = self.source
         return {"source": {"path": str(s.path), "format": s.format, "sha256": s.sha256, "bytes": s.size_bytes},
                 "report": self.report.to_dict(), "fit": self.fit.to_dict() if self.fit else None,
-                "target": self.target.to_dict() if self.target else None}
+                "target": self.target.to_dict() if self.target else None, "takes": self.takes}
+
+
+def takes(handle: ModelHandle) -> dict[str, Any]:
+    """What a model can be given: every technique that accepts its form, and the others with why not."""
+    from .techniques import REGISTRY
+
+    form = handle.form
+    accepted = [name for name, t in REGISTRY.items() if form in t.forms]
+    refused = {name: handle.why() for name, t in REGISTRY.items() if form not in t.forms}
+    return {"form": form.value, "form_text": form.text, "accepted": accepted, "refused": refused,
+            "changes": list(getattr(handle, "changes", [])), "custom_ops": list(getattr(handle, "custom_ops", []))}
 
 
 def inspect_model(model: str | os.PathLike[str], profile: str | Profile | None = None, *,
@@ -45,7 +57,8 @@ def inspect_model(model: str | os.PathLike[str], profile: str | Profile | None =
     """
     prof = profile if isinstance(profile, Profile) or profile is None else load_profile(profile)
     handle = open_model(model, trust_code=trust_model_code)
-    data = handle.float_tflite()
+    data = handle.as_given()
     report = facts.analyze(handle.source.path, data=data)
     target = targets.assess(data, report, prof) if prof else None
-    return Inspection(handle.source, report, feasibility.check(report, prof, target) if prof else None, target)
+    return Inspection(handle.source, report, feasibility.check(report, prof, target) if prof else None, target,
+                      takes(handle))

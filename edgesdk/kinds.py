@@ -29,11 +29,17 @@ class StepKind(StrEnum):
 
 class ModelForm(StrEnum):
     """What a model handle can give a technique: a Keras graph, a TensorFlow graph the converter takes
-    (a SavedModel), or a float .tflite flatbuffer."""
+    (a SavedModel), a float .tflite flatbuffer, or an integer one (activations already quantized)."""
 
     KERAS = "keras"
     SAVEDMODEL = "savedmodel"
     TFLITE = "tflite"
+    INTEGER = "integer-tflite"
+
+    @property
+    def text(self) -> str:
+        return {"keras": "Keras", "savedmodel": "SavedModel", "tflite": "float .tflite",
+                "integer-tflite": "integer .tflite"}[self.value]
 
 
 class TrialStatus(StrEnum):

@@ -59,10 +59,26 @@ def inspect_cmd(
         layers.add_row(str(layer["index"]), layer["op"], layer["output"], str(layer["output_shape"]),
                        layer["dtype"], f"{layer['output_bytes']:,}", f"{layer['macs']:,}")
     out.print(layers)
+    if result.get("takes"):
+        _print_takes(result["takes"])
     if result["target"]:
         _print_target(result["target"])
     if result["fit"]:
         _print_fit(result["fit"])
+
+
+def _print_takes(takes: dict[str, Any]) -> None:
+    """What the model can be given in a recipe, and why not the rest."""
+    out.print(f"[bold]{takes['form_text']}[/bold] model: compress and tune take {', '.join(takes['accepted'])}",
+              highlight=False)
+    if takes["refused"]:
+        why = next(iter(takes["refused"].values()))
+        out.print(f"  not {', '.join(takes['refused'])}: {why}", highlight=False)
+    for change in takes.get("changes", []):
+        out.print(f"  normalized before compressing: {change}", highlight=False)
+    if takes.get("custom_ops"):
+        out.print(f"  custom operators kept as they are: {', '.join(takes['custom_ops'])} (steps that run the model "
+                  "on data need their kernels)", highlight=False)
 
 
 def _print_target(target: dict[str, Any]) -> None:

@@ -54,6 +54,10 @@ class ModelHandle(abc.ABC):
             self._float = convert(self.converter_source(), Step("fp32"), None)
         return self._float
 
+    def as_given(self) -> bytes:
+        """The model as a .tflite described as the user gave it (a source converted to float32)."""
+        return self.float_tflite()
+
     def accept(self, technique: Any) -> None:
         """Raise RecipeError unless ``technique`` accepts this model's form."""
         technique.refuse(self.form, str(self.source.path), self.why())
@@ -120,20 +124,53 @@ class SavedModelHandle(KerasHandle):
 
 
 class TfliteHandle(ModelHandle):
-    """A .tflite flatbuffer: already converted; its float form is the file itself."""
+    """A .tflite flatbuffer. Its float form is the file normalized (:func:`edgesdk.tflite.graph.normalize`:
+    fp16 or int8 weights behind DEQUANTIZE folded to float32, hybrid weights dequantized, a signature
+    added); a model whose activations are already integer stays as it is, in form INTEGER."""
 
-    form = ModelForm.TFLITE
+    def __init__(self, source: ModelSource, trust_code: bool = False) -> None:
+        super().__init__(source, trust_code)
+        self._integer: bool | None = None
+        self.changes: list[str] = []
+        self.custom_ops: list[str] = []
+
+    def _normalize(self) -> None:
+        if self._integer is not None:
+            return
+        from ..tflite.graph import Graph, normalize
+
+        content = self.source.path.read_bytes()
+        try:
+            done = normalize(content)
+            self.custom_ops = Graph(content).custom_ops()
+        except ModelError as exc:
+            raise ModelError(f"{self.source.path}: {exc}") from exc
+        self._integer, self.changes, self._float = done.integer, done.changes, done.content
+
+    @property
+    def form(self) -> ModelForm:  # type: ignore[override]
+        self._normalize()
+        return ModelForm.INTEGER if self._integer else ModelForm.TFLITE
 
     def why(self) -> str:
-        return ("a .tflite model is already converted; compress its float source (.keras, .h5 or SavedModel). "
-                "`edgesdk inspect` and `edgesdk bench` take .tflite")
+        if self.form == ModelForm.INTEGER:
+            return ("an integer .tflite: its activations are already quantized, so the float values that "
+                    "re-quantizing or training needs are gone (int8, int8=io, prune, cluster and strip apply); "
+                    "give the float .tflite or the model's source for the rest")
+        return ("a .tflite has no training graph (qat, distill, channels and fine-tuning need one): give the "
+                ".keras, .h5 or SavedModel it came from")
 
     def converter_source(self) -> Any:
         raise RecipeError(f"{self.source.path}: {self.why()}")
 
+    def as_given(self) -> bytes:
+        return self.source.path.read_bytes()
+
     def float_tflite(self) -> bytes:
-        if self._float is None:
-            self._float = self.source.path.read_bytes()
+        """The normalized float model (an integer model as it is: the reference its compressions are
+        compared with)."""
+        self._normalize()
+        assert self._float is not None
         return self._float
 
 

@@ -8,7 +8,7 @@ from itertools import product
 from .. import feasibility
 from ..errors import RecipeError
 from ..fileio import slug
-from ..kinds import StepKind
+from ..kinds import ModelForm, StepKind
 from ..profiles import Profile
 from ..techniques import REGISTRY, parse_recipe, parse_step, techniques
 
@@ -123,6 +123,29 @@ def build(profile: Profile, *, precisions: list[str] | None = None, prune: list[
         chosen[dim] = list(dict.fromkeys(values))
     return Space(precision=tuple(chosen["precision"]), prune=tuple(chosen["prune"]), cluster=tuple(chosen["cluster"]),
                  structure=tuple(chosen["structure"]), notes=notes)
+
+
+def for_form(space: Space, form: ModelForm) -> Space:
+    """``space`` without the values whose technique cannot take a model of ``form`` (a .tflite has no
+    training graph: no channels or fine-tuning; an integer .tflite keeps its precision), with a note.
+
+    Raises:
+        RecipeError: no precision of the space applies to the model.
+    """
+    kept: dict[str, tuple[str, ...]] = {}
+    notes = list(space.notes)
+    for dim, values in space.dimensions().items():
+        ok = tuple(v for v in values if v == NONE or form in REGISTRY[parse_step(step_text(dim, v)).name].forms)
+        dropped = [v for v in values if v not in ok]
+        if dropped:
+            notes.append(f"{dim} {', '.join(dropped)} left out: a {form.text} model cannot take them")
+        kept[dim] = ok
+    if not kept["precision"]:
+        raise RecipeError(f"none of the precisions {', '.join(space.precision)} applies to a {form.text} model")
+    if form == ModelForm.INTEGER and "int8" not in kept["precision"]:
+        kept["precision"] = ("int8", *kept["precision"])
+    return Space(precision=kept["precision"], prune=kept["prune"] or (NONE,), cluster=kept["cluster"] or (NONE,),
+                 structure=kept["structure"] or (NONE,), notes=notes)
 
 
 def _check(dimension: str, value: str, known: list[str]) -> None:

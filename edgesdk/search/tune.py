@@ -92,7 +92,7 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
     for path in (data, train_data):
         if path is not None:
             datamod.load_npz(path)  # unreadable, non-numeric or non-finite data fails now, not in a trial
-    space = space or spacemod.build(prof)
+    space = spacemod.for_form(space or spacemod.build(prof), handle.form)
     if budget is not None and budget < 1:
         raise RecipeError(f"budget must be at least 1 trial. Received: {budget}")
     out = Path(outdir)

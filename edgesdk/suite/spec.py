@@ -7,7 +7,7 @@
         data: data/kws_val.npz    # optional: quality (accuracy with labels, else fidelity)
       - name: detector
         tune: runs/detector       # an earlier `edgesdk tune -o` folder: its best.tflite
-        recipes: [none]           # this model's own recipes (a .tflite is measured as it is)
+        recipes: [none]           # this model's own recipes (none: a .tflite is measured as it is)
     recipes: [none, int8]         # none: the model as given (a Keras model converted to fp32)
     devices:
       - local
@@ -54,7 +54,7 @@ class ModelEntry(Strict):
 
     @property
     def is_tflite(self) -> bool:
-        """A .tflite as given (a file, or a tune folder's best.tflite): measured as it is."""
+        """A .tflite as given (a file, or a tune folder's best.tflite): no training graph."""
         return self.tune is not None or Path(self.path or "").suffix.lower() == ".tflite"
 
     @model_validator(mode="after")
@@ -144,21 +144,23 @@ class Suite(Strict):
 
     @model_validator(mode="after")
     def _applicable(self) -> Suite:
-        """Every recipe must be able to apply to its model: a .tflite is measured as it is."""
-        from ..techniques import parse_recipe
+        """Every recipe must parse, and a .tflite's must not need a training graph (whether an integer
+        .tflite takes a precision is known once the file is read, when its cell runs)."""
+        from ..techniques import FLATBUFFER_FORMS, REGISTRY, parse_recipe
 
         for entry in self.models:
             for recipe in self.recipes_of(entry):
                 if recipe == "none":
                     continue
                 try:
-                    parse_recipe(recipe)
+                    parsed = parse_recipe(recipe)
                 except EdgeSdkError as exc:
                     raise ValueError(f"model {entry.label!r}: recipe {recipe!r}: {exc}") from None
-                if entry.is_tflite:
-                    raise ValueError(f"model {entry.label!r} is a .tflite, measured as it is: recipe {recipe!r} "
-                                     "cannot apply to it; give it `recipes: [none]` (or the Keras/SavedModel "
-                                     "source as its path)")
+                needs = [s.name for s in parsed.steps if not REGISTRY[s.name].forms & FLATBUFFER_FORMS]
+                if entry.is_tflite and needs:
+                    raise ValueError(f"model {entry.label!r} is a .tflite, which has no training graph: recipe "
+                                     f"{recipe!r} cannot apply ({', '.join(needs)} takes Keras models); give the "
+                                     "Keras/SavedModel source as its path")
         return self
 
     @model_validator(mode="after")

@@ -2,13 +2,14 @@
 
 A recipe is a comma-separated list of steps, e.g. ``prune=0.5,cluster=16,int8``. Keras-level steps
 (channels, lowrank, one pruning step, cluster, qat; distill changes how they fine-tune) transform the
-model in that order; one conversion step (fp32, dynamic, fp16, int8, int16x8, mixed) fixes the
+model in that order; one conversion step (fp32, dynamic, fp16, int8, int16x8, mixed, weights) fixes the
 precision of the .tflite (fp32 if none is named, int8 after qat); post steps (strip) rewrite the
 flatbuffer.
 
 Each technique is one module that registers a :class:`Technique` (:mod:`.base`): its parser, search
-values and dimension, order, the model forms it accepts, and ``apply(model, step, ctx)``. A new
-technique is a module plus its line below.
+values and dimension, order, the model forms it accepts, ``apply(model, step, ctx)`` and, where it
+accepts a .tflite, ``flatbuffer(content, step, ctx)`` (the weight-space ones build on
+:mod:`.flatbuffer`). A new technique is a module plus its line below.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from . import channels, lowrank, prune, oneshot, cluster, distill, qat, convert 
 from .base import (
     ANY_FORM,
     CONVERTIBLE,
+    FLATBUFFER_FORMS,
     KERAS_ONLY,
     REGISTRY,
     Context,
@@ -33,5 +35,6 @@ from .base import (
     techniques,
 )
 
-__all__ = ["ANY_FORM", "CONVERTIBLE", "KERAS_ONLY", "REGISTRY", "Context", "Recipe", "Step", "Technique", "fraction",
+__all__ = ["ANY_FORM", "CONVERTIBLE", "FLATBUFFER_FORMS",
+            "KERAS_ONLY", "REGISTRY", "Context", "Recipe", "Step", "Technique", "fraction",
            "parse_recipe", "parse_step", "register", "techniques"]

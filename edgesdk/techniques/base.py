@@ -15,11 +15,14 @@ from typing import Any
 from ..errors import RecipeError
 from ..kinds import ModelForm, StepKind
 
-# A Keras step needs the Keras graph; a conversion takes a Keras or a SavedModel graph; a post step
-# rewrites the flatbuffer whatever the model came from.
+# A training step needs the Keras graph; a weight-space step also edits a float .tflite (and, for
+# magnitude pruning and clustering, an integer one); a conversion takes a Keras or SavedModel graph or
+# a float .tflite; a post step rewrites the flatbuffer whatever the model came from.
 KERAS_ONLY = frozenset({ModelForm.KERAS})
-CONVERTIBLE = frozenset({ModelForm.KERAS, ModelForm.SAVEDMODEL})
+WEIGHT_SPACE = frozenset({ModelForm.KERAS, ModelForm.TFLITE})
+CONVERTIBLE = frozenset({ModelForm.KERAS, ModelForm.SAVEDMODEL, ModelForm.TFLITE})
 ANY_FORM = frozenset(ModelForm)
+FLATBUFFER_FORMS = frozenset({ModelForm.TFLITE, ModelForm.INTEGER})
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,9 @@ class Technique:
         prepare: called with every step before any applies (it may change the context's fine-tuning).
         apply: ``(model, step, ctx) -> model``: a tf_keras model for a Keras step, the .tflite bytes
             for a conversion (from a Keras model or a SavedModel path) and a post step.
+        flatbuffer: ``(content, step, ctx) -> content``: the step on a .tflite model's flatbuffer (a
+            float one, normalized, or an integer one where ``forms`` says so); a Keras or conversion
+            step that accepts a .tflite form must have one.
     """
 
     name: str
@@ -79,6 +85,19 @@ class Technique:
     calibrated: bool = False
     prepare: Callable[[Step, Context], None] | None = None
     apply: Callable[[Any, Step, Context], Any] | None = None
+    flatbuffer: Callable[[bytes, Step, Context], bytes] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind != StepKind.POST and self.forms & FLATBUFFER_FORMS and self.flatbuffer is None:
+            raise ValueError(f"technique {self.name!r} accepts .tflite models but has no flatbuffer apply")
+
+    def on(self, form: ModelForm) -> Callable[[Any, Step, Context], Any]:
+        """The apply for a model of ``form``."""
+        if form in FLATBUFFER_FORMS and self.kind != StepKind.POST:
+            assert self.flatbuffer is not None
+            return self.flatbuffer
+        assert self.apply is not None
+        return self.apply
 
     def format(self, value: Any) -> str:
         """The step as a recipe writes it: ``prune=0.5``, ``prune=2:4``, ``channels=l1:0.5``, ``int8=io``."""
@@ -107,9 +126,10 @@ class Technique:
         """Raise unless the technique accepts ``form``; the refusal names both and what to give instead."""
         if form in self.forms:
             return
-        wanted = " or ".join(f.value for f in sorted(self.forms)) or "nothing"
-        raise RecipeError(f"{self.name} cannot apply to {model}: it needs a {wanted} model and this is a "
-                          f"{form.value} ({why})")
+        order = list(ModelForm)
+        wanted = [f.text for f in sorted(self.forms, key=order.index)]
+        takes = ", ".join(wanted[:-1]) + f" or {wanted[-1]}" if len(wanted) > 1 else (wanted or ["no"])[0]
+        raise RecipeError(f"{self.name} cannot apply to {model}, {why}; {self.name} takes {takes} models")
 
 
 REGISTRY: dict[str, Technique] = {}
@@ -181,6 +201,7 @@ class Recipe:
     keras_steps: tuple[Step, ...]
     convert: Step
     post_steps: tuple[Step, ...] = ()
+    stated: bool = field(default=True, compare=False)  # the recipe names its conversion (not fp32 by default)
 
     @property
     def precision(self) -> str:
@@ -242,4 +263,4 @@ def parse_recipe(text: str) -> Recipe:
                           "(e.g. channels=0.5,distill=4,int8)")
     convert = converts[0] if converts else Step("int8", False) if has_qat else Step("fp32")
     keras_steps.sort(key=lambda s: REGISTRY[s.name].order)
-    return Recipe(tuple(keras_steps), convert, tuple(by_kind[StepKind.POST]))
+    return Recipe(tuple(keras_steps), convert, tuple(by_kind[StepKind.POST]), stated=bool(converts) or has_qat)

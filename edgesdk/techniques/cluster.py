@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ..errors import RecipeError
-from ..kinds import StepKind
-from .base import REGISTRY, Context, Step, Technique, register
+from ..kinds import ModelForm, StepKind
+from ..tflite.graph import Graph
+from . import flatbuffer
+from .base import REGISTRY, WEIGHT_SPACE, Context, Step, Technique, register
 from .training import FineTune, fine_tune, fresh_copy
 
 
@@ -48,10 +52,63 @@ def _clusters(value: str | None) -> int:
     return int(value)
 
 
+def _pruned(ctx: Context) -> bool:
+    return any(REGISTRY[s.name].dimension == "prune" for s in ctx.recipe.keras_steps)
+
+
 def _apply(model: Any, step: Step, ctx: Context) -> Any:
-    pruned = any(REGISTRY[s.name].dimension == "prune" for s in ctx.recipe.keras_steps)
-    return apply(model, step.value, ctx.tune, preserve_sparsity=pruned)
+    return apply(model, step.value, ctx.tune, preserve_sparsity=_pruned(ctx))
+
+
+def kmeans(values: np.ndarray, k: int, iterations: int = 30) -> np.ndarray:
+    """1-D k-means: the centroid each value is replaced by (initialised at evenly spaced quantiles,
+    which for one dimension converges where k-means++ does, without randomness)."""
+    flat = values.ravel().astype(np.float64)
+    k = min(k, len(np.unique(flat)))
+    centroids = np.quantile(flat, (np.arange(k) + 0.5) / k)
+    for _ in range(iterations):
+        edges = (centroids[1:] + centroids[:-1]) / 2
+        labels = np.searchsorted(edges, flat)
+        sums = np.bincount(labels, flat, minlength=k)
+        counts = np.bincount(labels, minlength=k)
+        moved = np.where(counts > 0, sums / np.maximum(counts, 1), centroids)
+        if np.allclose(moved, centroids):
+            break
+        centroids = np.sort(moved)
+    edges = (centroids[1:] + centroids[:-1]) / 2
+    return centroids[np.searchsorted(edges, flat)].reshape(values.shape)
+
+
+def cluster_flatbuffer(content: bytes, k: int, preserve_sparsity: bool) -> bytes:
+    """Replace each layer's weights by ``k`` shared values (k-means per layer); after pruning the zeros
+    stay zeros and the other weights share the k values. An int8 weight is clustered in its stored
+    integers (each channel's scale already normalizes it), so the tensor holds at most k distinct bytes."""
+    graph = Graph(content)
+    for layer in flatbuffer.layers(graph):
+        w, integer = flatbuffer.values(graph, layer)
+        if integer:
+            stored = graph.constant(layer.weight)
+            assert stored is not None
+            w = stored.astype(np.float64)
+        if preserve_sparsity:
+            nonzero = w != 0
+            if nonzero.any():
+                w = w.copy()
+                w[nonzero] = kmeans(w[nonzero], k)
+        else:
+            w = kmeans(w, k)
+        if integer:
+            graph.set_constant(layer.weight, np.clip(np.round(w), -128, 127).astype(np.int8))
+        else:
+            flatbuffer.store(graph, layer, w.astype(np.float32), integer)
+    return graph.to_bytes()
+
+
+def _flat(content: bytes, step: Step, ctx: Context) -> bytes:
+    return cluster_flatbuffer(content, step.value, _pruned(ctx))
 
 
 register(Technique("cluster", StepKind.KERAS, "weight clustering into N shared values (cluster=16)", _clusters,
-                   (8, 16, 32), dimension="cluster", bare=True, order=3, fine_tuned=True, apply=_apply))
+                   (8, 16, 32), dimension="cluster", bare=True, order=3, fine_tuned=True,
+                   forms=WEIGHT_SPACE | {ModelForm.INTEGER}, apply=_apply,
+                   flatbuffer=_flat))

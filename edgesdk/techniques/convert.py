@@ -9,18 +9,14 @@ from typing import Any
 import numpy as np
 
 from .._native import quiet
-from ..errors import RecipeError
-from ..kinds import StepKind
+from ..errors import ModelError, RecipeError
+from ..kinds import ModelForm, StepKind
+from ..tflite import graph, ptq
+from ..tflite.ptq import last_line
 from .base import ANY_FORM, CONVERTIBLE, Context, Step, Technique, fraction, no_value, register
 
 log = logging.getLogger(__name__)
 MIXED_DEBUG_SAMPLES = 32  # calibration samples the per-layer error is measured on
-
-
-def last_line(exc: BaseException) -> str:
-    """The line of a converter or quantizer error that says what went wrong (its last), or its type."""
-    lines = str(exc).strip().splitlines()
-    return lines[-1][:300] if lines else type(exc).__name__
 
 
 def converter_for(source: Any) -> Any:
@@ -91,9 +87,6 @@ def layer_errors(conv: Any, calibration: np.ndarray) -> list[dict[str, Any]]:
     calibration samples through the int8 model and compares every layer's output with its float value,
     layer by layer. Sorted worst first by RMSE over the quantization step (``rmse_per_step``): how many
     steps of its own grid the layer is off, the converter documentation's measure of sensitivity."""
-    import csv
-    import io
-
     import tensorflow as tf
 
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -103,15 +96,7 @@ def layer_errors(conv: Any, calibration: np.ndarray) -> list[dict[str, Any]]:
         debugger = tf.lite.experimental.QuantizationDebugger(
             converter=conv, debug_dataset=representative(calibration[:MIXED_DEBUG_SAMPLES]))
         debugger.run()
-        text = io.StringIO()
-        debugger.layer_statistics_dump(text)
-    rows = []
-    for row in csv.DictReader(io.StringIO(text.getvalue())):
-        scale, mse = float(row["scale"]), float(row["mean_squared_error"])
-        if row["op_name"] in ("QUANTIZE", "DEQUANTIZE") or scale <= 0:
-            continue
-        rows.append({"op": row["op_name"], "tensor": row["tensor_name"], "rmse_per_step": float(np.sqrt(mse)) / scale})
-    return sorted(rows, key=lambda r: -r["rmse_per_step"])
+        return ptq.statistics(debugger)
 
 
 def _mixed(conv: Any, fraction: float, calibration: np.ndarray | None) -> bytes:
@@ -138,27 +123,9 @@ def _mixed(conv: Any, fraction: float, calibration: np.ndarray | None) -> bytes:
                           f"{last_line(exc)}") from exc
 
 
-def _chosen(errors: list[dict[str, Any]], kind: str, fraction: float) -> list[dict[str, Any]]:
-    """The layers that get ``kind``: for int16x8 the most sensitive ones; for int4 weights the least
-    sensitive convolutions and fully connected layers (the ones ai-edge-quantizer and LiteRT run with
-    int4 weights)."""
-    if kind == "int16x8":
-        return errors[:max(1, int(np.ceil(fraction * len(errors))))]
-    candidates = [r for r in reversed(errors) if r["op"] in ("CONV_2D", "FULLY_CONNECTED")]
-    return candidates[:max(1, int(np.ceil(fraction * len(candidates))))] if candidates else []
-
-
 def _mixed_aeq(conv: Any, kind: str, fraction: float, calibration: np.ndarray | None) -> bytes:
-    """int8 throughout with ai-edge-quantizer, and per layer either int16 activations (``int16x8``: the
-    most sensitive layers) or int4 weights (``int4``: the least sensitive convolutions and fully
-    connected layers). Sensitivity is ``layer_errors``; inputs and outputs stay float, as with int8.
-    ai-edge-quantizer inserts the QUANTIZE ops that move between int8 and int16."""
-    import json
-    import re
-
-    from absl import logging as absl_logging
-    from ai_edge_quantizer import default_policy, quantizer
-
+    """int8 throughout with ai-edge-quantizer, and int16 activations or int4 weights per layer by each
+    layer's sensitivity (:func:`layer_errors`; :func:`edgesdk.tflite.ptq.mixed_aeq`)."""
     if calibration is None:
         raise RecipeError("mixed needs calibration samples")
     try:
@@ -168,55 +135,7 @@ def _mixed_aeq(conv: Any, kind: str, fraction: float, calibration: np.ndarray | 
     except Exception as exc:  # noqa: BLE001 - the converter and debugger raise many types
         raise RecipeError(f"mixed precision failed in the TFLite converter: "
                           f"{last_line(exc)}") from exc
-    chosen = _chosen(errors, kind, fraction)
-    if not chosen:
-        raise RecipeError(f"mixed={kind}:{fraction:g}: the model has no convolution or fully connected layer "
-                          "for int4 weights")
-    log.info("mixed: %d of %d layers get %s: %s", len(chosen), len(errors), kind,
-             ", ".join(f"{r['op']} {r['rmse_per_step']:.2f}" for r in chosen))
-    policy = json.loads(default_policy.DEFAULT_JSON_POLICY)["ops_per_config"]
-    # Every op ai-edge-quantizer can run in int8 except the graph's INPUT and OUTPUT, which stay float.
-    int8_ops = sorted({op for op in policy["static_wi8_ai8"] if op not in ("INPUT", "OUTPUT")})
-    verbosity = absl_logging.get_verbosity()
-    absl_logging.set_verbosity(absl_logging.ERROR)  # it logs a warning for every config it overrides
-    try:
-        with quiet():
-            q = quantizer.Quantizer(float_model)
-            for op in int8_ops:
-                q.add_static_config(".*", op, 8, 8)
-            for row in chosen:
-                regex = f"^{re.escape(row['tensor'])};$"  # an op's scope: its output names, each ended by ';'
-                if kind == "int16x8":
-                    q.add_static_config(regex, row["op"], 16, 8)
-                else:
-                    q.add_static_config(regex, row["op"], 8, 4)
-            signature, inputs = _signature(float_model)
-            samples = [{inputs[0]: sample[None, ...].astype(np.float32)} for sample in calibration]
-            result = q.calibrate({signature: samples}, num_threads=1)
-            quantized = q.quantize(result, enable_progress_report=False).quantized_model
-    except RecipeError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - ai-edge-quantizer raises many types
-        raise RecipeError(f"mixed={kind}:{fraction:g} failed in ai-edge-quantizer: "
-                          f"{last_line(exc)}") from exc
-    finally:
-        absl_logging.set_verbosity(verbosity)
-    if quantized is None:
-        raise RecipeError(f"mixed={kind}:{fraction:g}: ai-edge-quantizer returned no model")
-    return bytes(quantized)
-
-
-def _signature(model: bytes) -> tuple[str, list[str]]:
-    """The (only) signature of a converted model and its input names, which calibration is keyed by."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    signatures = Interpreter(model_content=model).get_signature_list()
-    if len(signatures) != 1:
-        raise RecipeError(f"mixed precision needs a model with one signature; this one has {len(signatures)}")
-    name, spec = next(iter(signatures.items()))
-    if len(spec["inputs"]) != 1:
-        raise RecipeError(f"mixed precision calibrates models with one input; this one has {len(spec['inputs'])}")
-    return name, list(spec["inputs"])
+    return ptq.mixed_aeq(float_model, errors, kind, fraction, calibration)
 
 
 MIXED = ("float", "int16x8", "int4")
@@ -243,13 +162,56 @@ def _int8(value: str | None) -> bool:
 
 
 def _convert(source: Any, step: Step, ctx: Context) -> bytes:
+    if step.name == "weights":  # weight-only: ai-edge-quantizer on the float conversion
+        return ptq.weight_only(convert(source, Step("fp32"), None), step.value)
     return convert(source, step, ctx.calibration)
 
 
+def quantize(content: bytes, step: Step, ctx: Context) -> bytes:
+    """A conversion step on a float .tflite (normalized): the converter's calibration wrapper or
+    ai-edge-quantizer (:mod:`edgesdk.tflite.ptq`); on an integer model, int8 keeps it and int8=io
+    turns its float interface to int8."""
+    found = graph.Graph(content)
+    custom, cal = found.custom_ops(), ctx.calibration
+    if graph.normalize(content).integer:
+        try:
+            return graph.int8_interface(content) if step.value else content
+        except ModelError as exc:
+            raise RecipeError(str(exc)) from exc
+    if step.name in ("int8", "int16x8", "mixed") and cal is None:
+        raise RecipeError(f"{step.name} needs calibration samples")
+    if step.name == "fp32":
+        return content
+    if step.name == "fp16":
+        return graph.cast_fp16(content)
+    if step.name == "dynamic":
+        return ptq.dynamic(content)
+    if step.name == "weights":
+        return ptq.weight_only(content, step.value)
+    if step.name == "int8":
+        return ptq.int8(content, cal, bool(step.value), custom)
+    if step.name == "int16x8":
+        return ptq.int16x8(content, cal, custom)
+    kind, share = step.value
+    if kind == "float":
+        return ptq.mixed_float(content, share, cal, custom)
+    errors, _ = ptq.layer_errors(content, cal, custom)
+    return ptq.mixed_aeq(content, errors, kind, share, cal)
+
+
 def _precision(name: str, help: str, parse: Callable[[str | None], Any] | None = None,
-               search: tuple[Any, ...] = (), order: int = 0, tag: str | None = None, calibrated: bool = False) -> None:
-    register(Technique(name, StepKind.CONVERT, help, parse or no_value(name), search, dimension="precision",
-                       tag=tag, order=order, forms=CONVERTIBLE, calibrated=calibrated, apply=_convert))
+               search: tuple[Any, ...] = (), order: int = 0, tag: str | None = None, calibrated: bool = False,
+               dimension: str | None = "precision", forms: frozenset[ModelForm] = CONVERTIBLE) -> None:
+    register(Technique(name, StepKind.CONVERT, help, parse or no_value(name), search, dimension=dimension,
+                       tag=tag, order=order, forms=forms, calibrated=calibrated, apply=_convert,
+                       flatbuffer=quantize))
+
+
+def _bits(value: str | None) -> int:
+    if value not in (None, "int8", "int4", "8", "4"):
+        raise RecipeError(f"weights expects int8 or int4 (weight-only quantization), e.g. weights=int4. "
+                          f"Received: weights={value}")
+    return 4 if value in ("int4", "4") else 8
 
 
 # The precision dimension of a search lists them in this order (the order of edgesdk.kinds.Precision).
@@ -257,13 +219,18 @@ _precision("fp32", "plain float32 conversion", order=0)
 _precision("dynamic", "dynamic-range: int8 weights, float activations", order=2)
 _precision("fp16", "float16 weights (GPU delegates compute in fp16)", order=1)
 _precision("int8", "full-integer int8, calibrated; int8=io also makes inputs/outputs int8", _int8, order=3,
-           calibrated=True)
+           calibrated=True, forms=CONVERTIBLE | {ModelForm.INTEGER})
 _precision("int16x8", "int16 activations, int8 weights, calibrated", order=4, calibrated=True)
 _precision("mixed", "mixed precision, int8 with per-layer exceptions chosen by each layer's sensitivity on the "
            "calibration data: mixed=F keeps the fraction F most sensitive layers float; mixed=int16x8:F gives them "
            "int16 activations; mixed=int4:F gives the F least sensitive convolutions and fully connected layers "
            "int4 weights (the last two through ai-edge-quantizer)", _mixed_value, (0.1, 0.25), order=5, tag="float",
            calibrated=True)
+
+
+_precision("weights", "weight-only quantization: int8 (weights=int8) or int4 (weights=int4) weights stored behind "
+           "DEQUANTIZE ops, float arithmetic (through ai-edge-quantizer); not searched by tune", _bits, order=6,
+           dimension=None)
 
 
 def strip_strings(content: bytes) -> bytes:

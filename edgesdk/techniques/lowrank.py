@@ -27,7 +27,9 @@ import numpy as np
 
 from ..errors import RecipeError
 from ..kinds import StepKind
-from .base import Technique, fraction, register
+from ..tflite.graph import FLOAT32, Graph
+from . import flatbuffer
+from .base import WEIGHT_SPACE, Context, Step, Technique, fraction, register
 from .training import FineTune, batch_norm_gains, fine_tune
 
 log = logging.getLogger(__name__)
@@ -227,8 +229,60 @@ def _leading(m: np.ndarray, r: int) -> np.ndarray:
     return u[:, :r].astype(np.float32)
 
 
+def lowrank_flatbuffer(content: bytes, target: tuple[str, float]) -> bytes:
+    """Each fully connected op whose truncated SVD is smaller becomes two: ``x -> (r x in) -> (out x r)``;
+    the second keeps the bias, the activation and the output tensor. Ops that produce a model output
+    stay (a classifier head below its class count cannot separate the classes)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    rule, ratio = target
+    graph = Graph(content)
+    outputs = {int(t) for t in graph.sub.outputs}
+    fc = graph.opcode("FULLY_CONNECTED")
+    done = 0
+    for layer in reversed(flatbuffer.layers(graph)):  # from the end: inserting an op shifts the later positions
+        op = graph.sub.operators[layer.position]
+        if layer.kind != "FULLY_CONNECTED" or int(op.outputs[0]) in outputs or \
+                graph.tensor(layer.weight).type != FLOAT32:
+            continue
+        w = graph.constant(layer.weight)
+        assert w is not None
+        n_out, n_in = w.shape
+        r = svd_rank(n_in, n_out, ratio) if rule == "params" else \
+            energy_rank(np.linalg.svd(w.astype(np.float64), compute_uv=False), ratio)
+        if not r or r < MIN_RANK or r * (n_in + n_out) >= n_in * n_out:
+            continue
+        u, s, vt = np.linalg.svd(w.astype(np.float64), full_matrices=False)
+        root = np.sqrt(s[:r])
+        first = (root[:, None] * vt[:r]).astype(np.float32)    # (r, in)
+        second = (u[:, :r] * root).astype(np.float32)          # (out, r)
+        out_shape = list(graph.tensor(int(op.outputs[0])).shape)
+        middle = graph.add_tensor(f"lowrank_{layer.position}", [*out_shape[:-1], r])
+        w1 = graph.add_tensor(f"lowrank_{layer.position}_a", [r, n_in], value=first)
+        graph.set_constant(layer.weight, second)
+        options = schema.FullyConnectedOptionsT()
+        options.fusedActivationFunction = 0
+        options.keepNumDims = layer.options.keepNumDims
+        new = schema.OperatorT()
+        new.opcodeIndex, new.builtinOptionsType, new.builtinOptions = fc, op.builtinOptionsType, options
+        new.inputs = np.asarray([int(op.inputs[0]), w1, -1], np.int32)
+        new.outputs = np.asarray([middle], np.int32)
+        op.inputs = np.asarray([middle, *[int(t) for t in op.inputs[1:]]], np.int32)
+        graph.insert(layer.position, new)
+        done += 1
+    if not done:
+        shown = f"{ratio:g}" if rule == "params" else f"energy:{ratio:g}"
+        raise RecipeError(f"lowrank={shown} found no fully connected op (other than an output's) that a "
+                          "factorization makes smaller; on a .tflite, lowrank factorizes fully connected ops only")
+    log.info("lowrank: %d fully connected ops factorized", done)
+    return graph.to_bytes()
+def _flat(content: bytes, step: Step, ctx: Context) -> bytes:
+    return lowrank_flatbuffer(content, step.value)
+
+
 register(Technique(
     "lowrank", StepKind.KERAS, "low-rank factorization keeping this fraction of each layer's parameters, or ranks "
     "retaining this fraction of the energy: SVD for Dense, Tucker-2 (1x1, kxk core, 1x1) for Conv2D (lowrank=0.5, "
-    "lowrank=energy:0.9)", parse, (0.5,), dimension="structure", tag="params", order=1, fine_tuned=True,
-    apply=lambda model, step, ctx: apply(model, step.value, ctx.tune)))
+    "lowrank=energy:0.9); on a .tflite, fully connected ops only", parse, (0.5,), dimension="structure", tag="params",
+    order=1, fine_tuned=True, forms=WEIGHT_SPACE, apply=lambda model, step, ctx: apply(model, step.value, ctx.tune),
+    flatbuffer=_flat))

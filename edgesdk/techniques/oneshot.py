@@ -28,7 +28,9 @@ import numpy as np
 
 from ..errors import RecipeError
 from ..kinds import StepKind
-from .base import Technique, register, sparsity
+from ..tflite.graph import Graph
+from . import flatbuffer
+from .base import WEIGHT_SPACE, Context, Step, Technique, register, sparsity
 from .training import FineTune, batch_norm_gains, fine_tune, fresh_copy
 
 log = logging.getLogger(__name__)
@@ -103,19 +105,24 @@ def _layer_inputs(model: Any, layer: Any, calibration: np.ndarray) -> np.ndarray
 
 
 def _patches(layer: Any, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """im2col rows (positions, kh*kw*C), ordered as the kernel's first three axes; subsampled."""
+    return patches(x, tuple(layer.kernel_size), tuple(layer.strides), tuple(layer.dilation_rate),
+                   layer.padding.upper(), rng)
+
+
+def patches(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int], rates: tuple[int, int],
+            padding: str, rng: np.random.Generator) -> np.ndarray:
+    """im2col rows (positions, kh*kw*C) of inputs ``x`` (N, H, W, C), ordered as a kernel's first three
+    axes (SAME or VALID ``padding``); subsampled."""
     import tensorflow as tf
 
-    kh, kw = layer.kernel_size
-    sh, sw = layer.strides
-    dh, dw = layer.dilation_rate
+    (kh, kw), (sh, sw), (dh, dw) = kernel, strides, rates
     cols = tf.image.extract_patches(x.astype(np.float32), sizes=[1, kh, kw, 1], strides=[1, sh, sw, 1],
-                                    rates=[1, dh, dw, 1], padding=layer.padding.upper()).numpy()
+                                    rates=[1, dh, dw, 1], padding=padding).numpy()
     rows = cols.reshape(-1, kh * kw * x.shape[-1]).astype(np.float64)
-    return _subsample(rows, rng)
+    return subsample(rows, rng)
 
 
-def _subsample(rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def subsample(rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if len(rows) > MAX_ROWS:
         rows = rows[rng.choice(len(rows), MAX_ROWS, replace=False)]
     return rows
@@ -125,8 +132,8 @@ def _prune_kernel(layer: Any, kernel: np.ndarray, x: np.ndarray, method: str, va
                   rng: np.random.Generator, gain: np.ndarray | None = None) -> np.ndarray:
     kind = _kind(layer)
     if kind == "Dense":
-        rows = _subsample(x.reshape(-1, x.shape[-1]), rng)
-        return _prune_matrix(kernel.T, rows, method, value, layer.name, gain).T
+        rows = subsample(x.reshape(-1, x.shape[-1]), rng)
+        return prune_matrix(kernel.T, rows, method, value, layer.name, gain).T
     if kind == "Conv2D":
         kh, kw, cin, cout = kernel.shape
         if isinstance(value, tuple) and cin % value[1]:
@@ -139,7 +146,7 @@ def _prune_kernel(layer: Any, kernel: np.ndarray, x: np.ndarray, method: str, va
             rows = np.tile(np.sqrt((x.reshape(-1, cin) ** 2).sum(axis=0)), kh * kw)[None, :]
         else:
             rows = _patches(layer, x, rng)
-        return _prune_matrix(w, rows, method, value, layer.name, gain).T.reshape(kernel.shape)
+        return prune_matrix(w, rows, method, value, layer.name, gain).T.reshape(kernel.shape)
     # DepthwiseConv2D: each channel is its own small layer with kh*kw inputs.
     if isinstance(value, tuple):
         raise RecipeError(f"layer {layer.name!r}: N:M sparsity does not apply to depthwise convolutions "
@@ -150,11 +157,11 @@ def _prune_kernel(layer: Any, kernel: np.ndarray, x: np.ndarray, method: str, va
     for c in range(channels):
         w = kernel[:, :, c, :].reshape(kh * kw, mult).T              # (mult, kh*kw)
         g = None if gain is None else gain[c * mult:(c + 1) * mult]
-        out[:, :, c, :] = _prune_matrix(w, patches[:, :, c], method, value, layer.name, g).T.reshape(kh, kw, mult)
+        out[:, :, c, :] = prune_matrix(w, patches[:, :, c], method, value, layer.name, g).T.reshape(kh, kw, mult)
     return out
 
 
-def _prune_matrix(w: np.ndarray, x: np.ndarray, method: str, value: Any, name: str,
+def prune_matrix(w: np.ndarray, x: np.ndarray, method: str, value: Any, name: str,
                   gain: np.ndarray | None = None) -> np.ndarray:
     """Prune ``w`` (outputs, inputs) given the layer's input rows ``x`` (samples, inputs); ``gain``: a
     scale applied to each output afterwards (a following batch norm), which weighs its errors."""
@@ -255,12 +262,72 @@ def _fine_tune(model: Any, masks: dict[str, np.ndarray], tune: FineTune) -> None
     KeepMasks().on_train_batch_end(0)
 
 
+def one_shot_flatbuffer(content: bytes, method: str, value: Any, calibration: Any) -> bytes:
+    """Wanda or SparseGPT on every weighted op, in the model's order."""
+    if calibration is None:
+        raise RecipeError(f"{method} scores weights with calibration activations: give --data or --train-data")
+    custom = Graph(content).custom_ops()
+    if custom:
+        raise RecipeError(f"{method} runs the model on calibration data, and its custom operators "
+                          f"({', '.join(custom)}) have no kernel here; use prune=S (magnitude) instead")
+    rng = np.random.default_rng(0)
+    done = 0
+    for k in range(len(flatbuffer.layers(Graph(content)))):  # each layer sees the inputs of the model pruned so far
+        graph = Graph(content)
+        layer = flatbuffer.layers(graph)[k]
+        w, integer = flatbuffer.values(graph, layer)
+        if integer:
+            raise RecipeError(f"{method} needs float weights; this model's are int8 (an integer model): use "
+                              "prune=S, which prunes integer weights")
+        if isinstance(value, tuple) and (layer.kind == "DEPTHWISE_CONV_2D" or w.shape[-1] % value[1]):
+            continue
+        x = flatbuffer.activations(content, calibration, int(graph.sub.operators[layer.position].inputs[0]))
+        flatbuffer.store(graph, layer, _prune_flat(layer, w, x, method, value, rng), integer)
+        content = graph.to_bytes()
+        done += 1
+    if not done:
+        raise RecipeError(f"{method}={value[0]}:{value[1]}: no layer has a multiple of {value[1]} input channels")
+    return content
+
+
+def _prune_flat(layer: flatbuffer.Layer, w: np.ndarray, x: np.ndarray, method: str, value: Any,
+                rng: np.random.Generator) -> np.ndarray:
+    name = f"{layer.kind.lower()} {layer.position}"
+    if layer.kind == "FULLY_CONNECTED":
+        rows = subsample(x.reshape(-1, w.shape[1]), rng)
+        return prune_matrix(w, rows, method, value, name)
+    strides, rates, padding = layer.spatial
+    if layer.kind == "CONV_2D":
+        cout, kh, kw, cin = w.shape
+        m = w.reshape(cout, -1)
+        if method == "wanda":
+            rows = np.tile(np.sqrt((x.reshape(-1, cin) ** 2).sum(axis=0)), kh * kw)[None, :]
+        else:
+            rows = patches(x, (kh, kw), strides, rates, padding, rng)
+        return prune_matrix(m, rows, method, value, name).reshape(w.shape)
+    _, kh, kw, total = w.shape  # depthwise: each channel its own small layer of kh*kw inputs
+    channels = x.shape[-1]
+    mult = total // channels
+    cols = patches(x, (kh, kw), strides, rates, padding, rng).reshape(-1, kh * kw, channels)
+    out = w.copy()
+    for c in range(channels):
+        span = slice(c * mult, (c + 1) * mult)
+        m = w[0, :, :, span].reshape(kh * kw, mult).T
+        out[0, :, :, span] = prune_matrix(m, cols[:, :, c], method, value, name).T.reshape(kh, kw, mult)
+    return out
+
+
+def _flat(content: bytes, step: Step, ctx: Context) -> bytes:
+    return one_shot_flatbuffer(content, step.name, step.value, ctx.calibration)
+
+
 register(Technique(
     "wanda", StepKind.KERAS, "activation-aware one-shot pruning: |W| x input norm from calibration data, no weight "
     "update (wanda=0.5, wanda=2:4)", sparsity("wanda"), (0.5, (2, 4)), dimension="prune", order=2,
+    forms=WEIGHT_SPACE, flatbuffer=_flat,
     apply=lambda model, step, ctx: apply(model, step.name, step.value, ctx.calibration, ctx.tune)))
 register(Technique(
     "sparsegpt", StepKind.KERAS, "second-order one-shot pruning: prunes by the inverse Hessian of the layer's inputs "
     "and updates the kept weights to compensate (sparsegpt=0.5, sparsegpt=2:4)", sparsity("sparsegpt"),
-    (0.5, 0.75, (2, 4)), dimension="prune", order=2,
+    (0.5, 0.75, (2, 4)), dimension="prune", order=2, forms=WEIGHT_SPACE, flatbuffer=_flat,
     apply=lambda model, step, ctx: apply(model, step.name, step.value, ctx.calibration, ctx.tune)))

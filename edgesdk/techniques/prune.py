@@ -8,8 +8,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import RecipeError
-from ..kinds import StepKind
-from .base import Technique, register, sparsity
+from ..kinds import ModelForm, StepKind
+from ..tflite.graph import Graph
+from . import flatbuffer
+from .base import WEIGHT_SPACE, Technique, register, sparsity
 from .training import FineTune, fine_tune, fresh_copy
 
 log = logging.getLogger(__name__)
@@ -89,7 +91,34 @@ def apply(model: Any, value: Any, tune: FineTune | None) -> Any:
     return tfmot.sparsity.keras.strip_pruning(wrapped)
 
 
+def prune_flatbuffer(content: bytes, value: Any) -> bytes:
+    """Zero the smallest-magnitude weights of each layer: a fraction of them, or M-N of each M input
+    channels (``value`` an (N, M) tuple; depthwise convolutions and layers whose inputs are not a
+    multiple of M stay dense)."""
+    graph = Graph(content)
+    pruned = 0
+    for layer in flatbuffer.layers(graph):
+        w, integer = flatbuffer.values(graph, layer)
+        if isinstance(value, tuple):
+            n, m = value
+            if layer.kind == "DEPTHWISE_CONV_2D" or w.shape[-1] % m:
+                continue
+            blocks = w.reshape(-1, m)
+            keep = np.ones_like(blocks, dtype=bool)
+            np.put_along_axis(keep, np.argsort(np.abs(blocks), axis=1)[:, : m - n], False, axis=1)
+            w = (blocks * keep).reshape(w.shape)
+        else:
+            w = np.where(flatbuffer.lowest(np.abs(w), value), 0.0, w).astype(np.float32)
+        flatbuffer.store(graph, layer, w, integer)
+        pruned += 1
+    if not pruned:
+        raise RecipeError(f"prune={value[0]}:{value[1]}: no layer has a multiple of {value[1]} input channels"
+                          if isinstance(value, tuple) else "prune found no layer to prune")
+    return graph.to_bytes()
+
+
 register(Technique(
     "prune", StepKind.KERAS, "magnitude pruning to a sparsity (prune=0.5) or N:M (prune=2:4)", sparsity("prune"),
     (0.25, 0.5, 0.75, (2, 4)), dimension="prune", bare=True, order=2, fine_tuned=True,
-    apply=lambda model, step, ctx: apply(model, step.value, ctx.tune)))
+    forms=WEIGHT_SPACE | {ModelForm.INTEGER}, apply=lambda model, step, ctx: apply(model, step.value, ctx.tune),
+    flatbuffer=lambda content, step, ctx: prune_flatbuffer(content, step.value)))

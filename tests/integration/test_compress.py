@@ -121,11 +121,6 @@ def test_memory_budget_is_checked(keras3_path, tmp_path):
         edgesdk.compress(keras3_path, profile, "int8", tmp_path / "a.tflite")
 
 
-def test_a_tflite_cannot_be_recompressed(tflite_path, tmp_path):
-    with pytest.raises(RecipeError, match="already converted"):
-        edgesdk.compress(tflite_path, "host", "int8", tmp_path / "a.tflite")
-
-
 def test_qat_needs_data(keras3_path, tmp_path):
     with pytest.raises(RecipeError, match="qat needs training data"):
         edgesdk.compress(keras3_path, "host", "qat", tmp_path / "a.tflite")

@@ -325,9 +325,10 @@ def test_a_suite_that_measures_nothing_fails(tmp_path, capsys, tflite_path):
 
 
 def test_a_suite_refuses_recipes_that_cannot_apply_when_it_loads(tmp_path, capsys, tflite_path):
-    suite = _suite(tmp_path / "s.yaml", [{"name": "given", "path": str(tflite_path)}], ["local"], ["none", "int8"])
+    suite = _suite(tmp_path / "s.yaml", [{"name": "given", "path": str(tflite_path)}], ["local"], ["none", "qat"])
     rc, _, err = cli(capsys, "suite", "run", suite, "-o", tmp_path / "out")
-    one_line_error(rc, err, "model 'given' is a .tflite, measured as it is: recipe 'int8' cannot apply")
+    one_line_error(rc, err, "model 'given' is a .tflite, which has no training graph: recipe 'qat' cannot apply "
+                            "(qat takes Keras models)")
     assert not (tmp_path / "out").exists()
     suite = _suite(tmp_path / "s.yaml", [{"name": "given", "path": str(tflite_path), "recipes": ["none"]},
                                          {"name": "k", "path": str(tmp_path / "x.keras")}], ["local"], ["int9"])

@@ -31,7 +31,7 @@ def test_both_methods_prune_exactly_and_keep_outputs_closer_than_magnitude(layer
     w, x = layer
     results = {"magnitude": _magnitude(w, value)}
     for method in oneshot.METHODS:
-        results[method] = oneshot._prune_matrix(w, x, method, value, "dense")
+        results[method] = oneshot.prune_matrix(w, x, method, value, "dense")
     for name, pruned in results.items():
         expected = 1 - value[0] / value[1] if isinstance(value, tuple) else value
         assert abs((pruned == 0).mean() - expected) < 1e-3, name  # a fraction: of the whole layer
@@ -45,10 +45,10 @@ def test_both_methods_prune_exactly_and_keep_outputs_closer_than_magnitude(layer
 
 def test_wanda_keeps_every_kept_weight_and_sparsegpt_updates_them(layer):
     w, x = layer
-    wanda = oneshot._prune_matrix(w, x, "wanda", 0.5, "dense")
+    wanda = oneshot.prune_matrix(w, x, "wanda", 0.5, "dense")
     kept = wanda != 0
     assert np.array_equal(wanda[kept], w[kept])
-    second = oneshot._prune_matrix(w, x, "sparsegpt", 0.5, "dense")
+    second = oneshot.prune_matrix(w, x, "sparsegpt", 0.5, "dense")
     assert not np.allclose(second[second != 0], w[second != 0])  # the compensation moved the kept weights
 
 
@@ -56,7 +56,7 @@ def test_inputs_that_are_always_zero_have_their_weights_removed(layer):
     w, x = layer
     x = x.copy()
     x[:, :8] = 0.0  # e.g. channels a ReLU never opens on this data
-    pruned = oneshot._prune_matrix(w, x, "sparsegpt", 0.25, "dense")
+    pruned = oneshot.prune_matrix(w, x, "sparsegpt", 0.25, "dense")
     assert (pruned[:, :8] == 0).all() and np.isfinite(pruned).all()
 
 
@@ -65,4 +65,4 @@ def test_n_m_needs_inputs_in_whole_blocks(layer):
 
     w, x = layer
     with pytest.raises(RecipeError, match="not a multiple of 3"):
-        oneshot._prune_matrix(w, x, "sparsegpt", (1, 3), "dense")
+        oneshot.prune_matrix(w, x, "sparsegpt", (1, 3), "dense")

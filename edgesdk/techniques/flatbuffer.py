@@ -1,0 +1,106 @@
+"""What the weight-space techniques share on a .tflite flatbuffer, for models without a training graph.
+
+Magnitude pruning, clustering, Wanda, SparseGPT and low-rank factorization each have a flatbuffer apply
+in their own module, with no fine-tuning. They edit the weights of FULLY_CONNECTED (``(out, in)``),
+CONV_2D (``(out, kh, kw, in)``) and DEPTHWISE_CONV_2D (``(1, kh, kw, channels x multiplier)``); the
+batch norms of the source are already folded into them. Other ops, custom ones included, stay as they
+are. An op's input on the calibration samples is read by running LiteRT's interpreter with every
+intermediate tensor kept. An integer model's int8 weights are edited in their own integer values.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._native import quiet
+from ..errors import RecipeError
+from ..tflite import ptq
+from ..tflite.graph import FLOAT32, INT8, WEIGHTED, Graph
+
+log = logging.getLogger(__name__)
+ACTIVATION_SAMPLES = 128  # calibration samples whose activations a one-shot method reads per layer
+
+
+@dataclass(frozen=True)
+class Layer:
+    """An op with a stored weight matrix: where it is, its kind and its weight tensor."""
+
+    position: int
+    kind: str
+    weight: int
+    options: Any
+
+    def matrix(self, w: np.ndarray) -> np.ndarray:
+        """The weight as (outputs, inputs), inputs ordered (kh, kw, in) for a convolution."""
+        return w.reshape(w.shape[0], -1) if self.kind != "DEPTHWISE_CONV_2D" else w
+
+    @property
+    def spatial(self) -> tuple[tuple[int, int], tuple[int, int], str]:
+        o = self.options
+        return ((o.strideH, o.strideW), (o.dilationHFactor, o.dilationWFactor), "SAME" if o.padding == 0 else "VALID")
+
+
+def lowest(score: np.ndarray, fraction: float) -> np.ndarray:
+    """Mask of the ``fraction`` lowest scores of the whole array."""
+    count = int(round(fraction * score.size))
+    out = np.zeros(score.size, dtype=bool)
+    if count:
+        out[np.argpartition(score.ravel(), count - 1)[:count]] = True
+    return out.reshape(score.shape)
+
+
+def layers(graph: Graph) -> list[Layer]:
+    found = []
+    for position, op in graph.ops(*WEIGHTED):
+        weight = int(op.inputs[1])
+        if graph.constant(weight) is not None and graph.tensor(weight).type in (FLOAT32, INT8):
+            found.append(Layer(position, graph.op_name(op), weight, op.builtinOptions))
+    if not found:
+        raise RecipeError("the model has no fully connected or convolution op with stored float or int8 weights")
+    return found
+
+
+def values(graph: Graph, layer: Layer) -> tuple[np.ndarray, bool]:
+    """The weight as floats (int8 ones through their scales), and whether it is stored as int8."""
+    integer = graph.tensor(layer.weight).type == INT8
+    values = graph.dequantized(layer.weight) if integer else graph.constant(layer.weight)
+    assert values is not None
+    return values.astype(np.float32), integer
+
+
+def store(graph: Graph, layer: Layer, values: np.ndarray, integer: bool) -> None:
+    """Write the weight back; an int8 one is re-quantized on its own grid (its scales do not change)."""
+    if not integer:
+        graph.set_constant(layer.weight, values.astype(np.float32))
+        return
+    q = graph.tensor(layer.weight).quantization
+    scale = np.asarray(q.scale, np.float32)
+    zero = np.asarray(q.zeroPoint if q.zeroPoint is not None else [0] * len(scale), np.float32)
+    view = [1] * values.ndim
+    if len(scale) > 1:
+        view[int(q.quantizedDimension or 0)] = len(scale)
+    ints = np.clip(np.round(values / scale.reshape(view) + zero.reshape(view)), -128, 127)
+    ints = np.where(values == 0, zero.reshape(view), ints)  # a pruned weight is exactly the zero point
+    graph.set_constant(layer.weight, ints.astype(np.int8))
+
+
+def activations(content: bytes, calibration: Any, tensor: int) -> np.ndarray:
+    """What tensor ``tensor`` holds for each calibration sample (every intermediate tensor kept)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    with quiet():
+        interp = Interpreter(model_content=content, experimental_preserve_all_tensors=True)
+        interp.allocate_tensors()
+    details = interp.get_input_details()
+    arrays = ptq.per_input(calibration)
+    out = []
+    for i in range(min(ACTIVATION_SAMPLES, len(arrays[0]))):
+        for d, a in zip(details, arrays, strict=True):
+            interp.set_tensor(d["index"], a[i][None, ...].astype(d["dtype"]).reshape(d["shape"]))
+        interp.invoke()
+        out.append(interp.get_tensor(tensor)[0])
+    return np.stack(out).astype(np.float64)

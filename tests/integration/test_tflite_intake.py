@@ -1,0 +1,256 @@
+"""Compressing a .tflite that comes without its source: float32 and fp16-weight files (as MediaPipe ships
+them), with and without signatures, several inputs and outputs, custom operators and integer models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import edgesdk
+from edgesdk import evaluate
+from edgesdk.errors import DataError, RecipeError
+from edgesdk.tflite.facts import analyze
+from edgesdk.tflite.graph import WEIGHTED, Graph, normalize
+from tests.integration.test_hostile import cli
+
+
+def _convert(model, fp16=False):
+    import tensorflow as tf
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    if fp16:  # how MediaPipe's files store weights: fp16 constants behind DEQUANTIZE ops
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.target_spec.supported_types = [tf.float16]
+    return bytes(conv.convert())
+
+
+def _without_signature(content):
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
+    model.signatureDefs = []
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, tf_keras_model, keras3_path):
+    """float32, fp16-weight and signature-less .tflite files of the digits CNN, and one from Keras 3."""
+    d = tmp_path_factory.mktemp("tflite_in")
+    paths = {"float": d / "cnn_f32.tflite", "fp16": d / "cnn_f16.tflite", "nosig": d / "cnn_nosig.tflite",
+             "keras3": d / "cnn_k3.tflite"}
+    paths["float"].write_bytes(_convert(tf_keras_model))
+    paths["fp16"].write_bytes(_convert(tf_keras_model, fp16=True))
+    paths["nosig"].write_bytes(_without_signature(_convert(tf_keras_model, fp16=True)))
+    edgesdk.compress(keras3_path, "host", "fp32", paths["keras3"])
+    return paths
+
+
+@pytest.fixture(scope="module")
+def two_inputs(tmp_path_factory):
+    """A model with inputs 'a' (32) and 'b' (16) and two outputs, as .tflite, with matching data."""
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(1)
+    a, b = tf_keras.Input((32,), name="a"), tf_keras.Input((16,), name="b")
+    h = tf_keras.layers.Dense(64, activation="relu")(tf_keras.layers.Concatenate()([a, b]))
+    h = tf_keras.layers.Dense(48, activation="relu")(h)
+    model = tf_keras.Model([a, b], [tf_keras.layers.Dense(5, activation="softmax", name="cls")(h),
+                                    tf_keras.layers.Dense(2, name="box")(h)])
+    d = tmp_path_factory.mktemp("two")
+    path = d / "two.tflite"
+    path.write_bytes(_convert(model))
+    rng = np.random.default_rng(0)
+    np.savez(d / "data.npz", a=rng.standard_normal((64, 32)).astype(np.float32),
+             b=rng.standard_normal((64, 16)).astype(np.float32))
+    np.savez(d / "only_a.npz", a=rng.standard_normal((8, 32)).astype(np.float32))
+    return path, d / "data.npz", d / "only_a.npz"
+
+
+def _weights(path):
+    graph = Graph(path.read_bytes())
+    return [graph.dequantized(int(op.inputs[1])) for _, op in graph.ops(*WEIGHTED)]
+
+
+def test_fp16_weights_are_normalized_to_float(models):
+    done = normalize(models["fp16"].read_bytes())
+    assert not done.integer and "DEQUANTIZE" in done.changes[0]
+    ops = [Graph(done.content).op_name(op) for _, op in Graph(done.content).ops()]
+    assert "DEQUANTIZE" not in ops
+    x = np.random.default_rng(0).standard_normal((8, 8, 8, 1)).astype(np.float32)
+    reference = evaluate.predict(models["float"].read_bytes(), x)
+    assert np.abs(evaluate.predict(done.content, x) - reference).max() < 1e-2  # fp16-rounded weights
+    assert normalize(models["nosig"].read_bytes()).changes[-1].startswith("a 'serving_default' signature added")
+
+
+PRECISIONS = [("fp16", "fp16"), ("dynamic", "dynamic"), ("int8", "int8"), ("int8=io", "int8"),
+              ("int16x8", "int16x8"), ("mixed=0.25", "mixed"), ("mixed=int16x8:0.25", None),
+              ("mixed=int4:0.5", None), ("weights=int8", None), ("weights=int4", None)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["fp16", "nosig"])
+def test_every_precision_from_a_tflite(models, data_files, tmp_path, which):
+    train, val, _ = data_files
+    float_weights = analyze(models["float"]).weight_bytes
+    for recipe, precision in PRECISIONS:
+        out = tmp_path / f"{recipe.replace(':', '_')}.tflite"
+        result = edgesdk.compress(models[which], "host", recipe, out, val, train_data=train)
+        if precision:
+            assert result.precision == precision, recipe
+        limit = {"fp16": 0.55, "weights=int4": 0.2, "mixed=int4:0.5": 0.3, "mixed=0.25": 1.0}.get(recipe, 0.35)
+        assert result.weight_bytes < limit * float_weights, (recipe, result.weight_bytes, float_weights)
+        q = result.quality
+        assert q["metric"] == "accuracy" and q["after"] >= q["before"] - 0.05, (recipe, q)
+        assert q["sqnr_db"] > (8 if recipe.startswith("mixed=int") else 15), (recipe, q)
+    io = analyze(tmp_path / "int8=io.tflite")
+    assert io.inputs[0].dtype == "INT8"
+
+
+def test_int8_from_the_tflite_matches_int8_from_the_source(models, h5_path, data_files, tmp_path):
+    train, val, _ = data_files
+    mine = edgesdk.compress(models["float"], "host", "int8", tmp_path / "a.tflite", val, train_data=train)
+    theirs = edgesdk.compress(h5_path, "host", "int8", tmp_path / "b.tflite", val, train_data=train)
+    assert abs(mine.model_bytes - theirs.model_bytes) <= 0.03 * theirs.model_bytes
+    assert abs(mine.quality["sqnr_db"] - theirs.quality["sqnr_db"]) < 1.0
+    assert mine.quality["after"] == pytest.approx(theirs.quality["after"], abs=0.02)
+
+
+@pytest.mark.slow
+def test_weight_space_steps_on_the_flatbuffer(models, data_files, tmp_path):
+    train, val, _ = data_files
+    source = models["keras3"]
+    pruned = edgesdk.compress(source, "host", "prune=0.5", tmp_path / "p.tflite", val, train_data=train)
+    assert any("no training graph" in w for w in pruned.warnings)
+    for w in _weights(tmp_path / "p.tflite"):
+        assert 0.45 <= float(np.mean(w == 0)) <= 0.55
+    edgesdk.compress(source, "host", "prune=2:4", tmp_path / "nm.tflite")
+    fc = _weights(tmp_path / "nm.tflite")[-1]
+    assert ((fc.reshape(-1, 4) != 0).sum(axis=1) <= 2).all()
+    clustered = edgesdk.compress(source, "host", "cluster=8", tmp_path / "c.tflite", val)
+    assert all(len(np.unique(w)) <= 8 for w in _weights(tmp_path / "c.tflite"))
+    assert clustered.weight_entropy_bytes < 0.3 * clustered.weight_bytes
+    both = edgesdk.compress(source, "host", "prune=0.5,cluster=8,int8", tmp_path / "pc.tflite", val, train_data=train)
+    assert both.precision == "int8" and both.quality["after"] > 0.5
+    magnitude = pruned.quality["sqnr_db"]
+    for method in ("wanda=0.5", "sparsegpt=0.5"):
+        result = edgesdk.compress(source, "host", method, tmp_path / f"{method[:5]}.tflite", val, train_data=train)
+        assert all(0.4 <= float(np.mean(w == 0)) <= 0.6 for w in _weights(tmp_path / f"{method[:5]}.tflite"))
+        if method.startswith("sparsegpt"):  # it compensates with the calibration inputs: closer than magnitude
+            assert result.quality["sqnr_db"] > magnitude + 3, (result.quality, magnitude)
+    with pytest.raises(RecipeError, match="calibration activations"):
+        edgesdk.compress(source, "host", "wanda=0.5", tmp_path / "w.tflite")
+
+
+def test_two_inputs_two_outputs_and_lowrank(two_inputs, tmp_path, capsys):
+    path, data, only_a = two_inputs
+    for recipe in ("int8", "mixed=int4:0.5", "dynamic", "sparsegpt=0.5,int8"):
+        result = edgesdk.compress(path, "host", recipe, tmp_path / "o.tflite", data)
+        assert result.quality["metric"] == "fidelity" and result.quality["sqnr_db"] > 10, (recipe, result.quality)
+        assert len(analyze(tmp_path / "o.tflite").outputs) == 2
+    low = edgesdk.compress(path, "host", "lowrank=0.5", tmp_path / "low.tflite", data)
+    ops = [op.op for op in analyze(tmp_path / "low.tflite").layers]
+    assert ops.count("FULLY_CONNECTED") == 4 + 2  # the two hidden ones split in two; the heads stay
+    assert low.weight_bytes < 0.75 * analyze(path).weight_bytes
+    with pytest.raises(DataError, match="no array for input 'b' of shape \\(16,\\)"):
+        edgesdk.compress(path, "host", "int8", tmp_path / "o.tflite", only_a)
+    rc, _, err = cli(capsys, "compress", path, "-p", "host", "-r", "int8", "-d", only_a, "-o", tmp_path / "x.tflite")
+    assert rc == 2 and "input 'b'" in err and "Traceback" not in err
+
+
+def test_training_steps_are_refused_on_a_tflite(models, data_files, tmp_path, capsys):
+    train, val, _ = data_files
+    for recipe in ("qat", "channels=0.5", "prune=0.5,distill=2"):
+        rc, _, err = cli(capsys, "compress", models["float"], "-p", "host", "-r", recipe, "-d", val,
+                         "-o", tmp_path / "x.tflite")
+        assert rc == 2 and "has no training graph" in err and "takes Keras models" in err, err
+    assert not (tmp_path / "x.tflite").exists()
+
+
+def test_an_integer_tflite_keeps_its_precision(tflite_path, data_files, tmp_path):
+    _, val, _ = data_files
+    before = _weights(tflite_path)
+    pruned = edgesdk.compress(tflite_path, "host", "prune=0.5", tmp_path / "p.tflite", val)
+    assert pruned.recipe == "prune=0.5,int8" and pruned.precision == "int8"
+    graph = Graph((tmp_path / "p.tflite").read_bytes())
+    stored = [graph.constant(int(op.inputs[1])) for _, op in graph.ops(*WEIGHTED)]
+    assert all(w.dtype == np.int8 and 0.45 <= float(np.mean(w == 0)) for w in stored)
+    assert pruned.quality["top1_agreement"] > 0.5  # fidelity to the integer model as given
+    clustered = edgesdk.compress(tflite_path, "host", "cluster=16", tmp_path / "c.tflite")
+    graph = Graph((tmp_path / "c.tflite").read_bytes())
+    assert all(len(np.unique(graph.constant(int(op.inputs[1])))) <= 16 for _, op in graph.ops(*WEIGHTED))
+    assert clustered.weight_entropy_bytes < 0.75 * clustered.weight_bytes
+    assert len(before) == len(_weights(tmp_path / "c.tflite")) and clustered.precision == "int8"
+    edgesdk.compress(tflite_path, "host", "int8=io,strip", tmp_path / "io.tflite", val)
+    io = analyze(tmp_path / "io.tflite")
+    assert io.inputs[0].dtype == "INT8" and io.outputs[0].dtype == "INT8"
+    for recipe in ("dynamic", "fp16", "wanda=0.5", "int16x8"):
+        with pytest.raises(RecipeError, match="integer .tflite"):
+            edgesdk.compress(tflite_path, "host", recipe, tmp_path / "r.tflite", val)
+
+
+def _with_custom_op(content):
+    """The model with a custom operator after its output: TFLite keeps it, but has no kernel for it."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    graph = Graph(content)
+    code = schema.OperatorCodeT()
+    code.builtinCode, code.deprecatedBuiltinCode, code.customCode, code.version = 32, 32, "EdgeSdkPostProcess", 1
+    graph.model.operatorCodes.append(code)
+    out = int(graph.sub.outputs[0])
+    new = graph.add_tensor("post", list(graph.tensor(out).shape))
+    op = schema.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = len(graph.model.operatorCodes) - 1, np.array([out]), np.array([new])
+    graph.sub.operators.append(op)
+    graph.sub.outputs = np.array([new], np.int32)
+    for sig in graph.model.signatureDefs:
+        sig.outputs[0].tensorIndex = new
+    return graph.to_bytes()
+
+
+def test_custom_operators_are_kept(models, data_files, tmp_path):
+    train, _, _ = data_files
+    path = tmp_path / "custom.tflite"
+    path.write_bytes(_with_custom_op(models["fp16"].read_bytes()))
+    for recipe, smaller in (("dynamic", 0.5), ("prune=0.5,cluster=16", 1.05), ("fp16", 0.55), ("weights=int4", 0.3)):
+        result = edgesdk.compress(path, "host", recipe, tmp_path / "o.tflite")
+        assert Graph((tmp_path / "o.tflite").read_bytes()).custom_ops() == ["EdgeSdkPostProcess"], recipe
+        assert result.weight_bytes < smaller * analyze(models["float"]).weight_bytes, recipe
+    with pytest.raises(RecipeError, match="custom operators \\(EdgeSdkPostProcess\\)"):
+        edgesdk.compress(path, "host", "int8", tmp_path / "o.tflite", train_data=train)
+
+
+def test_inspect_says_what_a_tflite_takes(models, tflite_path, capsys):
+    rc, text, _ = cli(capsys, "inspect", models["fp16"])
+    assert rc == 0 and "float .tflite model: compress and tune take" in text and "not channels, distill, qat" in text
+    assert "DEQUANTIZE op(s) of stored weights folded" in text
+    rc, text, _ = cli(capsys, "inspect", tflite_path, "--json")
+    import json
+
+    takes = json.loads(text)["takes"]
+    assert takes["form"] == "integer-tflite" and set(takes["accepted"]) == {"prune", "cluster", "int8", "strip"}
+
+
+@pytest.mark.slow
+def test_tune_searches_what_a_tflite_takes(models, data_files, tmp_path):
+    train, val, _ = data_files
+    result = edgesdk.tune(models["fp16"], "host", tmp_path / "out", data=val, train_data=train, budget=3)
+    assert any("structure channels=" in n and "left out" in n for n in result.notes), result.notes
+    recipes = [t["recipe"] for t in result.trials]
+    assert recipes and not any("channels" in r for r in recipes)
+    assert (tmp_path / "out" / "best.tflite").is_file()
+
+
+@pytest.mark.mlperf
+@pytest.mark.slow
+def test_mlperf_float_tflite_int8_matches_its_source(mlperf_dir, tmp_path):
+    from benchmarks import mlperf
+
+    task = next(t for t in mlperf.tasks(mlperf_dir) if t.name == "kws")
+    cal = tmp_path / "cal.npz"
+    np.savez(cal, x=mlperf.calibration(task))
+    val = tmp_path / "val.npz"
+    np.savez(val, x=task.real_inputs)
+    mine = edgesdk.compress(task.float_tflite, "host", "int8", tmp_path / "a.tflite", val, train_data=cal)
+    theirs = edgesdk.compress(task.source, "host", "int8", tmp_path / "b.tflite", val, train_data=cal)
+    assert abs(mine.model_bytes - theirs.model_bytes) <= 0.03 * theirs.model_bytes
+    assert mine.quality["sqnr_db"] > theirs.quality["sqnr_db"] - 1.0
