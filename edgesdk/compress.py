@@ -170,7 +170,7 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
 
     say("reading the .tflite" if flat else "converting the float reference")
     float_bytes = handle.float_tflite()
-    for change in getattr(handle, "changes", []):
+    for change in handle.changes:
         say(f"normalized: {change}")
     float_report = facts.analyze(str(source.path), data=float_bytes)
     inputs = _inputs(handle, float_report)

@@ -42,7 +42,7 @@ def takes(handle: ModelHandle) -> dict[str, Any]:
     accepted = [name for name, t in REGISTRY.items() if form in t.forms]
     refused = {name: handle.why() for name, t in REGISTRY.items() if form not in t.forms}
     return {"form": form.value, "form_text": form.text, "accepted": accepted, "refused": refused,
-            "changes": list(getattr(handle, "changes", [])), "custom_ops": list(getattr(handle, "custom_ops", []))}
+            "changes": list(handle.changes), "custom_ops": list(handle.custom_ops)}
 
 
 def inspect_model(model: str | os.PathLike[str], profile: str | Profile | None = None, *,

@@ -19,6 +19,8 @@ class ModelHandle(abc.ABC):
         self.source = source
         self.trust_code = trust_code
         self._float: bytes | None = None
+        self.changes: list[str] = []     # what normalizing the model changed (a .tflite's)
+        self.custom_ops: list[str] = []  # custom operators a .tflite holds
 
     @property
     @abc.abstractmethod
@@ -131,21 +133,18 @@ class TfliteHandle(ModelHandle):
     def __init__(self, source: ModelSource, trust_code: bool = False) -> None:
         super().__init__(source, trust_code)
         self._integer: bool | None = None
-        self.changes: list[str] = []
-        self.custom_ops: list[str] = []
 
     def _normalize(self) -> None:
         if self._integer is not None:
             return
-        from ..tflite.graph import Graph, normalize
+        from ..tflite.graph import normalize
 
-        content = self.source.path.read_bytes()
         try:
-            done = normalize(content)
-            self.custom_ops = Graph(content).custom_ops()
+            done = normalize(self.source.path.read_bytes())
         except ModelError as exc:
             raise ModelError(f"{self.source.path}: {exc}") from exc
-        self._integer, self.changes, self._float = done.integer, done.changes, done.content
+        self._integer, self.changes, self.custom_ops, self._float = done.integer, done.changes, done.custom_ops, \
+            done.content
 
     @property
     def form(self) -> ModelForm:  # type: ignore[override]

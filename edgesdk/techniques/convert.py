@@ -173,7 +173,7 @@ def quantize(content: bytes, step: Step, ctx: Context) -> bytes:
     turns its float interface to int8."""
     found = graph.Graph(content)
     custom, cal = found.custom_ops(), ctx.calibration
-    if graph.normalize(content).integer:
+    if graph.quantized_activations(found):
         try:
             return graph.int8_interface(content) if step.value else content
         except ModelError as exc:

@@ -31,6 +31,7 @@ from ..kinds import StepKind
 from ..tflite.graph import Graph
 from . import flatbuffer
 from .base import WEIGHT_SPACE, Context, Step, Technique, register, sparsity
+from .flatbuffer import lowest
 from .training import FineTune, batch_norm_gains, fine_tune, fresh_copy
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,7 @@ def prune_matrix(w: np.ndarray, x: np.ndarray, method: str, value: Any, name: st
                           f"{value[0]}:{value[1]} sparsity cannot apply")
     if method == "wanda":
         score = np.abs(w) * np.sqrt((x * x).sum(axis=0))[None, :]
-        keep = _mask(score, value) if isinstance(value, tuple) else ~_lowest(score, value)
+        keep = _mask(score, value) if isinstance(value, tuple) else ~lowest(score, value)
         return (w * keep).astype(dtype)
     return _sparsegpt(w, x, value, gain).astype(dtype)
 
@@ -191,15 +192,6 @@ def _mask(score: np.ndarray, value: Any) -> np.ndarray:
     if count:
         np.put_along_axis(keep, np.argsort(score, axis=1)[:, :count], False, axis=1)
     return keep
-
-
-def _lowest(score: np.ndarray, fraction: float) -> np.ndarray:
-    """Mask of the ``fraction`` lowest scores of the whole array."""
-    count = int(round(fraction * score.size))
-    out = np.zeros(score.size, dtype=bool)
-    if count:
-        out[np.argpartition(score.ravel(), count - 1)[:count]] = True
-    return out.reshape(score.shape)
 
 
 def _sparsegpt(w: np.ndarray, x: np.ndarray, value: Any, gain: np.ndarray | None = None) -> np.ndarray:
@@ -227,7 +219,7 @@ def _sparsegpt(w: np.ndarray, x: np.ndarray, value: Any, gain: np.ndarray | None
         # Within each block of columns, the lowest w^2 / [H^-1]_jj of the whole block go (SparseGPT's
         # adaptive mask selection): rows that matter keep more weights than rows that do not.
         saliency = w1 ** 2 / d[None, :] ** 2 * (1.0 if gain is None else gain[:, None] ** 2)
-        prune1 = None if nm else _lowest(saliency, value)
+        prune1 = None if nm else lowest(saliency, value)
         for i in range(i2 - i1):
             if nm is not None and i % nm[1] == 0:
                 span = slice(i, i + nm[1])

@@ -218,6 +218,7 @@ class Normalized:
     content: bytes
     integer: bool = False                      # activations are quantized: the model stays as it is
     changes: list[str] = field(default_factory=list)
+    custom_ops: list[str] = field(default_factory=list)
 
 
 def normalize(content: bytes) -> Normalized:
@@ -233,7 +234,8 @@ def normalize(content: bytes) -> Normalized:
     """
     graph = Graph(content)
     result = Normalized(content)
-    if _quantized_activations(graph):
+    result.custom_ops = graph.custom_ops()
+    if quantized_activations(graph):
         result.integer = True
         return result
     folded = hybrid = 0
@@ -277,7 +279,7 @@ def _ints(group: Any) -> set[int]:
     return {int(t) for t in (group if group is not None else [])}
 
 
-def _quantized_activations(graph: Graph) -> bool:
+def quantized_activations(graph: Graph) -> bool:
     """Does any op of subgraph 0 compute on integer activations (a tensor that is not stored)?"""
     for _, op in graph.ops():
         if graph.op_name(op) in ("QUANTIZE", "DEQUANTIZE"):

@@ -18,7 +18,7 @@ def layer():
 
 
 def _magnitude(w, value):
-    keep = oneshot._mask(np.abs(w), value) if isinstance(value, tuple) else ~oneshot._lowest(np.abs(w), value)
+    keep = oneshot._mask(np.abs(w), value) if isinstance(value, tuple) else ~oneshot.lowest(np.abs(w), value)
     return w * keep
 
 
