@@ -37,6 +37,10 @@ class ModelForm(StrEnum):
     INTEGER = "integer-tflite"
 
     @property
+    def article(self) -> str:
+        return "an" if self.value == "integer-tflite" else "a"
+
+    @property
     def text(self) -> str:
         return {"keras": "Keras", "savedmodel": "SavedModel", "tflite": "float .tflite",
                 "integer-tflite": "integer .tflite"}[self.value]

@@ -119,14 +119,16 @@ def _print_fit(fit: dict[str, Any]) -> None:
 
 @app.command()
 def compress(
-    model: Annotated[Path, typer.Argument(help=".keras, .h5 or SavedModel directory (the float source)")],
+    model: Annotated[Path, typer.Argument(help=".keras, .h5, SavedModel directory or .tflite (float, fp16-weight "
+                                          "or integer; `edgesdk inspect` says what it takes)")],
     profile: Annotated[str, typer.Option("--profile", "-p", help="target profile name or YAML path")],
     recipe: Annotated[str, typer.Option("--recipe", "-r", help="steps such as 'int8', 'prune=0.5,int8', "
                                         "'prune=2:4,cluster=16,int8', 'sparsegpt=0.5,int8', 'qat' "
                                         "(see `edgesdk techniques`)")],
     output: Annotated[Path, typer.Option("--output", "-o", help="where to write the .tflite")],
-    data: Annotated[Optional[Path], typer.Option("--data", "-d", help=".npz with 'x' and optional 'y': "
-                                                 "calibration, fine-tuning and evaluation")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", "-d", help=".npz with 'x' (or one array per "
+                                                 "input, named after it) and optional 'y': calibration, fine-tuning "
+                                                 "and evaluation")] = None,
     train_data: Annotated[Optional[Path], typer.Option("--train-data", help=".npz to calibrate and fine-tune "
                                                        "on instead of --data, so evaluation stays honest")] = None,
     epochs: Annotated[int, typer.Option(help="fine-tuning epochs for prune/cluster/qat", min=0)] = 2,
@@ -139,6 +141,8 @@ def compress(
 
     With labels in --data, accuracy before and after is reported; with inputs only, fidelity to the
     original model (top-1 agreement, SQNR). Without data, calibration uses random inputs (untrustworthy).
+    A .tflite takes the same recipes but the training steps (qat, distill, channels, fine-tuning); an
+    integer .tflite keeps its precision (int8, int8=io, prune, cluster, strip).
 
     Example: edgesdk compress model.keras -p rpi5 -r prune=0.5,int8 -d val.npz -o model_int8.tflite
     """
@@ -204,14 +208,16 @@ def export_c_cmd(
 @app.command()
 def techniques() -> None:
     """List the compression techniques a recipe can use."""
-    from ..kinds import StepKind
+    from ..kinds import ModelForm, StepKind
     from ..techniques import REGISTRY, techniques
 
     table = Table()
-    for col in ("step", "kind", "searched in", "what it does"):
+    for col in ("step", "kind", "searched in", "takes", "what it does"):
         table.add_column(col)
+    order = list(ModelForm)
     for t in REGISTRY.values():
-        table.add_row(t.name, t.kind, f"--{t.dimension}" if t.dimension else "", t.help, )
+        takes = ", ".join(f.text for f in sorted(t.forms, key=order.index))
+        table.add_row(t.name, t.kind, f"--{t.dimension}" if t.dimension else "", takes, t.help)
     out.print(table)
     stages: dict[int, list[str]] = {}
     for t in techniques(StepKind.KERAS):

@@ -28,7 +28,8 @@ def _dimension_help(dimension: str) -> str:
 
 @app.command()
 def tune(
-    model: Annotated[Path, typer.Argument(help=".keras, .h5 or SavedModel directory (the float source)")],
+    model: Annotated[Path, typer.Argument(help=".keras, .h5, SavedModel directory or .tflite (the space keeps what "
+                                          "the model can take)")],
     profile: Annotated[str, typer.Option("--profile", "-p", help="target profile name or YAML path")],
     outdir: Annotated[Path, typer.Option("--output", "-o", help="directory for best.tflite, pareto/, results.json, "
                                          "report.html and the study")],
@@ -80,14 +81,16 @@ def tune(
     """
     from device_agent.protocol import BenchSettings
 
+    from ..intake import open_model
     from ..profiles import load_profile
-    from ..search import DEFAULT_BUDGET, Constraints, build, default_budget
+    from ..search import DEFAULT_BUDGET, Constraints, build, default_budget, for_form
     from ..search import tune as run_tune
     from ..store import Store
 
     prof = load_profile(profile)
     space = build(prof, precisions=precision or None, prune=prune or None, cluster=cluster or None,
                   structure=structure or None)
+    space = for_form(space, open_model(model, trust_code=trust_model_code).form)  # what this model can take
     constraints = Constraints(max_accuracy_drop=max_accuracy_drop, min_accuracy=min_accuracy,
                               max_latency_ms=max_latency_ms, max_memory_bytes=max_memory)
     total = default_budget(len(space), budget, time_budget)

@@ -2,8 +2,8 @@
 
 from .objectives import OBJECTIVES, Constraints
 from .results import TuneResult
-from .space import Candidate, Space, build
+from .space import Candidate, Space, build, for_form
 from .tune import DEFAULT_BUDGET, default_budget, tune
 
 __all__ = ["DEFAULT_BUDGET", "OBJECTIVES", "Candidate", "Constraints", "Space", "TuneResult", "build", "default_budget",
-           "tune"]
+           "for_form", "tune"]

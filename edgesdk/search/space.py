@@ -138,10 +138,11 @@ def for_form(space: Space, form: ModelForm) -> Space:
         ok = tuple(v for v in values if v == NONE or form in REGISTRY[parse_step(step_text(dim, v)).name].forms)
         dropped = [v for v in values if v not in ok]
         if dropped:
-            notes.append(f"{dim} {', '.join(dropped)} left out: a {form.text} model cannot take them")
+            notes.append(f"{dim} {', '.join(dropped)} left out: {form.article} {form.text} model cannot take them")
         kept[dim] = ok
     if not kept["precision"]:
-        raise RecipeError(f"none of the precisions {', '.join(space.precision)} applies to a {form.text} model")
+        raise RecipeError(f"none of the precisions {', '.join(space.precision)} applies to {form.article} "
+                          f"{form.text} model")
     if form == ModelForm.INTEGER and "int8" not in kept["precision"]:
         kept["precision"] = ("int8", *kept["precision"])
     return Space(precision=kept["precision"], prune=kept["prune"] or (NONE,), cluster=kept["cluster"] or (NONE,),

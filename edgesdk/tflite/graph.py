@@ -48,7 +48,7 @@ class Graph:
         try:
             self.model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
         except Exception as exc:  # noqa: BLE001 - the flatbuffer reader raises anything on garbage
-            raise ModelError(f"not a readable .tflite flatbuffer ({type(exc).__name__})") from exc
+            raise ModelError(f"corrupt TFLite flatbuffer: {type(exc).__name__}: {str(exc)[:200]}") from exc
         if any(getattr(b, "offset", 0) for b in self.model.buffers or []):
             raise ModelError("the model keeps its weights outside the flatbuffer (a model over 2 GB); "
                              "edgesdk edits models whose weights are inside the file")

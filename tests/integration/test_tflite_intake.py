@@ -254,3 +254,20 @@ def test_mlperf_float_tflite_int8_matches_its_source(mlperf_dir, tmp_path):
     theirs = edgesdk.compress(task.source, "host", "int8", tmp_path / "b.tflite", val, train_data=cal)
     assert abs(mine.model_bytes - theirs.model_bytes) <= 0.03 * theirs.model_bytes
     assert mine.quality["sqnr_db"] > theirs.quality["sqnr_db"] - 1.0
+
+
+def test_a_suite_compresses_a_tflite(models, tmp_path, capsys):
+    import json
+
+    from tests.integration.test_hostile import _suite
+
+    suite = _suite(tmp_path / "s.yaml", [{"name": "given", "path": str(models["fp16"])}], ["local"],
+                   ["none", "int8", "prune=0.5,dynamic"])
+    rc, _, err = cli(capsys, "suite", "run", suite, "-o", tmp_path / "out")
+    assert rc == 0, err
+    cells = {c["recipe"]: c for c in json.loads((tmp_path / "out" / "results.json").read_text())["cells"]}
+    assert set(cells) == {"none", "int8", "prune=0.5,dynamic"}
+    assert all(c["status"] == "passed" and c["measurement"]["latency"]["p50_ms"] > 0 for c in cells.values())
+    assert cells["none"]["artifact"]["path"] == str(models["fp16"])  # measured as given
+    assert analyze(cells["int8"]["artifact"]["path"]).precision == "int8"
+    assert cells["prune=0.5,dynamic"]["artifact"]["bytes"] < models["fp16"].stat().st_size
