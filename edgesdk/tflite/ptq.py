@@ -49,13 +49,22 @@ def head(calibration: Any, n: int) -> Any:
     return arrays[0] if isinstance(calibration, np.ndarray) else arrays
 
 
-def generator(calibration: Any, limit: int | None = None) -> Callable[[], Iterator[list[np.ndarray]]]:
-    """A representative dataset: for each sample, one float32 array (batch of one) per input."""
+def input_types(model: bytes) -> list[Any]:
+    """The numpy type of each model input (token ids are integers, images float)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    with quiet():
+        return [d["dtype"] for d in Interpreter(model_content=model).get_input_details()]
+
+
+def generator(calibration: Any, types: Sequence[Any], limit: int | None = None,
+              ) -> Callable[[], Iterator[list[np.ndarray]]]:
+    """A representative dataset: for each sample, one array (batch of one, of the input's type) per input."""
     arrays = per_input(calibration)
 
     def gen() -> Iterator[list[np.ndarray]]:
         for i in range(len(arrays[0]) if limit is None else min(limit, len(arrays[0]))):
-            yield [a[i][None, ...].astype(np.float32) for a in arrays]
+            yield [a[i][None, ...].astype(kind) for a, kind in zip(arrays, types, strict=True)]
     return gen
 
 
@@ -79,7 +88,7 @@ def calibrate(float_model: bytes, calibration: Any, custom: Sequence[str] = ()) 
     try:
         with quiet():
             model = calibrator.add_intermediate_tensors(float_model)
-            return bytes(calibrator.Calibrator(model).calibrate(generator(calibration)))
+            return bytes(calibrator.Calibrator(model).calibrate(generator(calibration, input_types(float_model))))
     except Exception as exc:  # noqa: BLE001 - the calibration wrapper raises many types
         raise _fail("calibration failed", exc, custom) from exc
 
@@ -108,7 +117,7 @@ def int16x8(float_model: bytes, calibration: Any, custom: Sequence[str] = ()) ->
         with quiet():
             model = calibrator.add_intermediate_tensors(float_model)
             return bytes(calibrator.Calibrator(model).calibrate_and_quantize(
-                generator(calibration), tf.float32, tf.float32, False, tf.int16, tf.int64,
+                generator(calibration, input_types(float_model)), tf.float32, tf.float32, False, tf.int16, tf.int64,
                 disable_per_channel=False, disable_per_channel_quantization_for_dense_layers=True))
     except Exception as exc:  # noqa: BLE001
         raise _fail("int16x8 quantization failed", exc, custom) from exc
@@ -139,7 +148,7 @@ def layer_errors(float_model: bytes, calibration: Any,
             debug_model = mlir_quantize(calibrated, enable_numeric_verify=True)
             debugger = tf.lite.experimental.QuantizationDebugger(
                 quant_debug_model_content=debug_model, float_model_content=float_model,
-                debug_dataset=generator(calibration, DEBUG_SAMPLES))
+                debug_dataset=generator(calibration, input_types(float_model), DEBUG_SAMPLES))
             debugger.run()
             return statistics(debugger), calibrated
     except Exception as exc:  # noqa: BLE001
@@ -193,9 +202,8 @@ def aeq(float_model: bytes, configure: Callable[[Any], None], calibration: Any, 
             if calibration is None:
                 return bytes(q.quantize(enable_progress_report=False).quantized_model)
             key, names = signature(float_model)
-            arrays = per_input(calibration)
-            samples = [{n: a[i][None, ...].astype(np.float32) for n, a in zip(names, arrays, strict=True)}
-                       for i in range(len(arrays[0]))]
+            samples = [dict(zip(names, sample, strict=True))
+                       for sample in generator(calibration, input_types(float_model))()]
             result = q.calibrate({key: samples}, num_threads=1)
             return bytes(q.quantize(result, enable_progress_report=False).quantized_model)
     except RecipeError:

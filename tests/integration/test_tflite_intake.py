@@ -271,3 +271,21 @@ def test_a_suite_compresses_a_tflite(models, tmp_path, capsys):
     assert cells["none"]["artifact"]["path"] == str(models["fp16"])  # measured as given
     assert analyze(cells["int8"]["artifact"]["path"]).precision == "int8"
     assert cells["prune=0.5,dynamic"]["artifact"]["bytes"] < models["fp16"].stat().st_size
+
+
+def test_integer_inputs_are_calibrated_as_integers(tmp_path):
+    """Token ids into an embedding: the calibration feeds each input in its own type."""
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(0)
+    tokens = tf_keras.Input((12,), dtype="int32", name="tokens")
+    h = tf_keras.layers.GlobalAveragePooling1D()(tf_keras.layers.Embedding(200, 32)(tokens))
+    model = tf_keras.Model(tokens, tf_keras.layers.Dense(4, activation="softmax")(
+        tf_keras.layers.Dense(64, activation="relu")(h)))
+    path = tmp_path / "emb.tflite"
+    path.write_bytes(_convert(model))
+    np.savez(tmp_path / "ids.npz", tokens=np.random.default_rng(0).integers(0, 200, (48, 12)).astype(np.int32))
+    for recipe in ("int8", "mixed=int4:0.5", "sparsegpt=0.5,int8"):
+        result = edgesdk.compress(path, "host", recipe, tmp_path / "o.tflite", tmp_path / "ids.npz")
+        assert result.quality["sqnr_db"] > 30, (recipe, result.quality)
+        assert analyze(tmp_path / "o.tflite").inputs[0].dtype == "INT32"
