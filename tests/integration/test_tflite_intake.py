@@ -289,3 +289,17 @@ def test_integer_inputs_are_calibrated_as_integers(tmp_path):
         result = edgesdk.compress(path, "host", recipe, tmp_path / "o.tflite", tmp_path / "ids.npz")
         assert result.quality["sqnr_db"] > 30, (recipe, result.quality)
         assert analyze(tmp_path / "o.tflite").inputs[0].dtype == "INT32"
+
+
+def test_a_weight_only_int8_tflite_is_normalized_and_requantized(models, data_files, tmp_path):
+    """int8 weights behind DEQUANTIZE (ai-edge-quantizer's weight-only output) are folded back to float."""
+    train, val, _ = data_files
+    edgesdk.compress(models["float"], "host", "weights=int8", tmp_path / "wo.tflite")
+    wo = tmp_path / "wo.tflite"
+    assert "DEQUANTIZE" in analyze(wo).op_counts
+    done = normalize(wo.read_bytes())
+    assert not done.integer and "DEQUANTIZE op(s) of stored weights folded" in done.changes[0]
+    again = edgesdk.compress(wo, "host", "int8", tmp_path / "i8.tflite", val, train_data=train)
+    direct = edgesdk.compress(models["float"], "host", "int8", tmp_path / "d.tflite", val, train_data=train)
+    assert again.precision == "int8" and abs(again.model_bytes - direct.model_bytes) <= 0.03 * direct.model_bytes
+    assert again.quality["sqnr_db"] > direct.quality["sqnr_db"] - 3
