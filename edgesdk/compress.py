@@ -227,6 +227,9 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
     if not checked.ok:
         raise RecipeError(f"recipe {rec} is refused for profile {prof.name}: {'; '.join(checked.problems)}")
     warnings.extend(checked.warnings)
+    if report.precision == "fp32" and rec.convert.name in ("dynamic", "fp16"):
+        warnings.append(f"{rec.convert} quantized nothing: the model stays float32 (no weight it quantizes; "
+                        "dynamic-range leaves weights of fewer than 1024 values float, as the converter does)")
 
     quality = None
     if x is not None and reference is not None:  # both or neither

@@ -273,6 +273,18 @@ def test_a_suite_compresses_a_tflite(models, tmp_path, capsys):
     assert cells["prune=0.5,dynamic"]["artifact"]["bytes"] < models["fp16"].stat().st_size
 
 
+def test_a_conversion_that_quantizes_nothing_says_so(two_inputs, tmp_path):
+    import tf_keras
+
+    tiny = tf_keras.Sequential([tf_keras.Input((8,)), tf_keras.layers.Dense(4)])  # 32 weights: under 1024
+    path = tmp_path / "tiny.tflite"
+    path.write_bytes(_convert(tiny))
+    result = edgesdk.compress(path, "host", "dynamic", tmp_path / "o.tflite")
+    assert result.precision == "fp32" and any("dynamic quantized nothing" in w for w in result.warnings)
+    bigger = edgesdk.compress(two_inputs[0], "host", "dynamic", tmp_path / "d.tflite")
+    assert bigger.precision == "dynamic" and not any("quantized nothing" in w for w in bigger.warnings)
+
+
 def test_integer_inputs_are_calibrated_as_integers(tmp_path):
     """Token ids into an embedding: the calibration feeds each input in its own type."""
     import tf_keras
