@@ -16,7 +16,6 @@ from ..tflite.ptq import last_line
 from .base import ANY_FORM, CONVERTIBLE, Context, Step, Technique, fraction, no_value, register
 
 log = logging.getLogger(__name__)
-MIXED_DEBUG_SAMPLES = 32  # calibration samples the per-layer error is measured on
 
 
 def converter_for(source: Any) -> Any:
@@ -29,10 +28,8 @@ def converter_for(source: Any) -> Any:
 
 
 def representative(calibration: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
-    def gen() -> Iterator[list[np.ndarray]]:
-        for sample in calibration:
-            yield [sample[None, ...].astype(np.float32)]
-    return gen
+    """The converter's representative dataset: one float32 sample (batch of one) at a time."""
+    return ptq.generator(calibration, [np.float32])
 
 
 def convert(source: Any, step: Step, calibration: np.ndarray | None) -> bytes:
@@ -94,7 +91,7 @@ def layer_errors(conv: Any, calibration: np.ndarray) -> list[dict[str, Any]]:
     conv._experimental_disable_per_channel_quantization_for_dense_layers = True
     with quiet():
         debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=conv, debug_dataset=representative(calibration[:MIXED_DEBUG_SAMPLES]))
+            converter=conv, debug_dataset=representative(calibration[:ptq.DEBUG_SAMPLES]))
         debugger.run()
         return ptq.statistics(debugger)
 
@@ -113,7 +110,7 @@ def _mixed(conv: Any, fraction: float, calibration: np.ndarray | None) -> bytes:
         options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=keep)
         with quiet():
             debugger = tf.lite.experimental.QuantizationDebugger(
-                converter=conv, debug_dataset=representative(calibration[:MIXED_DEBUG_SAMPLES]),
+                converter=conv, debug_dataset=representative(calibration[:ptq.DEBUG_SAMPLES]),
                 debug_options=options)
             return bytes(debugger.get_nondebug_quantized_model())
     except RecipeError:

@@ -1,11 +1,12 @@
 """What the weight-space techniques share on a .tflite flatbuffer, for models without a training graph.
 
 Magnitude pruning, clustering, Wanda, SparseGPT and low-rank factorization each have a flatbuffer apply
-in their own module, with no fine-tuning. They edit the weights of FULLY_CONNECTED (``(out, in)``),
-CONV_2D (``(out, kh, kw, in)``) and DEPTHWISE_CONV_2D (``(1, kh, kw, channels x multiplier)``); the
-batch norms of the source are already folded into them. Other ops, custom ones included, stay as they
-are. An op's input on the calibration samples is read by running LiteRT's interpreter with every
-intermediate tensor kept. An integer model's int8 weights are edited in their own integer values.
+in their own module, with no fine-tuning (the pruning masks here serve their Keras applies too). They
+edit the weights of FULLY_CONNECTED (``(out, in)``), CONV_2D (``(out, kh, kw, in)``) and
+DEPTHWISE_CONV_2D (``(1, kh, kw, channels x multiplier)``); the batch norms of the source are already
+folded into them. Other ops, custom ones included, stay as they are. An op's input on the calibration
+samples is read by running LiteRT's interpreter with every intermediate tensor kept. An integer model's
+int8 weights are edited in their own integer values.
 """
 
 from __future__ import annotations
@@ -34,10 +35,6 @@ class Layer:
     weight: int
     options: Any
 
-    def matrix(self, w: np.ndarray) -> np.ndarray:
-        """The weight as (outputs, inputs), inputs ordered (kh, kw, in) for a convolution."""
-        return w.reshape(w.shape[0], -1) if self.kind != "DEPTHWISE_CONV_2D" else w
-
     @property
     def spatial(self) -> tuple[tuple[int, int], tuple[int, int], str]:
         o = self.options
@@ -51,6 +48,14 @@ def lowest(score: np.ndarray, fraction: float) -> np.ndarray:
     if count:
         out[np.argpartition(score.ravel(), count - 1)[:count]] = True
     return out.reshape(score.shape)
+
+
+def nm_keep(score: np.ndarray, n: int, m: int) -> np.ndarray:
+    """Keep-mask of the N highest scores in each run of M along the last axis (N:M sparsity)."""
+    blocks = score.reshape(*score.shape[:-1], -1, m)
+    keep = np.ones_like(blocks, dtype=bool)
+    np.put_along_axis(keep, np.argsort(blocks, axis=-1)[..., : m - n], False, axis=-1)
+    return keep.reshape(score.shape)
 
 
 def layers(graph: Graph) -> list[Layer]:

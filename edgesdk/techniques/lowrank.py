@@ -247,15 +247,12 @@ def lowrank_flatbuffer(content: bytes, target: tuple[str, float]) -> bytes:
             continue
         w = graph.constant(layer.weight)
         assert w is not None
-        n_out, n_in = w.shape
-        r = svd_rank(n_in, n_out, ratio) if rule == "params" else \
-            energy_rank(np.linalg.svd(w.astype(np.float64), compute_uv=False), ratio)
-        if not r or r < MIN_RANK or r * (n_in + n_out) >= n_in * n_out:
+        n_in = w.shape[1]
+        r = _matrix_rank(w.T, rule, ratio)  # the rank rules of a Dense kernel (in x out)
+        if not r:
             continue
-        u, s, vt = np.linalg.svd(w.astype(np.float64), full_matrices=False)
-        root = np.sqrt(s[:r])
-        first = (root[:, None] * vt[:r]).astype(np.float32)    # (r, in)
-        second = (u[:, :r] * root).astype(np.float32)          # (out, r)
+        a, b = _svd(w.T, r)                 # W^T ~ a b: x -> a^T (r x in) -> b^T (out x r)
+        first, second = a.T, b.T
         out_shape = list(graph.tensor(int(op.outputs[0])).shape)
         middle = graph.add_tensor(f"lowrank_{layer.position}", [*out_shape[:-1], r])
         w1 = graph.add_tensor(f"lowrank_{layer.position}_a", [r, n_in], value=first)

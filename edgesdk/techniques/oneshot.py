@@ -181,12 +181,7 @@ def prune_matrix(w: np.ndarray, x: np.ndarray, method: str, value: Any, name: st
 def _mask(score: np.ndarray, value: Any) -> np.ndarray:
     """Keep-mask pruning the lowest scores of each row (a fraction), or M-N of each block of M."""
     if isinstance(value, tuple):
-        n, m = value
-        blocks = score.reshape(score.shape[0], -1, m)
-        order = np.argsort(blocks, axis=2)
-        keep = np.ones_like(blocks, dtype=bool)
-        np.put_along_axis(keep, order[:, :, : m - n], False, axis=2)
-        return keep.reshape(score.shape)
+        return flatbuffer.nm_keep(score, *value)
     count = int(round(value * score.shape[1]))
     keep = np.ones_like(score, dtype=bool)
     if count:

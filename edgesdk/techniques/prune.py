@@ -43,19 +43,10 @@ def one_shot(model: Any, value: Any) -> Any:
             if blocks is None:
                 raise RecipeError(f"layer {layer.name!r}: {kernel.shape[-2]} input channels are not a "
                                   f"multiple of {m}, so {n}:{m} sparsity cannot apply")
-            order = np.argsort(np.abs(blocks), axis=1)
-            mask = np.ones_like(blocks, dtype=bool)
-            np.put_along_axis(mask, order[:, : m - n], False, axis=1)
-            pruned = (blocks * mask).reshape(k.shape)
+            pruned = (blocks * flatbuffer.nm_keep(np.abs(blocks), n, m)).reshape(k.shape)
             kernel = np.moveaxis(pruned, -1, -2) if kernel.ndim > 2 else pruned.T
         else:
-            flat = np.abs(kernel).ravel()
-            count = int(round(value * flat.size))
-            if count:
-                threshold_idx = np.argpartition(flat, count - 1)[:count]
-                mask = np.ones(flat.size, dtype=bool)
-                mask[threshold_idx] = False
-                kernel = (kernel.ravel() * mask).reshape(kernel.shape)
+            kernel = kernel * ~flatbuffer.lowest(np.abs(kernel), value)
         layer.set_weights([kernel, *weights[1:]])
     return model
 
@@ -103,10 +94,7 @@ def prune_flatbuffer(content: bytes, value: Any) -> bytes:
             n, m = value
             if layer.kind == "DEPTHWISE_CONV_2D" or w.shape[-1] % m:
                 continue
-            blocks = w.reshape(-1, m)
-            keep = np.ones_like(blocks, dtype=bool)
-            np.put_along_axis(keep, np.argsort(np.abs(blocks), axis=1)[:, : m - n], False, axis=1)
-            w = (blocks * keep).reshape(w.shape)
+            w = w * flatbuffer.nm_keep(np.abs(w), n, m)
         else:
             w = np.where(flatbuffer.lowest(np.abs(w), value), 0.0, w).astype(np.float32)
         flatbuffer.store(graph, layer, w, integer)

@@ -247,7 +247,7 @@ def normalize(content: bytes) -> Normalized:
             source = int(op.inputs[0]) if name == "DEQUANTIZE" and op.inputs is not None else -1
             out = int(op.outputs[0]) if op.outputs is not None and len(op.outputs) else -1
             value = graph.dequantized(source, sub) if source >= 0 else None
-            if value is not None and out >= 0 and out not in _ints(sub.outputs):
+            if value is not None and out >= 0 and out not in set(_ints_ordered(sub.outputs)):
                 graph.set_constant(out, value.reshape(graph.tensor(out, sub).shape), sub, FLOAT32)
                 graph.tensor(out, sub).quantization = None
                 folded += 1
@@ -273,10 +273,6 @@ def normalize(content: bytes) -> Normalized:
     if result.changes:
         result.content = graph.to_bytes()
     return result
-
-
-def _ints(group: Any) -> set[int]:
-    return {int(t) for t in (group if group is not None else [])}
 
 
 def quantized_activations(graph: Graph) -> bool:

@@ -40,15 +40,6 @@ def per_input(calibration: Any) -> list[np.ndarray]:
     return [np.asarray(a) for a in calibration]
 
 
-def count(calibration: Any) -> int:
-    return len(per_input(calibration)[0])
-
-
-def head(calibration: Any, n: int) -> Any:
-    arrays = [a[:n] for a in per_input(calibration)]
-    return arrays[0] if isinstance(calibration, np.ndarray) else arrays
-
-
 def input_types(model: bytes) -> list[Any]:
     """The numpy type of each model input (token ids are integers, images float)."""
     from ai_edge_litert.interpreter import Interpreter
