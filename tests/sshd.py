@@ -60,12 +60,17 @@ def start(directory: Path, host_key: Path | None = None, port: int | None = None
     os.makedirs("/run/sshd", exist_ok=True)
     port = port or _free_port()
     log = directory / f"sshd-{port}.log"
+    # Each server is a device of its own: its sessions get their own $HOME (so their own
+    # ~/.cache/edgesdk-device), and tests on parallel workers never share or clean each other's cache.
+    home = directory / "device-home"
+    home.mkdir(exist_ok=True)
     prefix = ["ip", "netns", "exec", netns] if netns else []
     proc = subprocess.Popen(
         [*prefix, SSHD, "-D", "-e", "-f", "/dev/null", "-p", str(port), "-h", str(host_key),
          "-o", f"ListenAddress={address}", "-o", f"AuthorizedKeysFile={authorized}", "-o", "StrictModes=no",
          "-o", "PasswordAuthentication=no", "-o", "KbdInteractiveAuthentication=no", "-o", "UsePAM=no",
-         "-o", "PermitRootLogin=prohibit-password", "-o", "PidFile=none", "-o", "Subsystem=sftp internal-sftp"],
+         "-o", "PermitRootLogin=prohibit-password", "-o", "PidFile=none", "-o", "Subsystem=sftp internal-sftp",
+         "-o", f"SetEnv=HOME={home}"],
         stdout=subprocess.DEVNULL, stderr=log.open("w"))
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
