@@ -1,8 +1,8 @@
 """`python3 -m device_agent bench MODEL.tflite ...` or `... info`: print one JSON document on stdout.
 
 Anything the runtime prints is sent to stderr so that stdout carries exactly one JSON document.
-On failure the document has schema ``edgesdk.error/1`` (error: no_runtime, unsupported_model, not_found,
-missing_dependency or failed) and the exit code is non-zero.
+On failure the document has schema ``edgesdk.error/1`` (error: no_runtime, no_accelerator, unsupported_model,
+not_found, missing_dependency or failed) and the exit code is non-zero.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 from . import runtime, sysinfo
-from .protocol import ERROR_SCHEMA, INFO_SCHEMA, BenchSettings
+from .protocol import ACCELERATORS, ERROR_SCHEMA, INFO_SCHEMA, BenchSettings
 
 EXIT_ERROR = 3
 DEFAULT = BenchSettings()
@@ -40,6 +40,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--no-power", action="store_true", help="skip the energy measurement")
     b.add_argument("--delegate", default=None, help="'none' to run without the runtime's default delegate "
                    "(XNNPACK), or the path of a delegate library to load (default: the runtime's own)")
+    b.add_argument("--accelerator", default=None, choices=ACCELERATORS, help="run the model on the cpu (the "
+                   "interpreter), gpu or npu (LiteRT's CompiledModel, with the CPU for what they cannot run), or auto "
+                   "(the NPU, else the GPU, else the CPU); the outputs of an accelerator are checked against the CPU's")
     b.add_argument("--runtime", default=None, help="require this runtime module")
     b.add_argument("--lock", default=None, help="hold an exclusive lock on this file while measuring, so that "
                    "measurements on one device never overlap")
@@ -95,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             settings = BenchSettings(runs=args.runs, warmup=args.warmup, min_time_s=args.min_time,
                                      threads=args.threads, max_cv=args.max_cv, retries=args.retries,
                                      windows=args.windows, seed=args.seed, power=not args.no_power,
-                                     power_cmd=args.power_cmd, delegate=args.delegate)
+                                     power_cmd=args.power_cmd, delegate=args.delegate,
+                                     accelerator=args.accelerator)
             try:
                 doc = bench.run(args.model, settings, args.runtime)
             finally:
@@ -106,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         doc, code = {"schema": ERROR_SCHEMA, "error": "unsupported_model", "message": str(exc)}, EXIT_ERROR
     except runtime.NoRuntimeError as exc:
         doc, code = {"schema": ERROR_SCHEMA, "error": "no_runtime", "message": str(exc)}, EXIT_ERROR
+    except runtime.NoAccelerator as exc:
+        doc, code = {"schema": ERROR_SCHEMA, "error": "no_accelerator", "message": str(exc)}, EXIT_ERROR
     except FileNotFoundError as exc:
         doc, code = {"schema": ERROR_SCHEMA, "error": "not_found", "message": str(exc)}, EXIT_ERROR
     except ImportError as exc:

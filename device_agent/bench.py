@@ -86,6 +86,58 @@ def quietest(times: list[float], windows: int) -> tuple[list[float], list[float]
     return times, medians
 
 
+FIDELITY_INPUTS = 4  # seeded input draws on which an accelerator's outputs are checked against the CPU's
+
+
+def sqnr_db(reference: np.ndarray, got: np.ndarray) -> float | None:
+    """Signal to quantization-noise ratio of ``got`` against ``reference`` in dB (None: identical)."""
+    ref, out = reference.astype(np.float64), got.astype(np.float64)
+    noise = float(np.sum((out - ref) ** 2))
+    if noise == 0.0:
+        return None
+    return float(10.0 * np.log10(max(float(np.sum(ref ** 2)), 1e-30) / noise))
+
+
+def fidelity(session: Any, seed: int) -> dict[str, Any] | None:
+    """An accelerator's outputs against the CPU's on the same inputs (GPUs compute in fp16): the worst
+    SQNR and largest absolute difference over every output of ``FIDELITY_INPUTS`` input draws."""
+    twin = session.cpu_twin()
+    if twin is None:
+        return None
+    worst: float | None = None
+    largest = 0.0
+    for draw in range(FIDELITY_INPUTS):
+        arrays = make_inputs(session.input_details(), seed + 7919 * (draw + 1))
+        session.set_inputs(arrays)
+        session.invoke()
+        twin.set_inputs(arrays)
+        twin.invoke()
+        for got, want in zip(session.outputs(), twin.outputs()):
+            ratio = sqnr_db(want, got)
+            if ratio is not None:
+                worst = ratio if worst is None else min(worst, ratio)
+            largest = max(largest, float(np.max(np.abs(got.astype(np.float64) - want.astype(np.float64)),
+                                                initial=0.0)))
+    return {"reference": "cpu", "inputs": FIDELITY_INPUTS, "sqnr_db": worst, "identical": worst is None,
+            "max_abs_diff": largest}
+
+
+def _accelerator_warnings(doc: dict[str, Any]) -> list[str]:
+    out = []
+    used = str(doc.get("used") or "cpu").upper()
+    if doc.get("fully_accelerated") is False:
+        ops = ", ".join(doc.get("fallback_ops") or []) or "operators it did not name"
+        out.append(f"not fully accelerated: {ops} ran on the CPU beside the {used}"
+                   + (f" ({doc['ops_on_cpu']} of {doc['ops_on_cpu'] + doc['ops_on_accelerator']} operations)"
+                      if doc.get("ops_on_cpu") is not None and doc.get("ops_on_accelerator") is not None else ""))
+    adapter = doc.get("adapter") or {}
+    if adapter.get("software"):
+        out.append(f"software GPU ({adapter.get('name')}): these timings are a CPU emulating a GPU, not GPU speed")
+    if doc.get("note"):
+        out.append(str(doc["note"]))
+    return out
+
+
 def _power(settings: BenchSettings, session: Any) -> dict[str, Any]:
     """Energy per inference in a phase of its own, after the latency runs, so sampling never
     perturbs the latency figures."""
@@ -109,7 +161,7 @@ def run(model_path: str, settings: BenchSettings, runtime_name: str | None = Non
     peak_reset = memory.reset_peak()
     rss_before = memory.rss_bytes()
     t0 = time.perf_counter_ns()
-    session = found.open(model_path, settings.threads, settings.delegate)
+    session = found.open(model_path, settings.threads, settings.delegate, settings.accelerator)
     init_ms = (time.perf_counter_ns() - t0) / 1e6
 
     session.set_inputs(make_inputs(session.input_details(), settings.seed))
@@ -141,6 +193,13 @@ def run(model_path: str, settings: BenchSettings, runtime_name: str | None = Non
     latency.update(warmup_runs=settings.warmup, first_inference_ms=first_ms, init_ms=init_ms,
                    attempts=attempts, window_p50_ms=medians)
     peak = memory.peak_rss_bytes()
+    accelerator = session.accelerator()
+    accelerator["fidelity"] = fidelity(session, settings.seed)
+    warnings += _accelerator_warnings(accelerator)
+    device = sysinfo.describe()
+    if device.get("emulated"):
+        warnings.append(f"emulated device ({device['emulated']}): these timings are emulation, not the speed of "
+                        f"a real {device['machine']} CPU")
     power_doc = _power(settings, session)
     if not peak_reset:
         warnings.append("peak RSS could not be reset before loading: the increase includes earlier peaks")
@@ -149,10 +208,12 @@ def run(model_path: str, settings: BenchSettings, runtime_name: str | None = Non
         "schema": SCHEMA,
         "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
         "runtime": {"name": name, "version": version},
-        "delegate": settings.delegate or ("xnnpack" if name == "ai_edge_litert" else "default"),
+        "delegate": settings.delegate or (f"litert-{accelerator['used']}" if accelerator["used"] in ("gpu", "npu")
+                                          else "xnnpack" if name == "ai_edge_litert" else "default"),
+        "accelerator": accelerator,
         "threads": settings.threads if settings.threads is not None else "default",
         "settings": settings.to_dict(),
-        "device": sysinfo.describe(),
+        "device": device,
         "latency": latency,
         "memory": {
             "peak_rss_bytes": peak,

@@ -25,6 +25,8 @@ REQUIRED = ("schema", "model_sha256", "runtime", "threads", "device", "latency",
 # Fields of the device description that identify the hardware/OS, and so go into its fingerprint.
 # Temperature, governor and current frequency change from run to run and stay out.
 FINGERPRINT_FIELDS = ("hostname", "machine", "cpu_model", "cores", "ram_bytes", "os")
+# What the agent can run a model on (LiteRT's CompiledModel for gpu and npu; auto: the best one there is).
+ACCELERATORS = ("cpu", "gpu", "npu", "auto")
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class BenchSettings:
     power_cmd: str | None = None       # an external meter: a command that prints watts
     delegate: str | None = None        # None: the runtime's default (XNNPACK); "none": no delegate; else a
                                        # delegate library's path on the device (load_delegate)
+    accelerator: str | None = None     # cpu, gpu, npu or auto (LiteRT's CompiledModel); None: the CPU as ever
 
     def __post_init__(self) -> None:
         if self.runs < 1:
@@ -53,13 +56,16 @@ class BenchSettings:
             raise ValueError(f"threads must be >= 1. Received: {self.threads}")
         if self.windows < 1:
             raise ValueError(f"windows must be >= 1. Received: {self.windows}")
+        if self.accelerator is not None and self.accelerator not in ACCELERATORS:
+            raise ValueError(f"accelerator must be one of {', '.join(ACCELERATORS)}. Received: {self.accelerator!r}")
         if self.min_time_s < 0 or self.max_cv <= 0 or self.retries < 0:
             raise ValueError(f"min_time_s >= 0, max_cv > 0 and retries >= 0 are required. Received: {self}")
 
     def to_dict(self) -> dict[str, Any]:
         doc = asdict(self)
-        if doc["delegate"] is None:  # keeps the cache keys of measurements made before delegates existed
-            del doc["delegate"]
+        for key in ("delegate", "accelerator"):  # None keeps the cache keys of measurements made before them
+            if doc[key] is None:
+                del doc[key]
         return doc
 
     def to_args(self) -> list[str]:
@@ -70,6 +76,7 @@ class BenchSettings:
         args += ["--threads", str(self.threads)] if self.threads is not None else []
         args += ["--power-cmd", self.power_cmd] if self.power_cmd else []
         args += ["--delegate", self.delegate] if self.delegate else []
+        args += ["--accelerator", self.accelerator] if self.accelerator else []
         return args + ([] if self.power else ["--no-power"])
 
 

@@ -15,6 +15,11 @@ import re
 from collections.abc import Callable
 from typing import Any, Optional
 
+from .session import NoAccelerator, Session, UnsupportedModel
+
+__all__ = ["CANDIDATES", "FACTORIES", "InterpreterRuntime", "LiteRtRuntime", "NoAccelerator", "NoRuntimeError",
+           "Runtime", "Session", "UnsupportedModel", "load"]
+
 # Preference order: LiteRT is the maintained runtime; tflite_runtime is what older boards carry;
 # full TensorFlow is a last resort (its interpreter is deprecated).
 CANDIDATES = (
@@ -36,36 +41,12 @@ class NoRuntimeError(RuntimeError):
     """No TFLite runtime could be imported."""
 
 
-class UnsupportedModel(RuntimeError):
-    """The device runtime refuses the model before running it (an operator or version it lacks)."""
-
-
 def _version(dist: str) -> str:
     try:
         from importlib import metadata
         return metadata.version(dist)
     except Exception:  # noqa: BLE001 - any metadata failure just means "unknown"
         return "unknown"
-
-
-class Session(abc.ABC):
-    """A model loaded by a runtime, ready to run."""
-
-    @abc.abstractmethod
-    def input_details(self) -> list[dict]:
-        """One dict per input: ``name``, ``shape`` and ``dtype``."""
-
-    @abc.abstractmethod
-    def set_inputs(self, arrays: list[Any]) -> None:
-        """Give every input its array (in the order of :meth:`input_details`)."""
-
-    @abc.abstractmethod
-    def invoke(self) -> None:
-        """Run the model once on the inputs set."""
-
-    @abc.abstractmethod
-    def outputs(self) -> list[Any]:
-        """Every output of the last run, as numpy arrays."""
 
 
 class Runtime(abc.ABC):
@@ -75,11 +56,13 @@ class Runtime(abc.ABC):
     version: str
 
     @abc.abstractmethod
-    def open(self, model_path: str, threads: Optional[int] = None, delegate: Optional[str] = None) -> Session:
-        """Load ``model_path``.
+    def open(self, model_path: str, threads: Optional[int] = None, delegate: Optional[str] = None,
+             accelerator: Optional[str] = None) -> Session:
+        """Load ``model_path`` for ``accelerator`` (one of ``ACCELERATORS``; None: the runtime's default, the CPU).
 
         Raises:
             UnsupportedModel: the runtime cannot run this model (an operator or version it lacks).
+            NoAccelerator: the device or runtime has no such accelerator.
         """
 
 
@@ -109,17 +92,62 @@ class InterpreterRuntime(Runtime):
     def __init__(self, name: str, version: str, interpreter_cls: Any) -> None:
         self.name, self.version, self.interpreter_cls = name, version, interpreter_cls
 
-    def open(self, model_path: str, threads: Optional[int] = None, delegate: Optional[str] = None) -> Session:
-        return InterpreterSession(open_interpreter(self.interpreter_cls, self.name, self.version, model_path,
-                                                   threads, delegate))
+    def open(self, model_path: str, threads: Optional[int] = None, delegate: Optional[str] = None,
+             accelerator: Optional[str] = None) -> Session:
+        if accelerator in ("gpu", "npu"):
+            raise NoAccelerator(f"{self.name} {self.version} has no {accelerator.upper()} accelerator (LiteRT's "
+                                "CompiledModel is in ai-edge-litert 2 or newer: `edgesdk devices setup DEVICE "
+                                "--runtime ai-edge-litert`), or give --delegate with the path of a delegate library")
+        session = InterpreterSession(open_interpreter(self.interpreter_cls, self.name, self.version, model_path,
+                                                      threads, delegate))
+        if accelerator == "auto":
+            session.doc = {**session.doc, "requested": "auto", "note": f"{self.name} has no accelerator API: "
+                           "the CPU ran it"}
+        elif accelerator == "cpu":
+            session.doc = {**session.doc, "requested": "cpu"}
+        return session
 
 
 def _interpreter(module: Any, name: str, version: str) -> Runtime:
     return InterpreterRuntime(name, version, module.Interpreter)
 
 
+class LiteRtRuntime(InterpreterRuntime):
+    """ai_edge_litert: the interpreter for the CPU, CompiledModel (:mod:`.accelerated`) for the GPU and NPU."""
+
+    def open(self, model_path: str, threads: Optional[int] = None, delegate: Optional[str] = None,
+             accelerator: Optional[str] = None) -> Session:
+        from . import accelerated
+
+        if accelerator in (None, "cpu"):
+            return super().open(model_path, threads, delegate, accelerator)
+        if accelerator == "auto" and delegate:  # the delegate library is the accelerator
+            session = super().open(model_path, threads, delegate)
+            session.doc = {**session.doc, "requested": "auto", "used": "delegate"}
+            return session
+        if delegate:
+            raise NoAccelerator(f"--delegate and --accelerator {accelerator} exclude each other: a delegate library "
+                                "is the accelerator")
+        if not accelerated.available():
+            raise NoAccelerator(f"{self.name} {self.version} has no CompiledModel API (accelerators need "
+                                "ai-edge-litert 2 or newer)")
+        for choice in (["npu", "gpu"] if accelerator == "auto" else [accelerator]):
+            try:
+                return accelerated.open_compiled(model_path, choice, accelerator, threads)
+            except NoAccelerator:
+                if accelerator != "auto":
+                    raise
+        session = super().open(model_path, threads, delegate)
+        session.doc = {**session.doc, "requested": "auto", "note": "no GPU or NPU here: the CPU ran it"}
+        return session
+
+
+def _litert(module: Any, name: str, version: str) -> Runtime:
+    return LiteRtRuntime(name, version, module.Interpreter)
+
+
 # How each candidate's imported module becomes a Runtime (the TFLite interpreter where none is named).
-FACTORIES: dict[str, Callable[[Any, str, str], Runtime]] = {}
+FACTORIES: dict[str, Callable[[Any, str, str], Runtime]] = {"ai_edge_litert": _litert}
 
 
 def load(preferred: Optional[str] = None) -> Runtime:

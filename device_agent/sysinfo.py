@@ -31,6 +31,21 @@ def cpu_model_from(cpuinfo: str) -> str | None:
     return None
 
 
+ARM = ("aarch64", "arm64", "armv8l", "armv7l", "armv6l")
+X86 = ("x86_64", "amd64", "i386", "i686")
+
+
+def emulation(machine: str, cpuinfo: str) -> str | None:
+    """Why this looks like an emulated machine (None: native). Under qemu-user an aarch64 userland reads
+    the host's /proc/cpuinfo: an x86 CPU ("vendor_id", "flags") below an ARM ``platform.machine()``."""
+    keys = {line.split(":")[0].strip() for line in cpuinfo.splitlines() if ":" in line}
+    if machine.lower() in ARM and {"vendor_id", "flags"} & keys:
+        return f"{machine} code on an x86 host CPU (qemu-user emulation)"
+    if machine.lower() in X86 and "CPU implementer" in keys:
+        return f"{machine} code on an ARM host CPU (emulation)"
+    return None
+
+
 def ram_from(meminfo: str) -> int:
     """MemTotal in bytes from /proc/meminfo text (0 when absent)."""
     for line in meminfo.splitlines():
@@ -98,5 +113,9 @@ def describe() -> dict[str, Any]:
         "temperature_c": _temperature_c(),
     }
     info["battery_percent"], info["battery_status"] = _battery()
+    emulated = emulation(info["machine"], _read("/proc/cpuinfo") or "")
+    info["emulated"] = emulated
+    if emulated:  # the CPU named is the host's, not this machine's: say so in the name (and fingerprint)
+        info["cpu_model"] = f"emulated {info['machine']} (qemu-user on {info['cpu_model']})"
     info["fingerprint"] = fingerprint(info)
     return info

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,14 @@ class Measurement:
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.document, "cached": self.cached, "key": self.key, "transport": self.device}
+
+
+def with_accelerator(settings: BenchSettings | None, profile: Any) -> BenchSettings:
+    """``settings`` (or the defaults) with ``profile``'s accelerator (mobile-gpu: gpu) where none was asked for."""
+    settings = settings or BenchSettings()
+    if settings.accelerator is None and profile is not None and getattr(profile, "accelerator", None):
+        return replace(settings, accelerator=profile.accelerator)
+    return settings
 
 
 def _checked_info(transport: Transport, driver: AgentDriver, model: Path, timeout_s: float) -> dict[str, Any]:

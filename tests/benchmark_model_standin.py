@@ -41,6 +41,39 @@ def run_for(interp: object, runs: int, min_secs: float, label: str) -> list[floa
     return times
 
 
+def gpu_session(graph: str) -> object | None:
+    """The model on LiteRT's GPU accelerator (as benchmark_model's GPU delegate), or None without a GPU."""
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from device_agent.accelerated import CompiledSession, _compile, _describe
+    from device_agent.runtime import NoAccelerator, UnsupportedModel
+
+    try:
+        model, text = _compile(graph, "gpu", None)
+    except (NoAccelerator, UnsupportedModel) as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return None
+    session = CompiledSession(model, _describe(model, text, "gpu", "gpu"), graph, None)
+    log("Created TensorFlow Lite delegate for GPU.")
+    how = "completely" if session.doc["fully_accelerated"] else "partially"
+    log(f"Explicitly applied GPU delegate, and the model graph will be {how} executed by the delegate"
+        + ("." if how == "completely" else " w/ 1 delegate kernels."))
+    session.set_inputs(make_inputs(session.input_details()))
+    return session
+
+
+def make_inputs(details: list[dict]) -> list:
+    import numpy as np
+
+    rng = np.random.default_rng()
+    out = []
+    for d in details:
+        shape = [int(s) if s > 0 else 1 for s in d["shape"]]
+        dtype = np.dtype(d["dtype"])
+        data = rng.standard_normal(shape) if dtype.kind == "f" else rng.integers(-128, 127, size=shape)
+        out.append(data.astype(dtype))
+    return out
+
+
 def main(argv: list[str]) -> int:
     flags = dict(arg[2:].split("=", 1) for arg in argv if arg.startswith("--") and "=" in arg)
     graph = flags.get("graph")
@@ -56,16 +89,23 @@ def main(argv: list[str]) -> int:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
-    import numpy as np
 
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    log(f"Use gpu: [{int(flags.get('use_gpu') == 'true')}]")
     log(f"Loaded model {graph}")
     log(f"The input model file size (MB): {os.path.getsize(graph) / 1e6:g}")
     t0 = time.perf_counter_ns()
+    if flags.get("use_gpu") == "true":
+        interp = gpu_session(graph)  # LiteRT's real GPU accelerator prints its own lines (refused ops)
+        if interp is None:
+            print("ERROR: Failed to apply GPU delegate.", file=sys.stderr)
+            print("ERROR: Benchmarking failed.", file=sys.stderr)
+            return 1
     try:
         threads = int(flags.get("num_threads", -1))
-        interp = Interpreter(model_path=graph, num_threads=threads if threads > 0 else None)
-        interp.allocate_tensors()
+        if flags.get("use_gpu") != "true":
+            interp = Interpreter(model_path=graph, num_threads=threads if threads > 0 else None)
+            interp.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         for line in str(exc).splitlines():
             print(f"ERROR: {line}", file=sys.stderr)
@@ -74,12 +114,10 @@ def main(argv: list[str]) -> int:
         return 1
     init_us = (time.perf_counter_ns() - t0) / 1000
     log(f"Initialized session in {init_us / 1000:g}ms.")
-    rng = np.random.default_rng()
-    for d in interp.get_input_details():
-        shape = [int(s) if s > 0 else 1 for s in d["shape"]]
-        dtype = np.dtype(d["dtype"])
-        data = rng.standard_normal(shape) if dtype.kind == "f" else rng.integers(-128, 127, size=shape)
-        interp.set_tensor(d["index"], data.astype(dtype))
+    if flags.get("use_gpu") != "true":
+        details = interp.get_input_details()
+        for d, data in zip(details, make_inputs(details), strict=True):
+            interp.set_tensor(d["index"], data)
     rss_init = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     warm = run_for(interp, max(1, int(flags.get("warmup_runs", 1))), float(flags.get("warmup_min_secs", 0.5)),
                    "warmup")

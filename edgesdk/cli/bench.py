@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.table import Table
@@ -12,7 +12,7 @@ from device_agent.protocol import BenchSettings
 
 from ..deploy import examples
 from .app import app
-from .common import JsonOpt, StoreOpt, err, fmt_ms, human_bytes, out, print_json, warn
+from .common import AcceleratorOpt, JsonOpt, StoreOpt, err, fmt_ms, human_bytes, out, print_json, warn
 
 DEFAULT_BENCH = BenchSettings()
 
@@ -38,6 +38,11 @@ def bench(
     power_cmd: Annotated[Optional[str], typer.Option("--power-cmd", help="external power meter: a command run on "
                                                      "the device that prints watts")] = None,
     no_power: Annotated[bool, typer.Option("--no-power", help="skip the energy measurement")] = False,
+    accelerator: AcceleratorOpt = None,
+    profile: Annotated[Optional[str], typer.Option("--profile", "-p", help="the target's profile: its accelerator "
+                                                   "is the default, and its operator set predicts which operators "
+                                                   "fall back to the CPU (checked against what the device "
+                                                   "reports)")] = None,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -53,28 +58,38 @@ def bench(
     Before the model is uploaded, the device's runtime is asked whether it has a kernel for every
     operator version in it; a runtime too old for the model is refused then.
 
+    With --accelerator gpu (or a GPU profile) the model runs on the device's GPU through LiteRT's
+    CompiledModel: the output says whether it was fully accelerated, which operators fell back to the
+    CPU, the GPU adapter (a software one is flagged: its timings are not GPU speed) and how far the
+    GPU's fp16 outputs are from the CPU's (SQNR). A device without that accelerator is an error.
+
     Example: edgesdk bench model_int8.tflite --runs 100 --threads 1
+    Example: edgesdk bench model_fp16.tflite -p mobile-gpu --device adb://R58M123ABC
     Example: edgesdk bench model.tflite --device ssh://pi@raspberrypi.local?python=/home/pi/venv/bin/python
     Example: edgesdk bench model.tflite --device "adb://R58M123ABC?benchmark_model=./android_aarch64_benchmark_model"
     """
     from device_agent.protocol import BenchSettings
 
     from ..measure import bench as run_bench
+    from ..profiles import load_profile
     from ..store import Store
 
+    prof = load_profile(profile) if profile else None
     try:
         settings = BenchSettings(runs=runs, warmup=warmup, min_time_s=min_time, threads=threads, windows=windows,
-                                 power=not no_power, power_cmd=power_cmd)
+                                 power=not no_power, power_cmd=power_cmd,
+                                 accelerator=accelerator or (prof.accelerator if prof else None))
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     with err.status(f"measuring on {device}…"):
         m = run_bench(model, device, settings, store=Store(store), fresh=fresh, timeout_s=timeout,
                       trust_new_host=trust_new_host)
     doc = m.document
+    check = _prediction(model, prof, doc.get("accelerator"))
     if as_json:
-        print_json(m.to_dict())
+        print_json({**m.to_dict(), **({"prediction": check} if check else {})})
         return
-    warn(doc["warnings"])
+    warn(doc["warnings"] + ([check["disagreement"]] if check and check.get("disagreement") else []))
     lat, mem, dev = doc["latency"], doc["memory"], doc["device"]
     origin = "[cyan]from the store[/cyan] (use --fresh to measure again)" if m.cached else "measured now"
     out.print(f"[bold]{model}[/bold] on {m.device}: {origin}")
@@ -87,6 +102,11 @@ def bench(
                   f"(+{human_bytes(mem['peak_rss_increase_bytes'])} to load and run it); "
                   f"model {human_bytes(mem['model_bytes'])}")
     table.add_row("runtime", f"{doc['runtime']['name']} {doc['runtime']['version']}, threads {doc['threads']}")
+    if doc.get("accelerator"):
+        table.add_row("accelerator", accelerator_text(doc["accelerator"]))
+        if check:
+            table.add_row("predicted", "fully accelerated" if not check["fallback_ops"] else
+                          f"{', '.join(check['fallback_ops'])} on the CPU ({prof.name if prof else ''})")
     table.add_row("device", f"{dev['hostname']} · {dev['cpu_model']} · {dev['cores']} cores · "
                   f"fingerprint {dev['fingerprint']}")
     power = doc["power"]
@@ -98,3 +118,35 @@ def bench(
                       f"{power['active_w']:.3f} W, idle {power['idle_w']:.3f} W ({power['source']}, "
                       f"{power['samples']} samples)")
     out.print(table)
+
+
+def accelerator_text(acc: dict) -> str:
+    """One line: what ran the model, whether all of it, on which adapter, how close to the CPU."""
+    used = str(acc.get("used") or "cpu")
+    if used == "cpu":
+        return "cpu" + (f" ({acc['note']})" if acc.get("note") else "")
+    text = used.upper()
+    adapter = acc.get("adapter")
+    if adapter:
+        text += f" · {adapter['name']} ({adapter['backend']}, {'SOFTWARE' if adapter['software'] else 'hardware'})"
+    if acc.get("fully_accelerated"):
+        text += " · fully accelerated"
+    elif acc.get("fully_accelerated") is False:
+        text += f" · NOT fully accelerated: {', '.join(acc.get('fallback_ops') or []) or '?'} on the CPU"
+    fid = acc.get("fidelity")
+    if fid:
+        text += " · outputs identical to the CPU's" if fid.get("identical") else \
+            f" · SQNR {fid['sqnr_db']:.1f} dB against the CPU (max |diff| {fid['max_abs_diff']:.3g})"
+    return text
+
+
+def _prediction(model: Path, prof: Any, acc: dict | None) -> dict | None:
+    """The profile's prediction of CPU fallbacks, and whether the accelerator agreed (GPU profiles)."""
+    if prof is None or prof.accelerator not in ("gpu", "npu") or not acc or acc.get("used") == "cpu":
+        return None
+    from ..targets import gpu
+    from ..tflite.facts import analyze
+
+    report = analyze(model)
+    return {"profile": prof.name, "fallback_ops": gpu.predicted_ops(report, prof),
+            "disagreement": gpu.disagreement(report, prof, acc)}

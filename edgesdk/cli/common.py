@@ -39,6 +39,20 @@ TrustOpt = Annotated[bool, typer.Option("--trust-model-code", help="load Keras l
                                         "(Lambda layers): loading runs that code, so only for "
                                         "files you trust; refused by default")]
 
+def _accelerator(value: Optional[str]) -> Optional[str]:
+    from device_agent.protocol import ACCELERATORS
+
+    if value is not None and value.lower() not in ACCELERATORS:
+        raise typer.BadParameter(f"expected one of {', '.join(ACCELERATORS)}. Received: {value!r}")
+    return value.lower() if value else None
+
+
+AcceleratorOpt = Annotated[Optional[str], typer.Option(
+    "--accelerator", metavar="cpu|gpu|npu|auto", callback=_accelerator,
+    help="run the model on the device's cpu (the TFLite interpreter), gpu or npu (LiteRT's CompiledModel; "
+         "operators they cannot run go to the CPU, and the outputs are checked against the CPU's), or auto "
+         "(the best one the device has); default: the profile's (mobile-gpu: gpu), else cpu")]
+
 
 def print_json(doc: Any) -> None:
     sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")

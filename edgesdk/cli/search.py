@@ -12,7 +12,7 @@ from device_agent.protocol import BenchSettings
 
 from ..techniques import techniques
 from .app import app
-from .common import JsonOpt, StoreOpt, TrustOpt, err, out, print_json
+from .common import AcceleratorOpt, JsonOpt, StoreOpt, TrustOpt, err, out, print_json
 
 DEFAULT_BENCH = BenchSettings()
 
@@ -65,6 +65,10 @@ def tune(
     runs: Annotated[int, typer.Option(help="minimum timed runs per measurement", min=1)] = DEFAULT_BENCH.runs,
     min_time: Annotated[float, typer.Option("--min-time", help="minimum seconds of timed runs",
                                             min=0)] = DEFAULT_BENCH.min_time_s,
+    accelerator: AcceleratorOpt = None,
+    require_full_acceleration: Annotated[bool, typer.Option(
+        "--require-full-acceleration", help="reject candidates the profile predicts would not run wholly on its "
+        "accelerator (before any device time), and those the device reports partly on the CPU")] = False,
     trust_model_code: TrustOpt = False,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
@@ -92,7 +96,8 @@ def tune(
                   structure=structure or None)
     space = for_form(space, open_model(model, trust_code=trust_model_code).form)  # what this model can take
     constraints = Constraints(max_accuracy_drop=max_accuracy_drop, min_accuracy=min_accuracy,
-                              max_latency_ms=max_latency_ms, max_memory_bytes=max_memory)
+                              max_latency_ms=max_latency_ms, max_memory_bytes=max_memory,
+                              require_full_acceleration=require_full_acceleration)
     total = default_budget(len(space), budget, time_budget)
     from rich.progress import (
         BarColumn,
@@ -133,7 +138,8 @@ def tune(
         result = run_tune(model, prof, outdir, devices=device or [], data=data, train_data=train_data,
                           constraints=constraints, objectives=objectives.split(",") if objectives else None,
                           budget=budget, time_budget_s=time_budget, storage=storage, study_name=study, seed=seed,
-                          epochs=epochs, settings=BenchSettings(runs=runs, min_time_s=min_time), store=Store(store),
+                          epochs=epochs, store=Store(store),
+                          settings=BenchSettings(runs=runs, min_time_s=min_time, accelerator=accelerator),
                           space=space, progress=show, trust_model_code=trust_model_code)
     finally:
         bar.stop()
@@ -157,6 +163,7 @@ def calibrate(
     precision: Annotated[Optional[list[str]], typer.Option("--precision", help="precisions to calibrate "
                                                            "(default: fp32, dynamic, int8, int16x8 where the "
                                                            "profile runs them)")] = None,
+    accelerator: AcceleratorOpt = None,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -178,7 +185,8 @@ def calibrate(
     prof = load_profile(profile)
     with err.status("calibrating…") as status:
         predictor = predict.calibrate(prof, device, count=models, precisions=precision or None,
-                                      settings=BenchSettings(runs=30, warmup=3, min_time_s=0.3), store=Store(store),
+                                      settings=BenchSettings(runs=30, warmup=3, min_time_s=0.3,
+                                                             accelerator=accelerator), store=Store(store),
                                       progress=lambda e: status.update(
                                           f"measuring [{(e.done or 0) + 1}/{e.total}] {e.text}…"))
     if as_json:
@@ -196,7 +204,11 @@ def _print_tune(result: Any) -> None:
     shown = [r for r in result.trials if r.get("recipe")]
     kept = sum(1 for r in shown if r.get("status") in ("measured", "estimated"))
     how = "estimated" if not result.devices else "measured"
-    table = Table(title=f"{result.study}: {len(shown)} trials ({kept} {how}) on {where}")
+    ran = sorted({(r.get("accelerator") or {}).get("used") or "cpu" for r in shown if r.get("status") == "measured"})
+    software = any(((r.get("accelerator") or {}).get("adapter") or {}).get("software") for r in shown)
+    on = f" ({'/'.join(a.upper() for a in ran)}{', software GPU: not GPU speed' if software else ''})" \
+        if ran and ran != ["cpu"] else ""
+    table = Table(title=f"{result.study}: {len(shown)} trials ({kept} {how}) on {where}{on}")
     for column in ("#", "recipe", "status", "quality", "p50 ms", "bytes", "notes"):
         table.add_column(column, justify="right" if column in ("#", "quality", "p50 ms", "bytes") else "left",
                          no_wrap=column == "recipe")
@@ -205,8 +217,11 @@ def _print_tune(result: Any) -> None:
     for r in shown:
         q = objective_value("accuracy", r) if r.get("quality") else None
         mark = " ★ best" if r["number"] == result.best else " · Pareto" if r["number"] in result.pareto else ""
+        acc = r.get("accelerator") or {}
         notes = r.get("reason") or "; ".join(r.get("violations") or []) or \
-            (f"repeat of #{r['repeat_of']}" if "repeat_of" in r else "")
+            (f"repeat of #{r['repeat_of']}" if "repeat_of" in r else "") or \
+            (f"{', '.join(acc.get('fallback_ops') or []) or 'some operators'} on the CPU"
+             if acc.get("fully_accelerated") is False else "")
         latency = "–" if r.get("latency_ms") is None else f"{r['latency_ms']:.4g}" + (" est." if r.get("estimated")
                                                                                      else "")
         table.add_row(str(r["number"]), r["recipe"], r.get("status", "") + mark, "–" if q is None else f"{q:.4f}",

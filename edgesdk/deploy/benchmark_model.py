@@ -35,6 +35,13 @@ _MB = 1024 * 1024
 _STAT = re.compile(r"count=(\d+)((?:\s+\w+=[-\d.e+]+)+)")
 _TIMINGS = re.compile(r"Inference timings in us: (.*)")
 _DELTA = re.compile(r"Memory footprint delta from the start of the tool \(MB\): init=([\d.]+) overall=([\d.]+)")
+_APPLIED = re.compile(r"Explicitly applied (\w+) delegate, and the model graph will be (completely|partially) "
+                      r"executed by the delegate")
+# The agent's accelerators as benchmark_model's flags (tensorflow/lite/tools/delegates): the GPU
+# delegate, NNAPI (which hands the model to the phone's NPU or DSP driver), XNNPACK on the CPU.
+ACCELERATOR_FLAGS = {"cpu": "--use_xnnpack=true", "gpu": "--use_gpu=true", "npu": "--use_nnapi=true",
+                     "auto": "--use_gpu=true"}
+_DELEGATE_NAME = {"gpu": "GPU", "npu": "NNAPI", "auto": "GPU"}
 _PEAK = re.compile(r"Peak memory footprint \(MB\): init=([\d.]+) overall=([\d.]+)")
 
 # One shell round trip that describes the device; each section starts with a line "@name".
@@ -105,6 +112,8 @@ def command(binary: str, model: str, settings: BenchSettings) -> list[str]:
             f"--min_secs={settings.min_time_s:g}", "--warmup_min_secs=0"]
     if settings.threads is not None:
         args.append(f"--num_threads={settings.threads}")
+    if settings.accelerator is not None and not settings.delegate:
+        args.append(ACCELERATOR_FLAGS[settings.accelerator])
     if settings.delegate == "none":
         args.append("--use_xnnpack=false")
     elif settings.delegate:
@@ -118,6 +127,31 @@ def unsupported(log: str) -> str | None:
     if not found:
         return None
     return found.group(1) + (f" version {found.group(2)}" if found.group(2) else " (custom op)")
+
+
+def accelerator(log: str, settings: BenchSettings) -> dict[str, Any]:
+    """What ran the model, from benchmark_model's log: the delegate it applied, and whether the whole
+    graph went to it (the same document the python agent writes; no adapter, no fidelity check).
+
+    Raises:
+        MeasurementError: an accelerator was asked for and benchmark_model applied none (its error quoted).
+    """
+    from device_agent.accelerated import refused_operators
+
+    wanted = settings.accelerator
+    if wanted in (None, "cpu") or settings.delegate:
+        return {"requested": wanted, "used": "cpu", "api": "benchmark_model", "fully_accelerated": None,
+                "fallback_ops": [], "adapter": None, "fidelity": None}
+    applied = [m for m in _APPLIED.finditer(log) if m.group(1).upper() == _DELEGATE_NAME[wanted]]
+    if not applied:
+        errors = [line.strip() for line in log.splitlines() if "ERROR" in line]
+        raise MeasurementError(f"benchmark_model did not apply its {_DELEGATE_NAME[wanted]} delegate "
+                               f"({ACCELERATOR_FLAGS[wanted]}): {errors[0] if errors else 'it said nothing why'}")
+    refused = refused_operators(log)
+    full = applied[-1].group(2) == "completely" and not refused
+    return {"requested": wanted, "used": "npu" if wanted == "npu" else "gpu", "api": "benchmark_model",
+            "fully_accelerated": full, "fallback_ops": sorted({r["op"] for r in refused}),
+            "fallback_reasons": refused, "adapter": None, "fidelity": None}
 
 
 def _fields(text: str) -> dict[str, float]:
@@ -154,6 +188,7 @@ def document(log: str, *, model_sha256: str, model_bytes: int, binary_sha256: st
              settings: BenchSettings, started_at: float) -> dict[str, Any]:
     """A measurement document (schema ``edgesdk.measurement/1``) from a benchmark_model log."""
     figures = parse(log)
+    ran = accelerator(log, settings)
 
     def ms(key: str) -> float | None:
         value = figures.get(key)
@@ -164,6 +199,12 @@ def document(log: str, *, model_sha256: str, model_bytes: int, binary_sha256: st
     warnings = ["measured by the TFLite benchmark_model binary (no python on the device): inputs are its own "
                 "random data, so there is no output checksum, and it reports no p90 or p99; its figures cover every "
                 "timed run (no windows: a change of the device's speed while measuring is not set apart)"]
+    if ran["used"] != "cpu":
+        warnings.append(f"benchmark_model ran it on the {ran['used'].upper()} and does not compare its outputs with "
+                        "the CPU's: no fidelity figure")
+        if ran["fully_accelerated"] is False:
+            warnings.append(f"not fully accelerated: {', '.join(ran['fallback_ops']) or 'some operators'} ran on "
+                            f"the CPU beside the {ran['used'].upper()}")
     if figures["median_us"] is None:
         warnings.append("this benchmark_model build prints no median: p50 is unknown (null); use a newer build")
     if figures["peak_bytes"] is None:
@@ -184,7 +225,9 @@ def document(log: str, *, model_sha256: str, model_bytes: int, binary_sha256: st
         "schema": SCHEMA,
         "model_sha256": model_sha256,
         "runtime": {"name": RUNTIME_NAME, "version": f"sha256:{binary_sha256[:16]}"},
-        "delegate": settings.delegate or "default",
+        "delegate": settings.delegate or ("default" if ran["used"] == "cpu"
+                                          else _DELEGATE_NAME[ran["requested"]].lower()),
+        "accelerator": ran,
         "threads": settings.threads if settings.threads is not None else "default",
         "settings": settings.to_dict(),
         "device": device,

@@ -93,6 +93,12 @@ class Profile(Strict):
     preferred_precisions: tuple[str, ...]
     operators: Literal["all"] | frozenset[str]
     unsupported_operators: Literal["refuse", "cpu-fallback"]
+    # What the device agent runs the model on by default (LiteRT's CompiledModel for gpu and npu); None:
+    # the CPU interpreter. `--accelerator` overrides it.
+    accelerator: Literal["cpu", "gpu", "npu"] | None = None
+    # Tensor types the accelerator has no kernels for: an operator reading or writing one falls back.
+    unsupported_tensor_types: frozenset[str] = frozenset()
+    max_tensor_rank: int | None = Field(None, ge=1, description="tensors of more dimensions fall back")
     memory: Memory
     roofline: Roofline
     power: Power
@@ -165,6 +171,8 @@ def load_profile(name_or_path: str | Path) -> Profile:
             raise ProfileError(f"{path}: field 'operators': every operator is a name such as CONV_2D. "
                                f"Received: {names[0]!r}")
         raw["operators"] = frozenset(operators)
+    if isinstance(raw.get("unsupported_tensor_types"), list):
+        raw["unsupported_tensor_types"] = frozenset(str(t).upper() for t in raw["unsupported_tensor_types"])
     try:
         return Profile.model_validate({**raw, "path": str(path)})
     except ValidationError as exc:

@@ -36,6 +36,7 @@ class Constraints:
     min_accuracy: float | None = None
     max_latency_ms: float | None = None
     max_memory_bytes: int | None = None
+    require_full_acceleration: bool = False   # every operator on the profile's accelerator, none on the CPU
 
     def check(self, has_data: bool) -> None:
         """Refuse limits that nothing could check: a quality limit without evaluation data would be
@@ -75,6 +76,10 @@ class Constraints:
             out.append(f"latency {row['latency_ms']:.3f} ms > {self.max_latency_ms} ms")
         if self.max_memory_bytes is not None and row.get("memory_bytes", 0) > self.max_memory_bytes:
             out.append(f"memory {row['memory_bytes']:,} B > {self.max_memory_bytes:,} B")
+        accelerator = row.get("accelerator") or {}
+        if self.require_full_acceleration and accelerator.get("fully_accelerated") is False:
+            ops = ", ".join(accelerator.get("fallback_ops") or []) or "some operators"
+            out.append(f"not fully accelerated: {ops} ran on the CPU")
         return out
 
 

@@ -4,7 +4,9 @@ Features of a .tflite (from :mod:`edgesdk.tflite.facts`), each divided by the pr
 bandwidth for the model's precision: MACs of convolutions, of fully connected layers and of depthwise
 convolutions, counted on the whole tiles the kernels compute (the profile's ``quantized_k_tile`` and
 ``depthwise_channel_tile``); bytes moved (activations written plus weights read); the operator count;
-and a constant. Fully connected layers stand apart because at batch 1 they are a matrix-vector product,
+and a constant. On a GPU (a profile with ``accelerator: gpu``) every precision is costed as float at the
+fp16 peak and weights are read as fp16: the GPU dequantizes integer weights when it compiles the model.
+Fully connected layers stand apart because at batch 1 they are a matrix-vector product,
 bound by reading the weights rather than by arithmetic: an int8 one runs 3x faster than its fp32 twin
 where an int8 convolution runs slower. Uncalibrated, the prediction is the roofline alone (MACs over
 peak plus bytes over bandwidth), which a CPU rarely reaches. ``edgesdk calibrate`` measures generated
@@ -47,10 +49,19 @@ _KIND = {"CONV_2D": "conv", "BATCH_MATMUL": "conv", "TRANSPOSE_CONV": "conv", "C
 _TILED = {"dynamic", "int8"}  # the classes whose kernels pack the reduction in tiles (XNNPACK's qs8/qd8)
 
 
+def on_gpu(profile: Profile | None) -> bool:
+    """Whether ``profile``'s models run on a GPU: fp16 compute, and no integer kernels (an int8 or
+    dynamic-range model is dequantized when it is compiled, so it costs what a float one does)."""
+    return profile is not None and (profile.accelerator == "gpu" or profile.compute_class == "gpu")
+
+
 def roofline(profile: Profile) -> dict[str, float]:
     """Uncalibrated coefficients: MACs at the profile's peak rate, bytes at its bandwidth (ms per unit)."""
     coefficients = {"fixed_ms": 0.0, "per_op_ms": 0.0, "memory": 1e3 / profile.roofline.memory_bandwidth_bytes_per_s}
     fallback = max(profile.roofline.peak_macs_per_s.values())
+    if on_gpu(profile):  # every precision computes as fp16 on the GPU
+        peak = profile.roofline.peak_macs_per_s.get("fp16", fallback)
+        coefficients.update({f"float_{kind}": 1e3 / peak for kind in KINDS})
     for precision, klass in CLASSES.items():
         peak = profile.roofline.peak_macs_per_s.get(precision, fallback)
         for kind in KINDS:
@@ -91,7 +102,8 @@ def features(report: ModelReport, profile: Profile | None = None) -> dict[str, f
     writes are read as float32 at each inference.
     """
     out = dict.fromkeys(FEATURES, 0.0)
-    klass = CLASSES.get(report.precision, "float")
+    gpu = on_gpu(profile)
+    klass = "float" if gpu else CLASSES.get(report.precision, "float")
     constant = {t.index for t in report.tensors if t.constant}
     folded = [layer for layer in report.layers
               if layer.op == "DEQUANTIZE" and layer.inputs and all(j in constant for j in layer.inputs if j >= 0)]
@@ -104,6 +116,10 @@ def features(report: ModelReport, profile: Profile | None = None) -> dict[str, f
             out[f"{klass}_{_KIND[layer.op]}"] += tiled_macs(layer, shapes, klass, profile)
     weights = sum(t.bytes for t in report.tensors if t.constant and t.index not in unpacked) + \
         sum(layer.output_bytes for layer in folded)
+    if gpu:  # the GPU holds every weight as fp16, whatever the file stores
+        weights = sum(2 * int(np.prod(t.shape or [1])) for t in report.tensors
+                      if t.constant and t.index not in unpacked and t.dtype.startswith(("FLOAT", "INT8", "UINT8"))) + \
+            sum(layer.output_bytes // 2 for layer in folded)
     out["memory"] = float(sum(layer.output_bytes for layer in layers) + weights)
     out["fixed_ms"], out["per_op_ms"] = 1.0, float(len(layers))
     return out
@@ -117,6 +133,7 @@ class Predictor:
     coefficients: dict[str, float] = field(default_factory=dict)
     calibrated: bool = False
     precisions: list[str] = field(default_factory=list)  # calibrated on the device; others use the roofline
+    accelerator: str | None = None                       # what the device ran the micro-models on
     device: str | None = None
     device_fingerprint: str | None = None
     runtime: dict[str, str] | None = None
@@ -228,11 +245,14 @@ def calibrate(profile: str | Profile, device: str = "local", *, count: int = 16,
     from ..techniques.convert import convert
 
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
-    # One precision per class is enough: fp16 runs as fp32 on CPUs.
-    wanted = precisions or [p for p in ("fp32", "dynamic", "int8", "int16x8") if p in prof.precisions]
+    # One precision per class is enough: fp16 runs as fp32 on CPUs, and a GPU computes everything as fp16.
+    classes = ("fp32",) if on_gpu(prof) else ("fp32", "dynamic", "int8", "int16x8")
+    wanted = precisions or [p for p in classes if p in prof.precisions]
     if not wanted:
         raise ProfileError(f"profile {prof.name} runs none of fp32, dynamic, int8, int16x8")
-    settings = settings or BenchSettings(runs=30, warmup=3, min_time_s=0.3)
+    from ..measure import with_accelerator
+
+    settings = with_accelerator(settings or BenchSettings(runs=30, warmup=3, min_time_s=0.3), prof)
     say = progress or (lambda event: log.info(event.text))
     rows: list[tuple[dict[str, float], float]] = []
     first: Any = None
@@ -250,12 +270,14 @@ def calibrate(profile: str | Profile, device: str = "local", *, count: int = 16,
                 first = first or m
                 ms = typical_ms(m.latency)
                 rows.append((features(analyze(path), prof), float(ms)))
-    if len(rows) < len(FEATURES):
-        raise MeasurementError(f"calibration needs at least {len(FEATURES)} measurements; got {len(rows)}")
+    exercised = sum(1 for k in FEATURES if any(f[k] for f, _ in rows))  # one unknown per feature measured
+    if len(rows) < exercised:
+        raise MeasurementError(f"calibration needs at least {exercised} measurements; got {len(rows)}")
     coefficients, mape = fit_coefficients(rows, roofline(prof))
     predictor = Predictor(prof.name, coefficients, calibrated=True, precisions=wanted, device=device,
                           device_fingerprint=first.document["device"]["fingerprint"],
-                          runtime=first.document["runtime"], samples=len(rows), fit_mape=mape)
+                          runtime=first.document["runtime"], samples=len(rows), fit_mape=mape,
+                          accelerator=(first.document.get("accelerator") or {}).get("used"))
     if save:
         from ..fileio import write_atomic
 

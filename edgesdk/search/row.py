@@ -39,6 +39,7 @@ class TrialRow:
     target: dict[str, Any] | None = None
     predicted_ms: float | None = None
     predictor_calibrated: bool | None = None
+    predicted_fallback: list[str] | None = None   # operators the profile predicts on the CPU beside its accelerator
     # its latency: measured on a device, or estimated
     latency_ms: float | None = None
     estimated: bool | None = None
@@ -50,6 +51,7 @@ class TrialRow:
     cached: bool | None = None
     device: dict[str, Any] | None = None
     runtime: dict[str, Any] | None = None
+    accelerator: dict[str, Any] | None = None      # what ran it: cpu/gpu/npu, fully accelerated, adapter, fidelity
     measured_on: str | None = None
     window: list[Any] | None = None
     violations: list[str] | None = None

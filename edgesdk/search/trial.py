@@ -1,8 +1,9 @@
 """One trial of a tune: compress a candidate, check it against the limits, then measure it (or estimate it).
 
 The profile's precision, operator and memory rules refuse a candidate before any device time; so do
-``--max-memory`` (weights held in RAM plus peak activations, or an MCU's arena) and, with a calibrated
-predictor, a latency far over ``--max-latency-ms``.
+``--max-memory`` (weights held in RAM plus peak activations, or an MCU's arena), with a calibrated
+predictor a latency far over ``--max-latency-ms``, and with ``--require-full-acceleration`` operators the
+profile predicts its accelerator leaves to the CPU.
 """
 
 from __future__ import annotations
@@ -68,7 +69,13 @@ class CandidateRunner:
             memory, memory_what = target["ram_bytes"], f"{target['target']} RAM (arena)"
         if target.get("latency_ms") is not None:
             predicted = target["latency_ms"]
-        made = TrialRow(TrialStatus.REJECTED, path=str(path), sha256=result.sha256, model_bytes=result.model_bytes,
+        fallback = None
+        if self.settings is not None and self.settings.accelerator in ("gpu", "npu"):
+            from ..targets import gpu
+
+            fallback = gpu.predicted_ops(report, prof)
+        made = TrialRow(TrialStatus.REJECTED, predicted_fallback=fallback,
+                        path=str(path), sha256=result.sha256, model_bytes=result.model_bytes,
                         gzip_bytes=result.gzip_bytes, weight_entropy_bytes=result.weight_entropy_bytes,
                         memory_bytes=memory, quality=result.quality, precision=result.precision,
                         warnings=result.warnings, predicted_ms=predicted,
@@ -77,6 +84,10 @@ class CandidateRunner:
         if limits.max_memory_bytes is not None and memory > limits.max_memory_bytes:
             return replace(made, stage="memory",
                            reason=f"{memory_what} {memory:,} B > --max-memory {limits.max_memory_bytes:,} B")
+        if limits.require_full_acceleration and fallback:
+            return replace(made, stage="acceleration", reason=f"{', '.join(fallback)} would run on the CPU beside "
+                           f"the {self.settings.accelerator.upper()} ({prof.name}'s operator set); not measured "
+                           "(--require-full-acceleration)")
         if limits.max_latency_ms is not None and self.predictor.calibrated and device is not None and \
                 predicted > 2 * limits.max_latency_ms:
             return replace(made, stage="predicted", reason=f"predicted p50 {predicted:.4g} ms (estimated) is over "
@@ -95,5 +106,6 @@ class CandidateRunner:
                       measured_memory=doc["memory"], energy_mj=power.get("energy_per_inference_mj"),
                       energy_estimated=bool(power.get("estimated")), measurement_key=m.key, cached=m.cached,
                       device=doc["device"], runtime=doc["runtime"], measured_on=device,
+                      accelerator=doc.get("accelerator"),
                       window=[doc.get("started_at"), doc.get("finished_at")], estimated=False)
         return replace(row, violations=limits.violations(row.to_dict()))

@@ -25,6 +25,7 @@ from typing import Any
 from ..claims import Claims
 from ..errors import EdgeSdkError, OutputError, RecipeError
 from ..fileio import make_dirs
+from ..measure import with_accelerator
 from ..profiles import Profile, load_profile
 from ..progress import Event, Progress
 from . import predict
@@ -101,6 +102,10 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
     storage = storage or f"sqlite:///{(out / 'study.sqlite3').resolve()}"
     study_name = study_name or f"{source.path.stem}-{source.sha256[:8]}-{prof.name}"
     study = _study(study_name, storage, objectives, seed, budget, len(space), heartbeat_s)
+    settings = with_accelerator(settings, prof)
+    if constraints.require_full_acceleration and settings.accelerator not in ("gpu", "npu"):
+        raise RecipeError(f"--require-full-acceleration needs a GPU or NPU to run on: {prof.name} runs on the "
+                          f"{settings.accelerator or 'cpu'}; give --accelerator gpu or a GPU profile (mobile-gpu)")
     predictor = predict.load(prof)
     total = default_budget(len(space), budget, time_budget_s)
     runner = CandidateRunner(source.path, prof, out, data, train_data, constraints, predictor, settings, store,

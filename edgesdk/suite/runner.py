@@ -126,7 +126,11 @@ def health(url: str, limits: Health, store: Store, progress: Say, name: str) -> 
 
 
 def settings_for(suite: LoadedSuite) -> BenchSettings:
-    return suite.spec.bench.settings()
+    """The suite's bench settings; without ``bench.accelerator``, its profile's (mobile-gpu: gpu)."""
+    from ..measure import with_accelerator
+    from ..profiles import load_profile
+
+    return with_accelerator(suite.spec.bench.settings(), load_profile(suite.spec.profile))
 
 
 def _measure(art: Artifact, url: str, suite: LoadedSuite, store: Store, progress: Say,

@@ -13,7 +13,7 @@
       - local
       - pi5                       # a named device (`edgesdk devices add`)
       - {name: jetson, url: "ssh://nvidia@jetson.lan?python=/opt/venv/bin/python"}
-    bench: {runs: 50, warmup: 5, threads: 2, delegate: default}
+    bench: {runs: 50, warmup: 5, threads: 2, delegate: default, accelerator: gpu}
     health: {max_temperature_c: 80, min_battery_percent: 20, retries: 3, backoff_s: 2}
 """
 
@@ -23,7 +23,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -88,6 +88,7 @@ class Bench(Strict):
     min_time_s: float = Field(DEFAULT_BENCH.min_time_s, ge=0)
     threads: int | None = Field(DEFAULT_BENCH.threads, ge=1)
     delegate: str = "default"      # default (the runtime's own: XNNPACK), none, or a delegate library path
+    accelerator: Literal["cpu", "gpu", "npu", "auto"] | None = None   # None: the suite profile's (else cpu)
     windows: int = Field(DEFAULT_BENCH.windows, ge=1)
     power: bool = DEFAULT_BENCH.power
     timeout_s: float = Field(600.0, gt=0)
@@ -96,7 +97,8 @@ class Bench(Strict):
         """The agent's settings for these (``delegate: default`` is the runtime's own)."""
         return BenchSettings(runs=self.runs, warmup=self.warmup, min_time_s=self.min_time_s, threads=self.threads,
                              windows=self.windows, power=self.power,
-                             delegate=None if self.delegate == "default" else self.delegate)
+                             delegate=None if self.delegate == "default" else self.delegate,
+                             accelerator=self.accelerator)
 
 
 class Health(Strict):

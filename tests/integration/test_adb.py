@@ -121,6 +121,23 @@ def test_benchmark_model_when_the_device_has_no_python(tflite_path, server, phon
     assert any("--graph=/data/local/tmp/edgesdk/" in c for c in phone.commands)
 
 
+def test_benchmark_model_runs_the_gpu_accelerator_with_its_own_flag(tflite_path, server, phone, tmp_path):
+    """--accelerator gpu over ADB without python is benchmark_model's --use_gpu=true; its log says whether
+    the GPU delegate took the whole graph (the stand-in runs LiteRT's real GPU accelerator)."""
+    binary = standin(tmp_path, sys.executable)
+    t = AdbTransport(url(server, phone, python="/no/python", benchmark_model=str(binary)))
+    try:
+        m = edgesdk.bench(tflite_path, t, BenchSettings(runs=5, warmup=1, min_time_s=0, accelerator="gpu"))
+    except MeasurementError as exc:
+        if "no GPU" in str(exc):
+            pytest.skip(f"no GPU adapter for LiteRT here: {exc}")
+        raise
+    doc = validate(m.document)
+    assert any("--use_gpu=true" in c for c in phone.commands)
+    assert doc["accelerator"]["used"] == "gpu" and doc["accelerator"]["fully_accelerated"] is True
+    assert doc["delegate"] == "gpu" and any("does not compare its outputs" in w for w in doc["warnings"])
+
+
 def test_benchmark_model_when_python_has_no_runtime(tflite_path, server, phone, tmp_path):
     """A python without numpy or a TFLite runtime (-S: no site-packages) falls back to benchmark_model."""
     bare = phone.bin / "python-bare"
