@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.table import Table
 
 from ..deploy import examples
 from .app import devices_app
-from .common import JsonOpt, StoreOpt, out, print_json
+from .common import JsonOpt, StoreOpt, err, out, print_json
 
 
 @devices_app.command("add")
@@ -94,9 +94,54 @@ def devices_check(device: Annotated[str, typer.Argument(help="a named device or 
 @devices_app.command("clean")
 def devices_clean(device: Annotated[str, typer.Argument(help="a named device, an ssh:// or adb:// URL")],
                   store: StoreOpt = None) -> None:
-    """Remove the agent and models edgesdk uploaded to a device."""
+    """Remove the agent and models edgesdk uploaded to a device (the environment `devices setup` made stays)."""
     from .. import devices
     from ..store import Store
 
     removed = devices.clean(device, Store(store))
     out.print(f"removed {removed} file(s) edgesdk had uploaded to {device}")
+
+
+@devices_app.command("setup")
+def devices_setup(device: Annotated[str, typer.Argument(help="a named device or an ssh:// or adb:// URL")],
+                  runtime: Annotated[Optional[str], typer.Option(
+                      "--runtime", metavar="ai-edge-litert|tflite-runtime",
+                      help="the TFLite runtime to install (default: ai-edge-litert, else tflite-runtime with "
+                           "numpy<2 where LiteRT has no wheel for the device)")] = None,
+                  offline: Annotated[bool, typer.Option(
+                      "--offline", help="the device has no internet: download the wheels here for its platform "
+                                        "tags and push them")] = False,
+                  trust_new_host: Annotated[bool, typer.Option("--trust-new-host", help="accept and record an "
+                                                               "unknown SSH host key")] = False,
+                  store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """Make a device ready to measure: python, numpy and a TFLite runtime in a virtual environment.
+
+    Finds the device's python, platform and architecture, creates a virtual environment in the device
+    cache and installs numpy and a runtime with a wheel for that platform into it; then checks that the
+    agent runs with it. A named device's record then points at that interpreter (?python=…), so every
+    later command uses it; for a URL the new URL is printed. Running it again changes nothing on a device
+    that is ready; a failure leaves the device and its record as they were.
+
+    Example: edgesdk devices setup pi5
+    Example: edgesdk devices setup "ssh://pi@raspberrypi.local" --offline
+    """
+    from .. import provision
+    from ..store import Store
+
+    with err.status(f"setting up {device}…") as status:
+        def show(event: Any) -> None:  # each step on its own line (a log keeps them), the current one live
+            status.update(f"[{(event.done or 0) + 1}/{(event.total or 5) + 1}] {event.text}…")
+            err.print(f"  {event.text}", highlight=False)
+
+        result = provision.setup(device, Store(store), runtime=runtime, offline=offline,
+                                 trust_new_host=trust_new_host, progress=show)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    runtime_text = f"{result.runtime['name']} {result.runtime['version']}"
+    where = f"{result.platform['system']} {result.platform['machine']}, python {result.platform['version']}"
+    verb = "set up" if result.changed else "already set up"
+    out.print(f"{device} {verb}: {runtime_text} with {result.python} ({where})", highlight=False)
+    if "://" in device:
+        out.print(f"use it as --device \"{result.url}\", or name it: edgesdk devices add NAME \"{result.url}\"",
+                  highlight=False)

@@ -222,8 +222,20 @@ class AdbTransport(Transport):
                     return True
         return False
 
+    def shell(self, command: str, timeout: float) -> AgentRun:
+        return self._exec(command, timeout)
+
+    def put_as(self, path: Path, name: str) -> str:
+        return self._push(path, name)
+
+    def cache_dir(self) -> str:
+        self._make_dir()
+        return self.dir
+
     def clean(self) -> int:
-        run = self._exec(f"ls -1 {shlex.quote(self.dir)} 2>/dev/null | wc -l; rm -rf {shlex.quote(self.dir)}", 60)
+        from .ssh import _CLEAN
+
+        run = self._exec(_CLEAN.format(dir=shlex.quote(self.dir)), 120)
         self._dir_made, self._agent, self._binary = False, None, None
         return int(run.stdout.split()[0]) if run.stdout.split() else 0
 

@@ -22,6 +22,10 @@ from .transport import AgentRun, Transport, agent_command, checked_run, content_
 log = logging.getLogger(__name__)
 
 REMOTE_CACHE = ".cache/edgesdk-device"  # under the remote home; apart from the host-side cache
+# Everything edgesdk uploaded, but not the environments `devices setup` made (venv-*): the device's
+# record points at their python.
+_CLEAN = ("cd {dir} 2>/dev/null && {{ ls -1A | grep -v '^venv-' | wc -l; "
+          "ls -1A | grep -v '^venv-' | while IFS= read -r f; do rm -rf -- \"$f\"; done; }}")
 
 
 def parse_url(url: str) -> dict[str, Any]:
@@ -179,10 +183,19 @@ class SshTransport(Transport):
         command = agent_command(self.python, self._agent, args, timeout, self._cache_dir())
         return checked_run(self._exec(command, timeout + 15), self.url, self.python, timeout)
 
+    def shell(self, command: str, timeout: float) -> AgentRun:
+        return self._exec(command, timeout)
+
+    def put_as(self, path: Path, name: str) -> str:
+        return self._upload(path, name)
+
+    def cache_dir(self) -> str:
+        return self._cache_dir()
+
     def clean(self) -> int:
         """Remove everything edgesdk uploaded to the device's cache; return how many files."""
         directory = self._cache_dir()
-        run = self._exec(f"ls -1 {shlex.quote(directory)} | wc -l; rm -rf {shlex.quote(directory)}", 60)
+        run = self._exec(_CLEAN.format(dir=shlex.quote(directory)), 120)
         return int(run.stdout.split()[0]) if run.stdout.split() else 0
 
     def close(self) -> None:

@@ -50,6 +50,23 @@ class Transport(abc.ABC):
         """
         raise DeployError(f"{self.url}: nothing to clean; edgesdk uploads nothing to this device")
 
+    # -- what `devices setup` needs: a shell, named uploads and the device's cache directory --------------
+    def shell(self, command: str, timeout: float) -> AgentRun:
+        """Run a shell command on the device.
+
+        Raises:
+            DeployError: this transport runs no shell commands (or the connection failed).
+        """
+        raise DeployError(f"{self.url}: this kind of device runs no shell commands")
+
+    def put_as(self, path: Path, name: str) -> str:
+        """Upload ``path`` into the device's cache as ``name`` (kept as it is: pip reads wheel file names)."""
+        raise DeployError(f"{self.url}: this kind of device takes no uploads")
+
+    def cache_dir(self) -> str:
+        """The directory on the device that edgesdk uploads into."""
+        raise DeployError(f"{self.url}: this kind of device has no cache directory")
+
     def close(self) -> None:  # noqa: B027 - optional hook, most transports hold nothing
         """Release connections; the default has none."""
 
