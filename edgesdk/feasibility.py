@@ -81,6 +81,10 @@ def check(report: ModelReport, profile: Profile, target: TargetFacts | None = No
         warnings.append(f"{report.precision} runs on {profile.name} but not well; preferred: "
                         f"{', '.join(profile.preferred_precisions)}")
     missing = sorted(op for op in report.operators if not profile.supports_operator(op))
+    if profile.accelerator in ("gpu", "npu"):  # tensor types and ranks count too (targets/gpu.py)
+        from .targets import gpu
+
+        missing = gpu.predicted_ops(report, profile)
     if missing:
         text = f"operators {', '.join(missing)} are not supported by {profile.name}"
         if profile.unsupported_operators == "refuse":

@@ -25,8 +25,8 @@ def _sources() -> list[Path]:
 
 
 def agent_hash() -> str:
-    """sha256 over the agent's source files (names and contents)."""
-    digest = hashlib.sha256()
+    """sha256 over the agent's source files (names and contents) and how the zipapp is built."""
+    digest = hashlib.sha256(_MAIN.encode() + b"\0deflate\0")
     for path in _sources():
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
@@ -47,6 +47,6 @@ def agent_zipapp(cache_dir: Path | None = None) -> Path:
             shutil.copy2(source, package / source.name)
         (staging / "__main__.py").write_text(_MAIN)
         built = Path(tmp) / target.name
-        zipapp.create_archive(staging, built, interpreter="/usr/bin/env python3")
+        zipapp.create_archive(staging, built, interpreter="/usr/bin/env python3", compressed=True)
         shutil.move(str(built), target)  # whole file or nothing: a concurrent build cannot leave half
     return target

@@ -25,7 +25,8 @@ REMOTE_CACHE = ".cache/edgesdk-device"  # under the remote home; apart from the 
 # Everything edgesdk uploaded, but not the environments `devices setup` made (venv-*): the device's
 # record points at their python.
 _CLEAN = ("cd {dir} 2>/dev/null && {{ ls -1A | grep -v '^venv-' | wc -l; "
-          "ls -1A | grep -v '^venv-' | while IFS= read -r f; do rm -rf -- \"$f\"; done; }}")
+          "ls -1A | grep -v '^venv-' | while IFS= read -r f; do rm -rf -- \"$f\"; done; "
+          "cd / && rmdir {dir} 2>/dev/null; true; }}")
 
 
 def parse_url(url: str) -> dict[str, Any]:

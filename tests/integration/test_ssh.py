@@ -284,7 +284,7 @@ def test_connection_dropped_mid_run(server, tflite_path):
 
 
 def test_device_disk_full(server, tflite_path, tmp_path):
-    """The device cache on a 64 KiB filesystem: the agent (20 KB) fits, the model upload does not."""
+    """The device cache on a 64 KiB filesystem: the agent (a compressed zipapp, ~25 KB) fits, the model does not."""
     import subprocess
 
     big = tmp_path / "big.tflite"

@@ -66,3 +66,24 @@ def test_the_gpu_profile_predicts_int64_and_rank_fallbacks():
     assert disagreement(report, gpu, reported) is None
     told = disagreement(report, gpu, {**reported, "fallback_ops": ["ADD", "CAST", "GATHER_ND", "RESHAPE"]})
     assert told is not None and "ADD fell back" in told
+
+
+def test_a_suite_measures_on_its_profiles_accelerator_unless_it_names_one(tmp_path):
+    import pytest
+
+    from edgesdk.errors import EdgeSdkError
+    from edgesdk.suite import spec
+    from edgesdk.suite.runner import settings_for
+
+    (tmp_path / "m.tflite").write_bytes(b"")
+
+    def suite(bench: str, profile: str = "mobile-gpu"):
+        path = tmp_path / "suite.yaml"
+        path.write_text(f"name: gpu\nprofile: {profile}\nmodels: [{{path: m.tflite}}]\ndevices: [local]\n{bench}")
+        return spec.load(path)
+
+    assert settings_for(suite("")).accelerator == "gpu"
+    assert settings_for(suite("bench: {accelerator: cpu}\n")).accelerator == "cpu"
+    assert settings_for(suite("", profile="rpi5")).accelerator is None
+    with pytest.raises(EdgeSdkError, match="accelerator"):
+        suite("bench: {accelerator: tpu}\n")
