@@ -216,6 +216,24 @@ def test_unknown_serial_and_no_server(server, phone):
         AdbTransport(f"adb://nope?server=127.0.0.1:{_free_port()}")
 
 
+def test_devices_setup_over_adb(tflite_path, server, phone):
+    """`devices setup` over the adb shell: a venv under /data/local/tmp/edgesdk, recorded as the phone's python."""
+    import json
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["devices", "add", "phone", url(server, phone, python="/usr/bin/python3")]).exit_code == 0
+    done = runner.invoke(app, ["devices", "setup", "phone", "--json"])
+    assert done.exit_code == 0, done.output
+    doc = json.loads(done.stdout)
+    assert doc["python"] == "/data/local/tmp/edgesdk/venv-ai-edge-litert/bin/python" and doc["changed"]
+    assert doc["runtime"]["name"] == "ai_edge_litert"
+    listed = json.loads(runner.invoke(app, ["devices", "list", "--json"]).stdout)
+    assert "python=/data/local/tmp/edgesdk/venv-ai-edge-litert/bin/python" in listed["phone"]
+    bench = runner.invoke(app, ["bench", str(tflite_path), "--device", "phone", "--runs", "3", "--min-time", "0"])
+    assert bench.exit_code == 0, bench.output
+    assert (phone.tmp / "edgesdk" / "venv-ai-edge-litert" / "bin" / "python").exists()
+
+
 def test_cli_devices_and_bench_over_adb(tflite_path, server, phone):
     runner = CliRunner()
     device_url = url(server, phone, python=sys.executable)
