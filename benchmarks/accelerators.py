@@ -96,14 +96,31 @@ def models(tmp: Path, probe: bool) -> list[tuple[str, Path, Any]]:
 
 
 def real_sqnr(path: Path, x: Any) -> float | None:
-    """SQNR of the GPU's outputs against the CPU's on real inputs, through the agent's own CompiledModel
-    sessions (in this process): the agent itself has only generated inputs."""
+    """SQNR of the GPU's outputs against the CPU's on real inputs (the agent itself has only generated
+    ones), through the agent's own CompiledModel sessions in a process of their own: LiteRT 2.3's GPU
+    accelerator segfaults in a process that has imported TensorFlow, as this one has."""
+    import subprocess
+
+    import numpy as np
+
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(Path(tmp) / "x.npy", np.asarray(x, dtype=np.float32))
+        done = subprocess.run([sys.executable, __file__, "--sqnr", str(path), str(Path(tmp) / "x.npy")],
+                              capture_output=True, text=True, timeout=600, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"the SQNR helper failed ({done.returncode}): {done.stderr[-500:]}")
+    value = json.loads(done.stdout.strip().splitlines()[-1])
+    return None if value is None else float(value)
+
+
+def _sqnr_here(path: str, inputs: str) -> float | None:
     import numpy as np
 
     from device_agent.accelerated import open_compiled
     from device_agent.bench import sqnr_db
 
-    session = open_compiled(str(path), "gpu", "gpu", None)
+    x = np.load(inputs)
+    session = open_compiled(path, "gpu", "gpu", None)
     twin = session.cpu_twin()
     assert twin is not None
     got, want = [], []
@@ -142,6 +159,9 @@ def measure(name: str, path: Path, x: Any, runs: int, store: Any) -> dict[str, A
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--sqnr"]:  # the helper process of real_sqnr
+        print(json.dumps(_sqnr_here(sys.argv[2], sys.argv[3])))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--probe", action="store_true", help="also the one-operator probe models")

@@ -142,11 +142,20 @@ def write_html(result: Any, path: Path) -> None:
     device = next((r.get("device") for r in kept if r.get("device")), None)
     if device:
         out.append("<h2>Device</h2><table id='device'>")
-        for key in ("hostname", "machine", "cpu_model", "cores", "ram_bytes", "os", "governor", "fingerprint"):
+        for key in ("hostname", "machine", "cpu_model", "emulated", "cores", "ram_bytes", "os", "governor",
+                    "fingerprint"):
             out.append(f"<tr><td>{e(key)}</td><td class='l'>{_cell(device.get(key))}</td></tr>")
         runtime = kept[0].get("runtime") or {}
         out.append(f"<tr><td>runtime</td><td class='l'>{e(str(runtime.get('name')))} "
-                   f"{e(str(runtime.get('version')))}</td></tr></table>")
+                   f"{e(str(runtime.get('version')))}</td></tr>")
+        acc = next((r.get("accelerator") for r in kept if r.get("accelerator")), None) or {}
+        adapter = acc.get("adapter") or {}
+        ran = str(acc.get("used") or "cpu").upper() + (
+            f" · {adapter.get('name')} ({'SOFTWARE: not GPU speed' if adapter.get('software') else 'hardware'})"
+            if adapter else "")
+        partial = sorted({op for r in kept for op in ((r.get("accelerator") or {}).get("fallback_ops") or [])})
+        ran += f" · operators on the CPU in some candidates: {', '.join(partial)}" if partial else ""
+        out.append(f"<tr><td>accelerator</td><td class='l'>{e(ran)}</td></tr></table>")
     out.append("<h2>Candidates</h2>")
     for r in kept:
         lat = r.get("latency") or {}
