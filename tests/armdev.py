@@ -95,22 +95,11 @@ def start(directory: Path) -> ArmDevice:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = directory / "sshd.log"
-    proc = subprocess.Popen(
-        ["chroot", str(ROOT), "/usr/sbin/sshd", "-D", "-e", "-f", "/dev/null", "-p", str(port), "-h", inner_key,
-         "-o", "ListenAddress=127.0.0.1", "-o", f"AuthorizedKeysFile={authorized}", "-o", "StrictModes=no",
-         "-o", "PasswordAuthentication=no", "-o", "KbdInteractiveAuthentication=no", "-o", "UsePAM=no",
-         "-o", "PermitRootLogin=prohibit-password", "-o", "PidFile=none", "-o", "Subsystem=sftp internal-sftp",
-         "-o", f"SetEnv=HOME={home}"],
-        stdout=subprocess.DEVNULL, stderr=log.open("w"), env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
-    deadline = time.monotonic() + 60  # an emulated sshd takes its time to start
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError as exc:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the arm64 sshd exited: {log.read_text()}") from exc
-            time.sleep(0.2)
+    # the chroot's own (arm64) sshd; an emulated sshd takes its time to start
+    proc = subprocess.Popen(["chroot", str(ROOT), *sshd.command(port, inner_key, authorized, home)],
+                            stdout=subprocess.DEVNULL, stderr=log.open("w"),
+                            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+    sshd.wait_for(proc, "127.0.0.1", port, log, 60)
     pub = Path(f"{host_key}.pub").read_text().split()
     known = directory / "known_hosts"
     known.write_text(f"[127.0.0.1]:{port} {pub[0]} {pub[1]}\n")

@@ -41,6 +41,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def command(port: int, host_key: Path | str, authorized: Path | str, home: Path | str,
+            address: str = "127.0.0.1") -> list[str]:
+    """sshd on ``address:port`` in the foreground, keys only, its sessions' $HOME set to ``home``."""
+    return [SSHD, "-D", "-e", "-f", "/dev/null", "-p", str(port), "-h", str(host_key),
+            "-o", f"ListenAddress={address}", "-o", f"AuthorizedKeysFile={authorized}", "-o", "StrictModes=no",
+            "-o", "PasswordAuthentication=no", "-o", "KbdInteractiveAuthentication=no", "-o", "UsePAM=no",
+            "-o", "PermitRootLogin=prohibit-password", "-o", "PidFile=none", "-o", "Subsystem=sftp internal-sftp",
+            "-o", f"SetEnv=HOME={home}"]
+
+
+def wait_for(proc: subprocess.Popen, address: str, port: int, log: Path, seconds: float) -> None:
+    """Until sshd accepts connections; its log in the error if it exits first."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((address, port), timeout=0.5).close()
+            return
+        except OSError as exc:
+            if proc.poll() is not None:
+                raise RuntimeError(f"sshd exited: {log.read_text()}") from exc
+            time.sleep(0.05)
+
+
 def keygen(path: Path) -> Path:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
     return path
@@ -65,22 +88,9 @@ def start(directory: Path, host_key: Path | None = None, port: int | None = None
     home = directory / "device-home"
     home.mkdir(exist_ok=True)
     prefix = ["ip", "netns", "exec", netns] if netns else []
-    proc = subprocess.Popen(
-        [*prefix, SSHD, "-D", "-e", "-f", "/dev/null", "-p", str(port), "-h", str(host_key),
-         "-o", f"ListenAddress={address}", "-o", f"AuthorizedKeysFile={authorized}", "-o", "StrictModes=no",
-         "-o", "PasswordAuthentication=no", "-o", "KbdInteractiveAuthentication=no", "-o", "UsePAM=no",
-         "-o", "PermitRootLogin=prohibit-password", "-o", "PidFile=none", "-o", "Subsystem=sftp internal-sftp",
-         "-o", f"SetEnv=HOME={home}"],
-        stdout=subprocess.DEVNULL, stderr=log.open("w"))
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection((address, port), timeout=0.5).close()
-            break
-        except OSError as exc:
-            if proc.poll() is not None:
-                raise RuntimeError(f"sshd exited: {log.read_text()}") from exc
-            time.sleep(0.05)
+    proc = subprocess.Popen([*prefix, *command(port, host_key, authorized, home, address)],
+                            stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    wait_for(proc, address, port, log, 10)
     host_pub = Path(f"{host_key}.pub").read_text().split()
     known = directory / "known_hosts"
     name = address if port == 22 else f"[{address}]:{port}"  # OpenSSH's known_hosts convention

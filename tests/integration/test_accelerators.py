@@ -55,12 +55,16 @@ def gpu_models(tmp_path_factory, keras3_path):
     return cnn, partial
 
 
-def test_gpu_bench_reports_the_adapter_full_acceleration_and_fidelity(gpu_models):
-    cnn, _ = gpu_models
-    done = subprocess.run([CLI, "bench", str(cnn), "-p", "mobile-gpu", "--runs", "5", "--min-time", "0",
+def _bench_json(model: Path) -> dict:
+    done = subprocess.run([CLI, "bench", str(model), "-p", "mobile-gpu", "--runs", "3", "--min-time", "0",
                            "--no-power", "--json"], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
-    doc = json.loads(done.stdout)
+    return json.loads(done.stdout)
+
+
+def test_gpu_bench_reports_the_adapter_full_acceleration_and_fidelity(gpu_models):
+    cnn, _ = gpu_models
+    doc = _bench_json(cnn)
     acc = doc["accelerator"]
     assert acc["requested"] == "gpu" and acc["used"] == "gpu" and acc["fully_accelerated"] is True  # profile default
     assert acc["adapter"]["software"] is True and acc["adapter"]["backend"] == "Vulkan"
@@ -81,10 +85,7 @@ def test_gpu_bench_reports_the_adapter_full_acceleration_and_fidelity(gpu_models
 
 def test_a_partial_fallback_names_the_operators_the_profile_predicted(gpu_models):
     _, partial = gpu_models
-    done = subprocess.run([CLI, "bench", str(partial), "-p", "mobile-gpu", "--runs", "3", "--min-time", "0",
-                           "--no-power", "--json"], capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr
-    doc = json.loads(done.stdout)
+    doc = _bench_json(partial)
     acc = doc["accelerator"]
     assert acc["fully_accelerated"] is False and acc["fallback_ops"] == ["GATHER_ND"]
     assert acc["ops_on_cpu"] == 1 and acc["ops_on_accelerator"] >= 1
