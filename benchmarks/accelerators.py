@@ -10,7 +10,10 @@ one-operator models for the operators the GPU delegate is known to refuse or tak
 the mobile-gpu profile's operator set).
 
 Goal: the prediction (from the mobile-gpu profile) matches what the accelerator reports on every model,
-and the SQNR of the GPU's outputs against the fp32 CPU's is >= 40 dB.
+and the SQNR of the GPU's outputs against the fp32 CPU's is >= 40 dB. Two SQNR columns: the agent's
+own (four seeded standard-normal input draws: all it has on a device) and on real inputs (the digits
+validation images, the MLPerf inputs with held-out jittered variants; VWW synthetic), computed by the
+agent's CompiledModel sessions in a helper process.
 
     .venv/bin/python benchmarks/accelerators.py [--runs N] [--probe] [--out DIR]
 

@@ -176,6 +176,12 @@ def load(profile: Profile) -> Predictor:
         log.warning("%s was fitted for an earlier predictor's features; using the uncalibrated roofline. "
                     "Run `edgesdk calibrate --profile %s` again", path, profile.name)
         return Predictor(profile.name, roofline(profile))
+    if profile.accelerator and predictor.accelerator != profile.accelerator:
+        # Fitted on another processor (an earlier edgesdk measured mobile-gpu on the CPU): not this one's costs.
+        log.warning("%s was fitted on the %s, but %s runs on the %s; using the uncalibrated roofline. Run "
+                    "`edgesdk calibrate --profile %s` again", path, predictor.accelerator or "cpu", profile.name,
+                    profile.accelerator, profile.name)
+        return Predictor(profile.name, roofline(profile))
     return predictor
 
 

@@ -139,4 +139,5 @@ def test_calibrate_on_the_gpu_costs_every_precision_as_float(gpu_models):
     report = analyze(cnn)
     features = predict.features(report, profile)
     assert features["float_conv"] > 0 and features["int8_conv"] == 0
-    assert predict.load(profile).predict_ms(cnn, profile) > 0
+    loaded = predict.load(profile)
+    assert loaded.calibrated and loaded.accelerator == "gpu" and loaded.predict_ms(cnn, profile) > 0
