@@ -123,7 +123,8 @@ def devices_setup(device: Annotated[str, typer.Argument(help="a named device or 
     that is ready; a failure leaves the device and its record as they were.
 
     Example: edgesdk devices setup pi5
-    Example: edgesdk devices setup "ssh://pi@raspberrypi.local" --offline
+
+    Example: edgesdk devices setup "ssh://pi@raspberrypi.local" --offline --runtime tflite-runtime
     """
     from .. import provision
     from ..store import Store
