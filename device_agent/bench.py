@@ -197,6 +197,10 @@ def run(model_path: str, settings: BenchSettings, runtime_name: str | None = Non
     accelerator["fidelity"] = fidelity(session, settings.seed)
     warnings += _accelerator_warnings(accelerator)
     device = sysinfo.describe()
+    adapter = accelerator.get("adapter")
+    if adapter:  # the GPU that ran it belongs to the device's description (not to its fingerprint: `info` has none)
+        device["gpu"] = f"{adapter['name']} ({adapter['vendor']}, {adapter['backend']}, " \
+                        f"{'software' if adapter['software'] else 'hardware'})"
     if device.get("emulated"):
         warnings.append(f"emulated device ({device['emulated']}): these timings are emulation, not the speed of "
                         f"a real {device['machine']} CPU")

@@ -108,7 +108,7 @@ def bench(
             table.add_row("predicted", "fully accelerated" if not check["fallback_ops"] else
                           f"{', '.join(check['fallback_ops'])} on the CPU ({prof.name if prof else ''})")
     table.add_row("device", f"{dev['hostname']} · {dev['cpu_model']} · {dev['cores']} cores · "
-                  f"fingerprint {dev['fingerprint']}")
+                  + (f"GPU {dev['gpu']} · " if dev.get("gpu") else "") + f"fingerprint {dev['fingerprint']}")
     power = doc["power"]
     if power.get("source") is None:
         table.add_row("power", f"not measured: {power.get('reason')}")

@@ -70,6 +70,7 @@ def test_gpu_bench_reports_the_adapter_full_acceleration_and_fidelity(gpu_models
     assert acc["adapter"]["software"] is True and acc["adapter"]["backend"] == "Vulkan"
     assert acc["fidelity"]["reference"] == "cpu" and acc["fidelity"]["sqnr_db"] > 40  # fp16 compute vs fp32
     assert doc["delegate"] == "litert-gpu" and doc["settings"]["accelerator"] == "gpu"
+    assert doc["device"]["gpu"].startswith("llvmpipe") and doc["device"]["gpu"].endswith("software)")
     assert any("software GPU" in w and "not GPU speed" in w for w in doc["warnings"])
     assert doc["prediction"] == {"profile": "mobile-gpu", "fallback_ops": [], "disagreement": None}
     # The CPU measurement of the same model is another result, not answered by the GPU's.
