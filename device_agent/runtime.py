@@ -131,14 +131,16 @@ class LiteRtRuntime(InterpreterRuntime):
         if not accelerated.available():
             raise NoAccelerator(f"{self.name} {self.version} has no CompiledModel API (accelerators need "
                                 "ai-edge-litert 2 or newer)")
+        why = []
         for choice in (["npu", "gpu"] if accelerator == "auto" else [accelerator]):
             try:
                 return accelerated.open_compiled(model_path, choice, accelerator, threads)
-            except NoAccelerator:
+            except (NoAccelerator, UnsupportedModel) as exc:  # auto: the next one, in the end the CPU
                 if accelerator != "auto":
                     raise
+                why.append(str(exc))
         session = super().open(model_path, threads, delegate)
-        session.doc = {**session.doc, "requested": "auto", "note": "no GPU or NPU here: the CPU ran it"}
+        session.doc = {**session.doc, "requested": "auto", "note": f"auto: the CPU ran it ({'; '.join(why)})"}
         return session
 
 

@@ -117,9 +117,8 @@ def features(report: ModelReport, profile: Profile | None = None) -> dict[str, f
     weights = sum(t.bytes for t in report.tensors if t.constant and t.index not in unpacked) + \
         sum(layer.output_bytes for layer in folded)
     if gpu:  # the GPU holds every weight as fp16, whatever the file stores
-        weights = sum(2 * int(np.prod(t.shape or [1])) for t in report.tensors
-                      if t.constant and t.index not in unpacked and t.dtype.startswith(("FLOAT", "INT8", "UINT8"))) + \
-            sum(layer.output_bytes // 2 for layer in folded)
+        held = [t for t in report.tensors if t.constant and t.index not in unpacked]
+        weights = sum(2 * int(np.prod(t.shape or [1])) for t in held) + sum(layer.output_bytes // 2 for layer in folded)
     out["memory"] = float(sum(layer.output_bytes for layer in layers) + weights)
     out["fixed_ms"], out["per_op_ms"] = 1.0, float(len(layers))
     return out

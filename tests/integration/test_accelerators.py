@@ -103,6 +103,9 @@ def test_a_device_without_the_accelerator_is_a_one_line_error(gpu_models, old_ru
                          capture_output=True, text=True, check=False)
     assert cli.returncode != 0 and "no GPU for LiteRT" in cli.stderr and "Traceback" not in cli.stderr
     assert len(cli.stderr.strip().splitlines()) == 1
+    fallback = _agent(cnn, "--accelerator", "auto", env=no_vulkan)  # auto takes the best there is: the CPU here
+    assert fallback["accelerator"]["used"] == "cpu" and "no GPU" in fallback["accelerator"]["note"]
+    assert any("auto: the CPU ran it" in w for w in fallback["warnings"])
     npu = _agent(cnn, "--accelerator", "npu")
     assert npu["error"] == "no_accelerator" and "no NPU" in npu["message"]
     # tflite-runtime 2.14 has no CompiledModel: no accelerator, never a silent CPU run
