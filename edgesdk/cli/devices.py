@@ -85,6 +85,9 @@ def devices_check(device: Annotated[str, typer.Argument(help="a named device or 
             table.add_row("runtime", f"{runtime['name']} {runtime['version']}" if runtime
                           else f"[red]none[/red]: {result.runtime_error}")
             table.add_row("power", result.power or "")
+            described = result.description or {}
+            if described.get("emulated"):  # qemu-user and the like: measurements there are not its speed
+                table.add_row("emulated", f"[yellow]{described['emulated']}[/yellow]: timings are emulation")
             table.add_row("fingerprint", result.fingerprint or "")
         out.print(table)
     if not result.ok:
