@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from . import deploy
@@ -81,6 +82,8 @@ class DeviceCheck:
     power: str | None = None
     fingerprint: str | None = None
     description: dict[str, Any] | None = None
+    # gpu / npu -> what runs a tiny convolution there ("llvmpipe … (software)") or why nothing does
+    accelerators: dict[str, str] | None = None
 
     @property
     def ok(self) -> bool:
@@ -90,9 +93,39 @@ class DeviceCheck:
         return {**asdict(self), "ok": self.ok}
 
 
+# A 1 KB float model (one 3x3 convolution and a ReLU) that any GPU or NPU accelerator takes.
+PROBE_MODEL = Path(__file__).resolve().parent / "deploy" / "accelerator_probe.tflite"
+
+
+def _accelerators(transport: Transport, driver: Any, timeout_s: float) -> dict[str, str]:
+    """What each accelerator of the device is, found by running the probe model on it once."""
+    from device_agent.protocol import BenchSettings
+
+    from .deploy.driver import PythonAgent
+    from .errors import MeasurementError
+
+    if not isinstance(driver, PythonAgent):
+        return {}  # benchmark_model and firmware have no accelerator probe of their own
+    remote = transport.put(PROBE_MODEL)
+    found: dict[str, str] = {}
+    for accelerator in ("gpu", "npu"):
+        settings = BenchSettings(runs=1, warmup=0, min_time_s=0, retries=0, windows=1, power=False,
+                                 accelerator=accelerator)
+        try:
+            doc = driver.bench(remote, settings, timeout_s)
+        except MeasurementError as exc:
+            found[accelerator] = "none: " + str(exc).split("): ", 1)[-1]
+            continue
+        adapter = (doc.get("accelerator") or {}).get("adapter")
+        found[accelerator] = (f"{adapter['name']} ({adapter['vendor']}, {adapter['backend']}, "
+                              f"{'software' if adapter['software'] else 'hardware'})") if adapter else "yes"
+    return found
+
+
 def check(device: str, store: Store | None = None, *, trust_new_host: bool = False,
-          timeout_s: float = 60.0) -> DeviceCheck:
-    """Reach the device, run the agent's ``info`` and report python, runtime and power source."""
+          timeout_s: float = 60.0, accelerators: bool = True) -> DeviceCheck:
+    """Reach the device, run the agent's ``info`` and report python, runtime and power source; with
+    ``accelerators``, also run a tiny model on its GPU and NPU to say which it has."""
     url = resolve(device, store)
     transport: Transport | None = None
     try:
@@ -103,6 +136,7 @@ def check(device: str, store: Store | None = None, *, trust_new_host: bool = Fal
             return DeviceCheck(device, url, reachable=False, error=str(exc))
         try:
             doc = driver.info(None, timeout_s)
+            found = _accelerators(transport, driver, timeout_s) if accelerators and doc.get("runtime") else None
         except DeployError as exc:  # the transport failed: the device is not there
             return DeviceCheck(device, url, reachable=False, error=str(exc))
         except EdgeSdkError as exc:  # the device answered, but not with a description
@@ -115,4 +149,4 @@ def check(device: str, store: Store | None = None, *, trust_new_host: bool = Fal
                        runtime_error=doc.get("runtime_error"),
                        power=(doc.get("power") or {}).get("source") or
                        f"none: {(doc.get('power') or {}).get('reason')}",
-                       fingerprint=info.get("fingerprint"), description=info)
+                       fingerprint=info.get("fingerprint"), description=info, accelerators=found)

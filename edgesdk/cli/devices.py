@@ -65,7 +65,10 @@ def devices_check(device: Annotated[str, typer.Argument(help="a named device or 
                   trust_new_host: Annotated[bool, typer.Option("--trust-new-host", help="accept and record an "
                                                                "unknown SSH host key")] = False,
                   store: StoreOpt = None, as_json: JsonOpt = False) -> None:
-    """Is the device reachable? Which python, TFLite runtime and version, power source?
+    """Is the device reachable? Which python, TFLite runtime and version, power source, GPU and NPU?
+
+    The GPU and NPU are found by running a 1 KB model on each once (LiteRT's CompiledModel): the GPU's
+    adapter (software ones are flagged), or why there is none.
 
     Exits 1 when the device cannot measure (unreachable, or no TFLite runtime), saying why.
     """
@@ -86,6 +89,8 @@ def devices_check(device: Annotated[str, typer.Argument(help="a named device or 
                           else f"[red]none[/red]: {result.runtime_error}")
             table.add_row("power", result.power or "")
             described = result.description or {}
+            for name, what in (result.accelerators or {}).items():
+                table.add_row(name, what if not what.startswith("none") else f"[dim]{what}[/dim]")
             if described.get("emulated"):  # qemu-user and the like: measurements there are not its speed
                 table.add_row("emulated", f"[yellow]{described['emulated']}[/yellow]: timings are emulation")
             table.add_row("fingerprint", result.fingerprint or "")

@@ -115,6 +115,18 @@ def test_a_device_without_the_accelerator_is_a_one_line_error(gpu_models, old_ru
     assert auto["accelerator"]["used"] == "cpu" and auto["accelerator"]["requested"] == "auto"
 
 
+def test_devices_check_names_the_gpu_and_why_there_is_no_npu(gpu_models):
+    done = subprocess.run([CLI, "devices", "check", "local", "--json"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)["accelerators"]
+    assert found["gpu"].startswith("llvmpipe") and found["gpu"].endswith("software)")
+    assert found["npu"].startswith("none: no NPU for LiteRT here")
+    no_vulkan = dict(os.environ, VK_ICD_FILENAMES="/nonexistent/icd.json")
+    table = subprocess.run([CLI, "devices", "check", "local"], env=no_vulkan, capture_output=True, text=True,
+                           check=False)
+    assert table.returncode == 0 and "none: no GPU for LiteRT here" in table.stdout  # the CPU still measures
+
+
 def test_tune_requires_full_acceleration_before_device_time(gpu_models, tmp_path):
     _, partial = gpu_models
     store = edgesdk.Store()
