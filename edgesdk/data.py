@@ -43,7 +43,14 @@ def load_npz(path: str | os.PathLike[str]) -> Dataset:
     if not p.is_file():
         raise DataError(f"{p}: no such data file; expected an .npz with arrays 'x' and optional 'y'")
     try:
-        with np.load(p, allow_pickle=False) as npz:
+        loaded = np.load(p, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{p}: not a readable .npz file: {exc}") from exc
+    if not isinstance(loaded, np.lib.npyio.NpzFile):  # a .npy: one bare array, no names
+        raise DataError(f"{p}: a .npy file holds one unnamed array; expected an .npz with arrays 'x' and optional "
+                        "'y' (numpy.savez(path, x=samples, y=labels))")
+    try:
+        with loaded as npz:
             arrays = {name: npz[name] for name in npz.files if name != "y"}
             y = npz["y"] if "y" in npz.files else None
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
@@ -60,9 +67,10 @@ def load_npz(path: str | os.PathLike[str]) -> Dataset:
             raise DataError(f"{p}: {name!r} has {len(array)} samples but {next(iter(arrays))!r} has {len(x)}")
     if y is not None and (y.ndim == 0 or len(y) != len(x)):
         raise DataError(f"{p}: 'y' has {len(y) if y.ndim else 'no'} entries but 'x' has {len(x)} samples")
-    for name, array in [*arrays.items(), ("y", y)]:
-        if array is not None:
-            _check_numbers(p, name, array)
+    named: list[tuple[str, np.ndarray | None]] = [*arrays.items(), ("y", y)]
+    for name, given in named:
+        if given is not None:
+            _check_numbers(p, name, given)
     return Dataset(x, y, sha256_file(p), str(p), arrays)
 
 

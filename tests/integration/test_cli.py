@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 EDGESDK = shutil.which("edgesdk", path=str(Path(sys.executable).parent)) or "edgesdk"
@@ -46,6 +47,9 @@ def test_profiles_list_and_show():
     (["compress", "{keras}", "-p", "edgetpu", "-r", "fp16", "-o", "{tmp}/o.tflite"], "does not run fp16"),
     (["compress", "{keras}", "-p", "host", "-r", "int8", "-d", "{tmp}/no.npz", "-o", "{tmp}/o.tflite"],
      "no such data file"),
+    (["compress", "{keras}", "-p", "host", "-r", "int8", "-d", "{tmp}/x.npy", "-o", "{tmp}/o.tflite"],
+     "a .npy file holds one unnamed array"),
+    (["bench", "{tflite}", "-d", "{tmp}/x.npy"], "a .npy file holds one unnamed array"),
     (["bench", "{keras}"], "bench measures .tflite models"),
     (["bench", "{tflite}", "--device", "ftp://pi@nowhere"], "unsupported device"),
     (["bench", "{tflite}", "--device", "ssh://pi@no-such-host.invalid"], "cannot connect"),
@@ -55,6 +59,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, tflite_path, keras3_path, args, 
     (tmp_path / "corrupt.tflite").write_bytes(b"not a model at all")
     (tmp_path / "corrupt.keras").write_bytes(b"not a zip")
     (tmp_path / "model.onnx").write_bytes(b"onnx")
+    np.save(tmp_path / "x.npy", np.zeros((4, 8, 8, 1), np.float32))
     argv = [a.format(tmp=tmp_path, tflite=tflite_path, keras=keras3_path) for a in args]
     proc = run(*argv)
     assert proc.returncode == 2, proc.stderr
