@@ -43,6 +43,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--accelerator", default=None, choices=ACCELERATORS, help="run the model on the cpu (the "
                    "interpreter), gpu or npu (LiteRT's CompiledModel, with the CPU for what they cannot run), or auto "
                    "(the NPU, else the GPU, else the CPU); the outputs of an accelerator are checked against the CPU's")
+    b.add_argument("--inputs", default=None, help="an .npz of samples (arrays input_0, input_1 ... batch first, and "
+                   "'names': the input tensor names) to feed instead of generated inputs")
     b.add_argument("--runtime", default=None, help="require this runtime module")
     b.add_argument("--lock", default=None, help="hold an exclusive lock on this file while measuring, so that "
                    "measurements on one device never overlap")
@@ -99,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                                      threads=args.threads, max_cv=args.max_cv, retries=args.retries,
                                      windows=args.windows, seed=args.seed, power=not args.no_power,
                                      power_cmd=args.power_cmd, delegate=args.delegate,
-                                     accelerator=args.accelerator)
+                                     accelerator=args.accelerator, inputs=args.inputs)
             try:
                 doc = bench.run(args.model, settings, args.runtime)
             finally:

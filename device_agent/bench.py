@@ -31,6 +31,36 @@ def make_inputs(details: list[dict[str, Any]], seed: int) -> list[np.ndarray]:
     return arrays
 
 
+MAX_GIVEN = 16  # of the user's samples, at most this many are compared between accelerator and CPU
+
+
+def given_inputs(path: str, details: list[dict[str, Any]]) -> list[list[np.ndarray]]:
+    """The user's samples from an .npz (``names``: the input tensor names; ``input_i``: input i's samples,
+    batch first, already in its shape and type), each a list with one array per input of ``details``.
+
+    Raises:
+        ValueError: an input of the model has no samples in the file, or the samples do not fit its shape.
+    """
+    with np.load(path, allow_pickle=False) as npz:
+        names = [str(n) for n in npz["names"]]
+        arrays = {name: npz[f"input_{i}"] for i, name in enumerate(names)}
+    missing = [d["name"] for d in details if d["name"] not in arrays]
+    if missing:
+        raise ValueError(f"the inputs file has no samples for {', '.join(missing)} (it has {', '.join(names)})")
+    count = min(len(arrays[d["name"]]) for d in details)
+    samples = []
+    for j in range(min(count, MAX_GIVEN)):
+        sample = []
+        for d in details:
+            shape = [int(s) if s > 0 else 1 for s in d["shape"]]
+            value = arrays[d["name"]][j:j + 1]
+            if value.size != int(np.prod(shape)):
+                raise ValueError(f"a sample of {d['name']} has {value.size} values; the input takes {shape}")
+            sample.append(np.ascontiguousarray(value.reshape(shape).astype(np.dtype(d["dtype"]))))
+        samples.append(sample)
+    return samples
+
+
 def _stats(times_ms: list[float]) -> dict[str, float]:
     arr = np.asarray(times_ms, dtype=np.float64)
     mean = float(arr.mean())
@@ -98,16 +128,17 @@ def sqnr_db(reference: np.ndarray, got: np.ndarray) -> float | None:
     return float(10.0 * np.log10(max(float(np.sum(ref ** 2)), 1e-30) / noise))
 
 
-def fidelity(session: Any, seed: int) -> dict[str, Any] | None:
+def fidelity(session: Any, seed: int, given: list[list[np.ndarray]] | None = None) -> dict[str, Any] | None:
     """An accelerator's outputs against the CPU's on the same inputs (GPUs compute in fp16): the worst
-    SQNR and largest absolute difference over every output of ``FIDELITY_INPUTS`` input draws."""
+    SQNR and largest absolute difference over every output, on the user's samples (``given``) or on
+    ``FIDELITY_INPUTS`` generated input draws."""
     twin = session.cpu_twin()
     if twin is None:
         return None
     worst: float | None = None
     largest = 0.0
-    for draw in range(FIDELITY_INPUTS):
-        arrays = make_inputs(session.input_details(), seed + 7919 * (draw + 1))
+    draws = given or [make_inputs(session.input_details(), seed + 7919 * (draw + 1)) for draw in range(FIDELITY_INPUTS)]
+    for arrays in draws:
         session.set_inputs(arrays)
         session.invoke()
         twin.set_inputs(arrays)
@@ -118,8 +149,8 @@ def fidelity(session: Any, seed: int) -> dict[str, Any] | None:
                 worst = ratio if worst is None else min(worst, ratio)
             largest = max(largest, float(np.max(np.abs(got.astype(np.float64) - want.astype(np.float64)),
                                                 initial=0.0)))
-    return {"reference": "cpu", "inputs": FIDELITY_INPUTS, "sqnr_db": worst, "identical": worst is None,
-            "max_abs_diff": largest}
+    return {"reference": "cpu", "inputs": len(draws), "on": "given samples" if given else "generated inputs",
+            "sqnr_db": worst, "identical": worst is None, "max_abs_diff": largest}
 
 
 def _accelerator_warnings(doc: dict[str, Any]) -> list[str]:
@@ -164,7 +195,8 @@ def run(model_path: str, settings: BenchSettings, runtime_name: str | None = Non
     session = found.open(model_path, settings.threads, settings.delegate, settings.accelerator)
     init_ms = (time.perf_counter_ns() - t0) / 1e6
 
-    session.set_inputs(make_inputs(session.input_details(), settings.seed))
+    given = given_inputs(settings.inputs, session.input_details()) if settings.inputs else None
+    session.set_inputs(given[0] if given else make_inputs(session.input_details(), settings.seed))
     t0 = time.perf_counter_ns()
     session.invoke()
     first_ms = (time.perf_counter_ns() - t0) / 1e6
@@ -194,7 +226,7 @@ def run(model_path: str, settings: BenchSettings, runtime_name: str | None = Non
                    attempts=attempts, window_p50_ms=medians)
     peak = memory.peak_rss_bytes()
     accelerator = session.accelerator()
-    accelerator["fidelity"] = fidelity(session, settings.seed)
+    accelerator["fidelity"] = fidelity(session, settings.seed, given)
     warnings += _accelerator_warnings(accelerator)
     device = sysinfo.describe()
     adapter = accelerator.get("adapter")
@@ -226,6 +258,8 @@ def run(model_path: str, settings: BenchSettings, runtime_name: str | None = Non
         },
         "power": power_doc,
         "output_checksum": checksum.hexdigest(),
+        "inputs": {"source": "given", "samples": len(given)} if given else
+        {"source": "generated", "seed": settings.seed},
         "warnings": warnings,
         "started_at": started_at,
         "finished_at": time.time(),

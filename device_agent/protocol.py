@@ -46,6 +46,8 @@ class BenchSettings:
     delegate: str | None = None        # None: the runtime's default (XNNPACK); "none": no delegate; else a
                                        # delegate library's path on the device (load_delegate)
     accelerator: str | None = None     # cpu, gpu, npu or auto (LiteRT's CompiledModel); None: the CPU as ever
+    inputs: str | None = None          # an .npz on the device with the user's samples (names + input_0 ...):
+                                       # the timed runs feed the first, the accelerator's fidelity all of them
 
     def __post_init__(self) -> None:
         if self.runs < 1:
@@ -66,6 +68,7 @@ class BenchSettings:
         for key in ("delegate", "accelerator"):  # None keeps the cache keys of measurements made before them
             if doc[key] is None:
                 del doc[key]
+        del doc["inputs"]  # a path on one device: the host keys a measurement on the samples' sha256 instead
         return doc
 
     def to_args(self) -> list[str]:
@@ -77,6 +80,7 @@ class BenchSettings:
         args += ["--power-cmd", self.power_cmd] if self.power_cmd else []
         args += ["--delegate", self.delegate] if self.delegate else []
         args += ["--accelerator", self.accelerator] if self.accelerator else []
+        args += ["--inputs", self.inputs] if self.inputs else []
         return args + ([] if self.power else ["--no-power"])
 
 

@@ -40,6 +40,24 @@ def predict(model_bytes: bytes, x: np.ndarray | list[np.ndarray]) -> np.ndarray:
     return np.stack(results)
 
 
+def device_inputs(model_bytes: bytes, x: np.ndarray | list[np.ndarray], limit: int) -> dict[str, np.ndarray]:
+    """Up to ``limit`` samples of ``x`` (one array per input, samples first) as the model's input tensors
+    take them (shape, type, quantized through the input's scale), in the file the device agent reads with
+    ``--inputs``: ``names`` (the input tensor names) and ``input_i``."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from ._native import quiet
+
+    with quiet():
+        inputs = Interpreter(model_content=model_bytes).get_input_details()
+    arrays = [x] if isinstance(x, np.ndarray) else list(x)
+    count = min(limit, len(arrays[0]))
+    out: dict[str, np.ndarray] = {"names": np.array([inp["name"] for inp in inputs])}
+    for i, (inp, array) in enumerate(zip(inputs, arrays, strict=True)):
+        out[f"input_{i}"] = np.concatenate([_fed(inp, array[j]) for j in range(count)])
+    return out
+
+
 def _fed(inp: dict[str, Any], sample: np.ndarray) -> np.ndarray:
     """One sample as an input tensor takes it: batch of one, quantized through its scale and zero point."""
     value = sample[None, ...].reshape(inp["shape"]) if sample.size == np.prod(inp["shape"]) else sample[None, ...]

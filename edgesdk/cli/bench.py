@@ -39,6 +39,9 @@ def bench(
                                                      "the device that prints watts")] = None,
     no_power: Annotated[bool, typer.Option("--no-power", help="skip the energy measurement")] = False,
     accelerator: AcceleratorOpt = None,
+    data: Annotated[Optional[Path], typer.Option("--data", "-d", help=".npz of samples to run instead of generated "
+                                                 "inputs (x, or arrays named after the inputs): the first is timed, "
+                                                 "up to 16 check an accelerator against the CPU")] = None,
     profile: Annotated[Optional[str], typer.Option("--profile", "-p", help="the target's profile: its accelerator "
                                                    "is the default, and its operator set predicts which operators "
                                                    "fall back to the CPU (checked against what the device "
@@ -83,7 +86,7 @@ def bench(
         raise typer.BadParameter(str(exc)) from exc
     with err.status(f"measuring on {device}…"):
         m = run_bench(model, device, settings, store=Store(store), fresh=fresh, timeout_s=timeout,
-                      trust_new_host=trust_new_host)
+                      trust_new_host=trust_new_host, data=data)
     doc = m.document
     check = _prediction(model, prof, doc.get("accelerator"))
     if as_json:
@@ -137,6 +140,7 @@ def accelerator_text(acc: dict) -> str:
     if fid:
         text += " · outputs identical to the CPU's" if fid.get("identical") else \
             f" · SQNR {fid['sqnr_db']:.1f} dB against the CPU (max |diff| {fid['max_abs_diff']:.3g})"
+        text += f" on {fid.get('inputs')} {fid.get('on', 'generated inputs')}"
     return text
 
 

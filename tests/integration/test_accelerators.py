@@ -84,6 +84,20 @@ def test_gpu_bench_reports_the_adapter_full_acceleration_and_fidelity(gpu_models
     assert table.returncode == 0 and "SOFTWARE" in table.stdout and "fully accelerated" in table.stdout
 
 
+def test_the_users_samples_check_the_gpu_instead_of_generated_inputs(gpu_models, data_files):
+    cnn, _ = gpu_models
+    _, val, _ = data_files
+    store = edgesdk.Store()
+    gpu = BenchSettings(**{**FAST.to_dict(), "accelerator": "gpu"})
+    given = edgesdk.bench(cnn, "local", gpu, store=store, data=val)
+    fid = given.document["accelerator"]["fidelity"]
+    assert fid["on"] == "given samples" and fid["inputs"] == 16 and fid["sqnr_db"] > 40
+    assert given.document["inputs"] == {"source": "given", "samples": 16}
+    generated = edgesdk.bench(cnn, "local", gpu, store=store)  # other inputs: another result, not the store's
+    assert not generated.cached and generated.document["accelerator"]["fidelity"]["on"] == "generated inputs"
+    assert edgesdk.bench(cnn, "local", gpu, store=store, data=val).cached  # the same samples: answered
+
+
 def test_a_partial_fallback_names_the_operators_the_profile_predicted(gpu_models):
     _, partial = gpu_models
     doc = _bench_json(partial)
