@@ -92,6 +92,7 @@ def test_the_users_samples_check_the_gpu_instead_of_generated_inputs(gpu_models,
     given = edgesdk.bench(cnn, "local", gpu, store=store, data=val)
     fid = given.document["accelerator"]["fidelity"]
     assert fid["on"] == "given samples" and fid["inputs"] == 16 and fid["sqnr_db"] > 40
+    assert fid["worst_sample_sqnr_db"] <= fid["sqnr_db"]  # one sample's noise is never below the pooled figure
     assert given.document["inputs"] == {"source": "given", "samples": 16}
     generated = edgesdk.bench(cnn, "local", gpu, store=store)  # other inputs: another result, not the store's
     assert not generated.cached and generated.document["accelerator"]["fidelity"]["on"] == "generated inputs"
