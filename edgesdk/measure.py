@@ -115,13 +115,13 @@ def bench(model: str | os.PathLike[str], device: str | Transport = "local", sett
     if source.format != "tflite":
         raise ModelError(f"{source.path}: bench measures .tflite models; compress this {source.format} "
                          "model first (`edgesdk compress`)")
+    samples = _samples(Path(source.path), data) if data is not None else None  # bad data: before connecting
     if isinstance(device, str):
         from .devices import resolve
 
         transport = open_transport(resolve(device, store), trust_new_host=trust_new_host)
     else:
         transport = device
-    samples = _samples(Path(source.path), data) if data is not None else None
     try:
         driver = transport.driver()
         info = _checked_info(transport, driver, Path(source.path), timeout_s)
