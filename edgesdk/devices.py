@@ -116,9 +116,7 @@ def _accelerators(transport: Transport, driver: Any, timeout_s: float) -> dict[s
         except MeasurementError as exc:
             found[accelerator] = "none: " + str(exc).split("): ", 1)[-1]
             continue
-        adapter = (doc.get("accelerator") or {}).get("adapter")
-        found[accelerator] = (f"{adapter['name']} ({adapter['vendor']}, {adapter['backend']}, "
-                              f"{'software' if adapter['software'] else 'hardware'})") if adapter else "yes"
+        found[accelerator] = doc["device"].get("gpu") or "yes"  # the agent names the GPU that ran it
     return found
 
 
