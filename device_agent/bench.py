@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from . import memory, power, runtime, sysinfo
-from .protocol import SCHEMA, BenchSettings
+from .protocol import OFFLOADED, SCHEMA, BenchSettings
 
 
 def make_inputs(details: list[dict[str, Any]], seed: int) -> list[np.ndarray]:
@@ -251,7 +251,7 @@ def run(model_path: str, settings: BenchSettings, runtime_name: str | None = Non
         "schema": SCHEMA,
         "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
         "runtime": {"name": name, "version": version},
-        "delegate": settings.delegate or (f"litert-{accelerator['used']}" if accelerator["used"] in ("gpu", "npu")
+        "delegate": settings.delegate or (f"litert-{accelerator['used']}" if accelerator["used"] in OFFLOADED
                                           else "xnnpack" if name == "ai_edge_litert" else "default"),
         "accelerator": accelerator,
         "threads": settings.threads if settings.threads is not None else "default",

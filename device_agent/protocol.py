@@ -27,6 +27,7 @@ REQUIRED = ("schema", "model_sha256", "runtime", "threads", "device", "latency",
 FINGERPRINT_FIELDS = ("hostname", "machine", "cpu_model", "cores", "ram_bytes", "os")
 # What the agent can run a model on (LiteRT's CompiledModel for gpu and npu; auto: the best one there is).
 ACCELERATORS = ("cpu", "gpu", "npu", "auto")
+OFFLOADED = ("gpu", "npu")  # the accelerators that are not the CPU (the CPU runs what they cannot)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 from typing import Any, Optional
 
+from .protocol import OFFLOADED
 from .session import NoAccelerator, Session, UnsupportedModel
 
 __all__ = ["CANDIDATES", "FACTORIES", "InterpreterRuntime", "LiteRtRuntime", "NoAccelerator", "NoRuntimeError",
@@ -94,7 +95,7 @@ class InterpreterRuntime(Runtime):
 
     def open(self, model_path: str, threads: Optional[int] = None, delegate: Optional[str] = None,
              accelerator: Optional[str] = None) -> Session:
-        if accelerator in ("gpu", "npu"):
+        if accelerator in OFFLOADED:
             raise NoAccelerator(f"{self.name} {self.version} has no {accelerator.upper()} accelerator (LiteRT's "
                                 "CompiledModel is in ai-edge-litert 2 or newer: `edgesdk devices setup DEVICE "
                                 "--runtime ai-edge-litert`), or give --delegate with the path of a delegate library")

@@ -99,7 +99,7 @@ PROBE_MODEL = Path(__file__).resolve().parent / "deploy" / "accelerator_probe.tf
 
 def _accelerators(transport: Transport, driver: Any, timeout_s: float) -> dict[str, str]:
     """What each accelerator of the device is, found by running the probe model on it once."""
-    from device_agent.protocol import BenchSettings
+    from device_agent.protocol import OFFLOADED, BenchSettings
 
     from .deploy.driver import PythonAgent
     from .errors import MeasurementError
@@ -108,7 +108,7 @@ def _accelerators(transport: Transport, driver: Any, timeout_s: float) -> dict[s
         return {}  # benchmark_model and firmware have no accelerator probe of their own
     remote = transport.put(PROBE_MODEL)
     found: dict[str, str] = {}
-    for accelerator in ("gpu", "npu"):
+    for accelerator in OFFLOADED:
         settings = BenchSettings(runs=1, warmup=0, min_time_s=0, retries=0, windows=1, power=False,
                                  accelerator=accelerator)
         try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from device_agent.protocol import OFFLOADED
+
 from .profiles import Profile
 from .targets import TargetFacts
 from .techniques import Step
@@ -81,7 +83,7 @@ def check(report: ModelReport, profile: Profile, target: TargetFacts | None = No
         warnings.append(f"{report.precision} runs on {profile.name} but not well; preferred: "
                         f"{', '.join(profile.preferred_precisions)}")
     missing = sorted(op for op in report.operators if not profile.supports_operator(op))
-    if profile.accelerator in ("gpu", "npu"):  # tensor types and ranks count too (targets/gpu.py)
+    if profile.accelerator in OFFLOADED:  # tensor types and ranks count too (targets/gpu.py)
         from .targets import gpu
 
         missing = gpu.predicted_ops(report, profile)

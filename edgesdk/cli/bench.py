@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from device_agent.protocol import BenchSettings
+from device_agent.protocol import OFFLOADED, BenchSettings
 
 from ..deploy import examples
 from .app import app
@@ -146,7 +146,7 @@ def accelerator_text(acc: dict) -> str:
 
 def _prediction(model: Path, prof: Any, acc: dict | None) -> dict | None:
     """The profile's prediction of CPU fallbacks, and whether the accelerator agreed (GPU profiles)."""
-    if prof is None or prof.accelerator not in ("gpu", "npu") or not acc or acc.get("used") == "cpu":
+    if prof is None or prof.accelerator not in OFFLOADED or not acc or acc.get("used") == "cpu":
         return None
     from ..targets import gpu
     from ..tflite.facts import analyze

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from device_agent.protocol import typical_ms
+from device_agent.protocol import OFFLOADED, typical_ms
 
 from ..errors import RecipeError
 from ..kinds import TrialStatus
@@ -70,7 +70,7 @@ class CandidateRunner:
         if target.get("latency_ms") is not None:
             predicted = target["latency_ms"]
         fallback = None
-        if self.settings is not None and self.settings.accelerator in ("gpu", "npu"):
+        if self.settings is not None and self.settings.accelerator in OFFLOADED:
             from ..targets import gpu
 
             fallback = gpu.predicted_ops(report, prof)

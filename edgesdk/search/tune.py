@@ -22,6 +22,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from device_agent.protocol import OFFLOADED
+
 from ..claims import Claims
 from ..errors import EdgeSdkError, OutputError, RecipeError
 from ..fileio import make_dirs
@@ -103,7 +105,7 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
     study_name = study_name or f"{source.path.stem}-{source.sha256[:8]}-{prof.name}"
     study = _study(study_name, storage, objectives, seed, budget, len(space), heartbeat_s)
     settings = with_accelerator(settings, prof)
-    if constraints.require_full_acceleration and settings.accelerator not in ("gpu", "npu"):
+    if constraints.require_full_acceleration and settings.accelerator not in OFFLOADED:
         raise RecipeError(f"--require-full-acceleration needs a GPU or NPU to run on: {prof.name} runs on the "
                           f"{settings.accelerator or 'cpu'}; give --accelerator gpu or a GPU profile (mobile-gpu)")
     predictor = predict.load(prof)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from device_agent.protocol import OFFLOADED
+
 from ..profiles import Profile
 from ..tflite.facts import ModelReport
 
@@ -40,7 +42,7 @@ def predicted_ops(report: ModelReport, profile: Profile) -> list[str]:
 def disagreement(report: ModelReport, profile: Profile, accelerator: dict[str, Any] | None) -> str | None:
     """A sentence when the prediction differs from what the accelerator reported; None when they agree
     or nothing was reported (a CPU run, or an accelerator that does not name its fallbacks)."""
-    if not accelerator or accelerator.get("used") not in ("gpu", "npu") or accelerator.get("fully_accelerated") is None:
+    if not accelerator or accelerator.get("used") not in OFFLOADED or accelerator.get("fully_accelerated") is None:
         return None
     predicted = set(predicted_ops(report, profile))
     reported = set(accelerator.get("fallback_ops") or [])
