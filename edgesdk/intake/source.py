@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,21 +91,90 @@ def identify(path: str | os.PathLike[str]) -> ModelSource:
     return ModelSource(p, fmt, sha256_file(p), size)
 
 
+MAX_CONFIG_BYTES = 64 << 20  # a model configuration larger than this is refused (a decompression bomb)
+# Packages whose modules a Keras config may name (importing them runs no code from the file); tf_keras
+# imports any other module a config names (``serialization_lib._retrieve_class_or_fn``).
+_SAFE_PACKAGES = frozenset({"keras", "tf_keras", "keras_hub", "keras_cv", "keras_nlp", "tensorflow", "builtins",
+                            "__main__"})
+
+
+def _zip_member(path: Path, zf: zipfile.ZipFile, name: str) -> bytes | None:
+    """One member of a Keras zip, read with a bound (its header may lie about its size); None if absent."""
+    try:
+        info = zf.getinfo(name)
+    except KeyError:
+        return None
+    if info.file_size > MAX_CONFIG_BYTES:
+        raise ModelError(f"{path}: {name} in the archive claims {info.file_size:,} bytes (over "
+                         f"{MAX_CONFIG_BYTES >> 20} MiB); the file is corrupt or hostile")
+    try:
+        with zf.open(info) as fh:
+            content = fh.read(MAX_CONFIG_BYTES + 1)
+    except (RuntimeError, NotImplementedError, zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+        raise ModelError(f"{path}: cannot read {name} from the archive ({_first_line(exc)}); it is encrypted, "
+                         "compressed with a method Keras does not write, or corrupt") from exc
+    if len(content) > MAX_CONFIG_BYTES:
+        raise ModelError(f"{path}: {name} in the archive decompresses to over {MAX_CONFIG_BYTES >> 20} MiB; "
+                         "the file is corrupt or hostile")
+    return content
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
+
+
+def _json(path: Path, what: str, text: bytes | str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else _first_line(exc)
+        raise ModelError(f"{path}: {what} is not valid JSON ({reason}); the file is corrupt") from exc
+
+
 def _keras_version(path: Path) -> str:
     try:
         with zipfile.ZipFile(path) as zf:
-            meta = json.loads(zf.read("metadata.json"))
-        return str(meta.get("keras_version", "3"))
-    except (KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise ModelError(f"{path}: the .keras archive has no readable metadata.json ({exc}); "
-                         "the file is corrupt or was not saved by Keras") from exc
+            raw = _zip_member(path, zf, "metadata.json")
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ModelError(f"{path}: the .keras archive cannot be read ({_first_line(exc)})") from exc
+    if raw is None:
+        raise ModelError(f"{path}: the .keras archive has no metadata.json; the file is corrupt or was not "
+                         "saved by Keras")
+    meta = _json(path, "metadata.json", raw)
+    return str(meta.get("keras_version", "3")) if isinstance(meta, dict) else "3"
 
 
 TRUST_FLAG = "--trust-model-code"
 
 
+def _savedmodel_metadata(path: Path) -> list[str]:
+    """Every Keras metadata string tf_keras reads from a SavedModel: ``keras_metadata.pb`` (TF >= 2.5)
+    and, as tf_keras falls back to, the ``user_object.metadata`` of every node of ``saved_model.pb``."""
+    from google.protobuf.message import DecodeError
+    from tensorflow.core.protobuf import saved_model_pb2
+    from tf_keras.protobuf import saved_metadata_pb2
+
+    texts: list[str] = []
+    try:
+        if (path / "keras_metadata.pb").is_file():
+            meta = saved_metadata_pb2.SavedMetadata()
+            meta.ParseFromString((path / "keras_metadata.pb").read_bytes())
+            texts += [node.metadata for node in meta.nodes]
+        saved = saved_model_pb2.SavedModel()
+        saved.ParseFromString((path / "saved_model.pb").read_bytes())
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise ModelError(f"{path}: the SavedModel's protocol buffers cannot be parsed ({_first_line(exc)}); "
+                         "the directory is corrupt") from exc
+    for graph in saved.meta_graphs:
+        texts += [node.user_object.metadata for node in graph.object_graph_def.nodes
+                  if node.WhichOneof("kind") == "user_object" and node.user_object.metadata]
+    return texts
+
+
 def _keras_configs(source: ModelSource) -> list[Any]:
     """The model configuration(s) stored in a Keras file, read as data, before any layer is built."""
+    texts: list[bytes | str] = []
     if source.format == "h5":
         import h5py
 
@@ -113,52 +183,69 @@ def _keras_configs(source: ModelSource) -> list[Any]:
                 raw = fh.attrs.get("model_config")
         except OSError as exc:
             raise ModelError(f"{source.path}: cannot read the HDF5 file: {exc}") from exc
-        texts = [] if raw is None else [raw.decode() if isinstance(raw, bytes) else str(raw)]
+        if raw is not None:
+            texts = [raw if isinstance(raw, bytes) else str(raw)]
     elif source.format == "keras":
         try:
             with zipfile.ZipFile(source.path) as zf:
-                texts = [zf.read("config.json").decode("utf-8")] if "config.json" in zf.namelist() else []
-        except (zipfile.BadZipFile, UnicodeDecodeError) as exc:
-            raise ModelError(f"{source.path}: the .keras archive has no readable config.json ({exc})") from exc
-    elif source.format == "savedmodel" and (source.path / "keras_metadata.pb").is_file():
-        from tf_keras.protobuf import saved_metadata_pb2
-
-        meta = saved_metadata_pb2.SavedMetadata()
-        meta.ParseFromString((source.path / "keras_metadata.pb").read_bytes())
-        texts = [node.metadata for node in meta.nodes]
-    else:
-        texts = []
-    configs = []
-    for text in texts:
-        try:
-            configs.append(json.loads(text))
-        except ValueError as exc:
-            raise ModelError(f"{source.path}: the stored model configuration is not valid JSON ({exc})") from exc
-    return configs
+                config = _zip_member(source.path, zf, "config.json")
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise ModelError(f"{source.path}: the .keras archive cannot be read ({_first_line(exc)})") from exc
+        texts = [] if config is None else [config]
+    elif source.format == "savedmodel":
+        texts = list(_savedmodel_metadata(source.path))
+    return [_json(source.path, "the stored model configuration", text) for text in texts]
 
 
-def _code_layers(config: Any, found: list[str]) -> list[str]:
-    """Layers whose configuration carries Python code (a Lambda's marshalled bytecode): 'name (class)'
-    for each. A custom class is not code from the file: the loaders only find classes the running
-    program registered itself (Keras 3 imports modules of its own packages only)."""
-    if isinstance(config, list):
-        for item in config:
-            _code_layers(item, found)
-    elif isinstance(config, dict):
-        cls = config.get("class_name")
-        inner: dict[str, Any] = config["config"] if isinstance(config.get("config"), dict) else {}
-        if isinstance(cls, str) and (cls in ("Lambda", "__lambda__") or inner.get("function_type") == "lambda"):
-            found.append(f"{inner.get('name') or config.get('name') or '?'} ({cls})")
-        elif config.get("function_type") == "lambda":  # a Lambda's own config, met apart from its layer
-            found.append(f"{config.get('name') or '?'} (Lambda)")
-        for value in config.values():
-            _code_layers(value, found)
+def _layer_name(node: dict[str, Any], current: str) -> str:
+    """'name (Class)' of a layer's config node, or ``current`` when the node is not a layer."""
+    cls, inner = node.get("class_name"), node.get("config")
+    name = (inner.get("name") if isinstance(inner, dict) else None) or node.get("name")
+    if isinstance(cls, str) and isinstance(name, str):
+        return f"{name} ({cls})"
+    return current
+
+
+def _code_in(node: dict[str, Any], layer: str) -> list[str]:
+    """What in one config node would run code on loading: a marshalled function (any ``*_type`` key that
+    says ``lambda``, a ``__lambda__`` object, a Lambda layer) or a ``module`` outside Keras that tf_keras
+    would import."""
+    found = []
+    cls = node.get("class_name")
+    if cls in ("Lambda", "__lambda__"):
+        found.append(f"{layer}: a {cls} ({'marshalled Python bytecode' if cls == '__lambda__' else 'Python code'})")
+    for key, value in node.items():
+        if isinstance(key, str) and key.endswith("_type") and value == "lambda" and cls != "Lambda":
+            found.append(f"{layer}: key {key[:-5]!s} ({key}: lambda, marshalled Python bytecode)")
+    module = node.get("module")
+    if isinstance(module, str) and module.split(".", 1)[0] not in _SAFE_PACKAGES:
+        found.append(f"{layer}: key module ({module[:80]!r}, a module loading would import)")
     return found
 
 
+def code_spots(configs: Any) -> list[str]:
+    """Every place in a Keras configuration tree whose loading would run code from outside Keras, as
+    'layer (Class): what'. Structural: every node is looked at, whatever key holds it (wrapper cells,
+    activations and initializers given as functions, nested models); iterative, so depth cannot crash it."""
+    found: list[str] = []
+    stack: list[tuple[Any, str]] = [(configs, "model")]
+    while stack:
+        node, layer = stack.pop()
+        if isinstance(node, list):
+            stack.extend((item, layer) for item in reversed(node))
+        elif isinstance(node, dict):
+            layer = _layer_name(node, layer)
+            found += _code_in(node, layer)
+            stack.extend((value, layer) for value in reversed(list(node.values())))
+    first: dict[str, str] = {}  # one finding per layer: the outermost says what runs
+    for spot in found:
+        first.setdefault(spot.split(": ", 1)[0], spot)
+    return list(first.values())
+
+
 def code_layers(source: ModelSource) -> list[str]:
-    """The layers of a Keras model file that would run code from the file when loaded (empty: none)."""
-    return list(dict.fromkeys(_code_layers(_keras_configs(source), [])))
+    """The places in a Keras model file that would run code from the file when loaded (empty: none)."""
+    return code_spots(_keras_configs(source))
 
 
 def refuse_code(source: ModelSource) -> None:
@@ -169,8 +256,8 @@ def refuse_code(source: ModelSource) -> None:
     """
     found = code_layers(source)
     if found:
-        shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
-        raise ModelError(f"{source.path}: layer {shown} holds Python code that loading would run; edgesdk "
+        shown = "; ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+        raise ModelError(f"{source.path}: {shown}: loading would run code from the file; edgesdk "
                          f"never runs code from a model file unless told to: pass {TRUST_FLAG} (in a suite file, "
                          "`trust_code: true` on the model) if you trust this file")
 
