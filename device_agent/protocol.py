@@ -27,6 +27,8 @@ REQUIRED = ("schema", "model_sha256", "runtime", "threads", "device", "latency",
 FINGERPRINT_FIELDS = ("hostname", "machine", "cpu_model", "cores", "ram_bytes", "os")
 # What the agent can run a model on (LiteRT's CompiledModel for gpu and npu; auto: the best one there is).
 ACCELERATORS = ("cpu", "gpu", "npu", "auto")
+MAX_RUNS = 1_000_000       # timed or warm-up runs one measurement may ask for
+MAX_SECONDS = 3600         # the longest minimum timing window one measurement may ask for
 OFFLOADED = ("gpu", "npu")  # the accelerators that are not the CPU (the CPU runs what they cannot)
 
 
@@ -51,17 +53,17 @@ class BenchSettings:
                                        # the timed runs feed the first, the accelerator's fidelity all of them
 
     def __post_init__(self) -> None:
-        if self.runs < 1:
-            raise ValueError(f"runs must be >= 1. Received: {self.runs}")
-        if self.warmup < 0:
-            raise ValueError(f"warmup must be >= 0. Received: {self.warmup}")
+        if not 1 <= self.runs <= MAX_RUNS:
+            raise ValueError(f"runs must be between 1 and {MAX_RUNS:,}. Received: {self.runs}")
+        if not 0 <= self.warmup <= MAX_RUNS:
+            raise ValueError(f"warmup must be between 0 and {MAX_RUNS:,}. Received: {self.warmup}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1. Received: {self.threads}")
         if self.windows < 1:
             raise ValueError(f"windows must be >= 1. Received: {self.windows}")
         if self.accelerator is not None and self.accelerator not in ACCELERATORS:
             raise ValueError(f"accelerator must be one of {', '.join(ACCELERATORS)}. Received: {self.accelerator!r}")
-        if self.min_time_s < 0 or self.max_cv <= 0 or self.retries < 0:
+        if not (0 <= self.min_time_s <= MAX_SECONDS and 0 < self.max_cv < float("inf") and 0 <= self.retries <= 100):
             raise ValueError(f"min_time_s >= 0, max_cv > 0 and retries >= 0 are required. Received: {self}")
 
     def to_dict(self) -> dict[str, Any]:

@@ -7,12 +7,13 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from device_agent.protocol import OFFLOADED, BenchSettings
+from device_agent.protocol import MAX_RUNS, MAX_SECONDS, OFFLOADED, BenchSettings
 
 from ..deploy import examples
 from .app import app
-from .common import AcceleratorOpt, JsonOpt, StoreOpt, err, fmt_ms, human_bytes, out, print_json, warn
+from .common import AcceleratorOpt, JsonOpt, StoreOpt, err, fmt_ms, human_bytes, out, print_json, tag, warn
 
 DEFAULT_BENCH = BenchSettings()
 
@@ -22,10 +23,10 @@ def bench(
     model: Annotated[Path, typer.Argument(help="a .tflite model")],
     device: Annotated[str, typer.Option("--device", help=f"where to measure: {examples()} (a board running the "
                                         "edgesdk firmware harness) or a named device")] = "local",
-    runs: Annotated[int, typer.Option(help="minimum timed runs", min=1)] = DEFAULT_BENCH.runs,
-    warmup: Annotated[int, typer.Option(help="untimed runs first", min=0)] = DEFAULT_BENCH.warmup,
+    runs: Annotated[int, typer.Option(help="minimum timed runs", min=1, max=MAX_RUNS)] = DEFAULT_BENCH.runs,
+    warmup: Annotated[int, typer.Option(help="untimed runs first", min=0, max=MAX_RUNS)] = DEFAULT_BENCH.warmup,
     min_time: Annotated[float, typer.Option("--min-time", help="minimum seconds of timed runs",
-                                            min=0)] = DEFAULT_BENCH.min_time_s,
+                                            min=0, max=MAX_SECONDS)] = DEFAULT_BENCH.min_time_s,
     threads: Annotated[Optional[int], typer.Option(help="interpreter threads (default: the runtime's)",
                                                    min=1)] = None,
     windows: Annotated[int, typer.Option(help="split the timed runs into this many windows; when their medians "
@@ -94,8 +95,9 @@ def bench(
         return
     warn(doc["warnings"] + ([check["disagreement"]] if check and check.get("disagreement") else []))
     lat, mem, dev = doc["latency"], doc["memory"], doc["device"]
-    origin = "[cyan]from the store[/cyan] (use --fresh to measure again)" if m.cached else "measured now"
-    out.print(f"[bold]{model}[/bold] on {m.device}: {origin}")
+    origin = Text.assemble(("from the store", "cyan"), " (use --fresh to measure again)") if m.cached \
+        else "measured now"
+    out.print(tag(str(model), "bold"), f"on {m.device}:", origin)
     table = Table(show_header=False, box=None)
     table.add_row("latency", f"p50 {fmt_ms(lat['p50_ms'])} ms · mean {lat['mean_ms']:.3f} · "
                   f"p90 {fmt_ms(lat['p90_ms'])} · p99 {fmt_ms(lat['p99_ms'])} · min {lat['min_ms']:.3f} · "

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console, ConsoleDimensions
+from rich.text import Text
 
 LOG_WIDTH = 1000   # columns when the output is not a terminal
 
@@ -29,8 +30,15 @@ class _Console(Console):
         Console.size.fset(self, new_size)  # type: ignore[attr-defined]
 
 
-out = _Console()
-err = _Console(stderr=True, soft_wrap=True)  # one error, one line
+# No console markup: every string printed may hold a file name, tensor name or message from a file, and
+# "[/]" in one must print as it is, not crash or restyle the output. Style goes through `tag` (Text).
+out = _Console(markup=False)
+err = _Console(stderr=True, soft_wrap=True, markup=False)  # one error, one line
+
+
+def tag(text: str, style: str) -> Text:
+    """``text`` in ``style`` (e.g. "red", "bold"), printed as it is."""
+    return Text(text, style=style)
 
 StoreOpt = Annotated[Optional[str], typer.Option("--store", help="results store URL (SQLAlchemy); default: "
                                                  "EDGESDK_STORE or an SQLite file in your data directory")]
@@ -72,7 +80,7 @@ def fmt_ms(value: float | None) -> str:
 
 def warn(messages: list[str]) -> None:
     for message in messages:
-        err.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+        err.print(tag("warning:", "yellow"), message, highlight=False)
 
 
 def os_error(exc: OSError) -> str:

@@ -6,10 +6,11 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ..deploy import examples
 from .app import devices_app
-from .common import JsonOpt, StoreOpt, err, out, print_json
+from .common import JsonOpt, StoreOpt, err, out, print_json, tag
 
 
 @devices_app.command("add")
@@ -26,7 +27,7 @@ def devices_add(name: Annotated[str, typer.Argument(help="a name, e.g. pi5-lab")
     from ..store import Store
 
     devices.add(Store(store), name, url, replace=replace)
-    out.print(f"added device [bold]{name}[/bold] → {url}", highlight=False)
+    out.print("added device", tag(name, "bold"), f"→ {url}", highlight=False)
 
 
 @devices_app.command("list")
@@ -81,18 +82,19 @@ def devices_check(device: Annotated[str, typer.Argument(help="a named device or 
     else:
         table = Table(show_header=False, box=None)
         table.add_row("device", f"{result.device} ({result.url})")
-        table.add_row("reachable", "yes" if result.reachable else f"[red]no[/red]: {result.error}")
+        table.add_row("reachable", "yes" if result.reachable else Text.assemble(("no", "red"), f": {result.error}"))
         if result.reachable:
-            table.add_row("python", result.python or f"[red]?[/red] {result.error or ''}")
+            table.add_row("python", result.python or Text.assemble(("?", "red"), f" {result.error or ''}"))
             runtime = result.runtime
             table.add_row("runtime", f"{runtime['name']} {runtime['version']}" if runtime
-                          else f"[red]none[/red]: {result.runtime_error}")
+                          else Text.assemble(("none", "red"), f": {result.runtime_error}"))
             table.add_row("power", result.power or "")
             described = result.description or {}
             for name, what in (result.accelerators or {}).items():
-                table.add_row(name, what if not what.startswith("none") else f"[dim]{what}[/dim]")
+                table.add_row(name, what if not what.startswith("none") else tag(what, "dim"))
             if described.get("emulated"):  # qemu-user and the like: measurements there are not its speed
-                table.add_row("emulated", f"[yellow]{described['emulated']}[/yellow]: timings are emulation")
+                table.add_row("emulated", Text.assemble((str(described["emulated"]), "yellow"),
+                                                        ": timings are emulation"))
             table.add_row("fingerprint", result.fingerprint or "")
         out.print(table)
     if not result.ok:

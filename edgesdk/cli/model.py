@@ -11,7 +11,7 @@ from rich.table import Table
 
 from .. import __version__
 from .app import app, export_app
-from .common import JsonOpt, StoreOpt, TrustOpt, err, human_bytes, out, print_json, warn
+from .common import JsonOpt, StoreOpt, TrustOpt, err, human_bytes, out, print_json, tag, warn
 
 
 @app.command("inspect")
@@ -35,7 +35,8 @@ def inspect_cmd(
         print_json(result)
         return
     rep, src = result["report"], result["source"]
-    out.print(f"[bold]{src['path']}[/bold] ({src['format']}, {human_bytes(src['bytes'])}, sha256 {src['sha256'][:16]})")
+    out.print(tag(str(src["path"]), "bold"),
+              f"({src['format']}, {human_bytes(src['bytes'])}, sha256 {src['sha256'][:16]})")
     summary = Table(show_header=False, box=None)
     for label, value in (("precision", rep["precision"]), ("parameters", f"{rep['params']:,}"),
                          ("MACs", f"{rep['macs']:,}"), ("tflite bytes", human_bytes(rep["model_bytes"])),
@@ -69,7 +70,7 @@ def inspect_cmd(
 
 def _print_takes(takes: dict[str, Any]) -> None:
     """What the model can be given in a recipe, and why not the rest."""
-    out.print(f"[bold]{takes['form_text']}[/bold] model: compress and tune take {', '.join(takes['accepted'])}",
+    out.print(tag(takes["form_text"], "bold"), f"model: compress and tune take {', '.join(takes['accepted'])}",
               highlight=False)
     if takes["refused"]:
         why = next(iter(takes["refused"].values()))
@@ -95,7 +96,7 @@ def _print_target(target: dict[str, Any]) -> None:
         parts.append(f"latency {target['latency_ms']:.4g} ms{energy} ESTIMATED ({target['basis']})")
     if target["npu_layers"] or target["cpu_layers"]:
         parts.append(f"{target['npu_layers']} layers on the accelerator, {target['cpu_layers']} on the CPU")
-    out.print(f"[bold]{name}[/bold]: " + "; ".join(parts), highlight=False)
+    out.print(tag(f"{name}:", "bold"), "; ".join(parts), highlight=False)
     fallback = [p for p in target["placements"] if p["unit"] == "cpu"]
     if fallback:
         table = Table(title="layers on the CPU (slow: the search counts their CPU time)")
@@ -107,14 +108,14 @@ def _print_target(target: dict[str, Any]) -> None:
 
 
 def _print_fit(fit: dict[str, Any]) -> None:
-    verdict = "[green]fits[/green]" if fit["ok"] else "[red]does not fit[/red]"
-    out.print(f"profile [bold]{fit['profile']}[/bold]: {verdict} — RAM {human_bytes(fit['ram_needed_bytes'])} of "
+    verdict = tag("fits", "green") if fit["ok"] else tag("does not fit", "red")
+    out.print("profile", tag(f"{fit['profile']}:", "bold"), verdict, f"— RAM {human_bytes(fit['ram_needed_bytes'])} of "
               f"{human_bytes(fit['ram_budget_bytes'])}, storage {human_bytes(fit['storage_needed_bytes'])} of "
               f"{human_bytes(fit['storage_budget_bytes'])}")
     for problem in fit["problems"]:
-        out.print(f"  [red]✗[/red] {problem}", highlight=False)
+        out.print(" ", tag("✗", "red"), problem, highlight=False)
     for warning in fit["warnings"]:
-        out.print(f"  [yellow]![/yellow] {warning}", highlight=False)
+        out.print(" ", tag("!", "yellow"), warning, highlight=False)
 
 
 @app.command()
@@ -132,7 +133,7 @@ def compress(
     train_data: Annotated[Optional[Path], typer.Option("--train-data", help=".npz to calibrate and fine-tune "
                                                        "on instead of --data, so evaluation stays honest")] = None,
     epochs: Annotated[int, typer.Option(help="fine-tuning epochs for prune/cluster/qat", min=0)] = 2,
-    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    seed: Annotated[int, typer.Option(help="random seed", min=0, max=2**32 - 1)] = 0,
     trust_model_code: TrustOpt = False,
     store: StoreOpt = None,
     as_json: JsonOpt = False,

@@ -8,11 +8,11 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from device_agent.protocol import BenchSettings
+from device_agent.protocol import MAX_RUNS, MAX_SECONDS, BenchSettings
 
 from ..techniques import techniques
 from .app import app
-from .common import AcceleratorOpt, JsonOpt, StoreOpt, TrustOpt, err, out, print_json
+from .common import AcceleratorOpt, JsonOpt, StoreOpt, TrustOpt, err, out, print_json, tag
 
 DEFAULT_BENCH = BenchSettings()
 
@@ -60,11 +60,12 @@ def tune(
                                                    "OUTDIR); postgresql://… to share one study between hosts")] = None,
     study: Annotated[Optional[str], typer.Option("--study", help="study name (default: from model and "
                                                  "profile)")] = None,
-    seed: Annotated[int, typer.Option(help="sampler and fine-tuning seed")] = 0,
+    seed: Annotated[int, typer.Option(help="sampler and fine-tuning seed", min=0, max=2**32 - 1)] = 0,
     epochs: Annotated[int, typer.Option(help="fine-tuning epochs per candidate", min=0)] = 1,
-    runs: Annotated[int, typer.Option(help="minimum timed runs per measurement", min=1)] = DEFAULT_BENCH.runs,
+    runs: Annotated[int, typer.Option(help="minimum timed runs per measurement", min=1,
+                                      max=MAX_RUNS)] = DEFAULT_BENCH.runs,
     min_time: Annotated[float, typer.Option("--min-time", help="minimum seconds of timed runs",
-                                            min=0)] = DEFAULT_BENCH.min_time_s,
+                                            min=0, max=MAX_SECONDS)] = DEFAULT_BENCH.min_time_s,
     accelerator: AcceleratorOpt = None,
     require_full_acceleration: Annotated[bool, typer.Option(
         "--require-full-acceleration", help="reject candidates the profile predicts would not run wholly on its "
@@ -199,7 +200,7 @@ def calibrate(
 
 def _print_tune(result: Any) -> None:
     for note in result.notes:
-        err.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+        err.print(tag("note:", "yellow"), note, highlight=False)
     where = ", ".join(result.devices) or "no device (latency ESTIMATED)"
     shown = [r for r in result.trials if r.get("recipe")]
     kept = sum(1 for r in shown if r.get("status") in ("measured", "estimated"))

@@ -12,6 +12,7 @@ from rich.table import Table
 from ..errors import GateError
 from .app import suite_app
 from .common import JsonOpt, StoreOpt, err, out, print_json
+from .common import tag as styled
 
 LatencyGate = Annotated[str, typer.Option("--max-latency-increase", help="p50 increase allowed beyond the "
                                           "runs' noise (window medians, earlier runs); a paired re-measurement "
@@ -58,16 +59,16 @@ def _print_run(run: dict[str, Any]) -> None:
             c = cells[(model, recipe, d)]
             r = row(c)
             shown.append(f"{r['p50_ms']:.4g} ms · {r['model_bytes']:,} B" if c["status"] == "passed"
-                         else "[red]failed[/red]" if c["status"] == "failed" else f"[dim]{c['status']}[/dim]")
+                         else styled("failed", "red") if c["status"] == "failed" else styled(str(c["status"]), "dim"))
         table.add_row(f"{model} · {recipe}", *shown)
     out.print(table)
     for c in run["cells"]:
         if c["status"] == "failed":
-            err.print(f"[red]failed[/red] {c['cell']}: {c.get('reason')}", highlight=False)
+            err.print(styled("failed", "red"), f"{c['cell']}: {c.get('reason')}", highlight=False)
     for device in devices:
         skipped = [c for c in run["cells"] if c["device"] == device and c["status"] == "skipped"]
         if skipped:
-            err.print(f"[yellow]skipped[/yellow] {device} ({len(skipped)} cells): {skipped[0].get('reason')}",
+            err.print(styled("skipped", "yellow"), f"{device} ({len(skipped)} cells): {skipped[0].get('reason')}",
                       highlight=False)
 
 
@@ -132,7 +133,7 @@ def suite_run(
 
     def progress(event: Any) -> None:
         with lock:
-            err.print(f"[cyan]\\[{event.who}][/cyan] {event.text}", highlight=False)
+            err.print(styled(f"[{event.who}]", "cyan"), event.text, highlight=False)
 
     result = run_suite(suite, output, store=Store(store), tag=tag, run_id=run_id,
                        serve=[d.strip() for d in devices.split(",") if d.strip()] if devices else None,

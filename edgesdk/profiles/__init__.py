@@ -15,7 +15,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ..errors import ProfileError
 from ..kinds import PRECISIONS
-from ..strict import Strict
+from ..strict import Strict, StrictBool
 
 PROFILE_DIR = Path(__file__).parent
 
@@ -23,7 +23,7 @@ PROFILE_DIR = Path(__file__).parent
 class Memory(Strict):
     ram_bytes: int = Field(gt=0, description="working memory for one model (tensor arena on an MCU)")
     storage_bytes: int = Field(gt=0, description="where the model is stored (flash on an MCU)")
-    weights_in_ram: bool = Field(description="weights are loaded into RAM (CPU/GPU) or read from flash")
+    weights_in_ram: StrictBool = Field(description="weights are loaded into RAM (CPU/GPU) or read from flash")
 
 
 class Roofline(Strict):

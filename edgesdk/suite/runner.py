@@ -28,6 +28,8 @@ from ..store import Store
 from . import runs
 from .spec import DeviceEntry, Health, LoadedSuite, ModelEntry
 
+MAX_BACKOFF_S = 600.0  # the longest wait between two attempts, however many doublings
+
 log = logging.getLogger(__name__)
 Say = Callable[[str, str], None]   # (device or "host", message): how the runner's parts report
 
@@ -107,7 +109,7 @@ def health(url: str, limits: Health, store: Store, progress: Say, name: str) -> 
         if check.reachable and check.error is None:
             break
         if attempt < limits.retries:
-            wait = limits.backoff_s * 2 ** attempt
+            wait = min(limits.backoff_s * 2 ** min(attempt, 32), MAX_BACKOFF_S)
             progress(name, f"not reachable ({check.error}); trying again in {wait:g} s")
             time.sleep(wait)
     else:
@@ -151,7 +153,7 @@ def _measure(art: Artifact, url: str, suite: LoadedSuite, store: Store, progress
         except DeployError as exc:  # the transport failed: worth another try
             transient.append(str(exc))
             if attempt < limits.retries:
-                wait = limits.backoff_s * 2 ** attempt
+                wait = min(limits.backoff_s * 2 ** min(attempt, 32), MAX_BACKOFF_S)
                 progress(name, f"{art.model} · {art.recipe}: {exc}; trying again in {wait:g} s")
                 time.sleep(wait)
             continue

@@ -28,10 +28,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from device_agent import protocol
 from device_agent.protocol import BenchSettings
 
 from ..errors import EdgeSdkError, SuiteError
-from ..strict import Strict
+from ..strict import Strict, StrictBool
 
 DEFAULT_BENCH = BenchSettings()
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -45,7 +46,7 @@ class ModelEntry(Strict):
     tune: str | None = None
     data: str | None = None
     recipes: list[str] | None = Field(None, min_length=1)   # this model's recipes (default: the suite's)
-    trust_code: bool = False    # load Keras layers that carry Python code (Lambda layers)
+    trust_code: StrictBool = False    # load Keras layers that carry Python code (Lambda layers)
 
     @field_validator("recipes", mode="before")
     @classmethod
@@ -83,15 +84,15 @@ class DeviceEntry(Strict):
 class Bench(Strict):
     """How each cell is measured (the agent's settings; the defaults are BenchSettings')."""
 
-    runs: int = Field(DEFAULT_BENCH.runs, ge=1)
-    warmup: int = Field(DEFAULT_BENCH.warmup, ge=0)
-    min_time_s: float = Field(DEFAULT_BENCH.min_time_s, ge=0)
-    threads: int | None = Field(DEFAULT_BENCH.threads, ge=1)
+    runs: int = Field(DEFAULT_BENCH.runs, ge=1, le=protocol.MAX_RUNS)
+    warmup: int = Field(DEFAULT_BENCH.warmup, ge=0, le=protocol.MAX_RUNS)
+    min_time_s: float = Field(DEFAULT_BENCH.min_time_s, ge=0, le=protocol.MAX_SECONDS)
+    threads: int | None = Field(DEFAULT_BENCH.threads, ge=1, le=1024)
     delegate: str = "default"      # default (the runtime's own: XNNPACK), none, or a delegate library path
     accelerator: Literal["cpu", "gpu", "npu", "auto"] | None = None   # None: the suite profile's (else cpu)
-    windows: int = Field(DEFAULT_BENCH.windows, ge=1)
-    power: bool = DEFAULT_BENCH.power
-    timeout_s: float = Field(600.0, gt=0)
+    windows: int = Field(DEFAULT_BENCH.windows, ge=1, le=1000)
+    power: StrictBool = DEFAULT_BENCH.power
+    timeout_s: float = Field(600.0, gt=0, le=86_400)
 
     def settings(self) -> BenchSettings:
         """The agent's settings for these (``delegate: default`` is the runtime's own)."""
@@ -104,10 +105,10 @@ class Bench(Strict):
 class Health(Strict):
     """When a device is skipped, and how transient transport failures are retried."""
 
-    max_temperature_c: float = 80.0
+    max_temperature_c: float = Field(80.0, ge=-40, le=150)
     min_battery_percent: float = Field(20.0, ge=0, le=100)
-    retries: int = Field(3, ge=0)
-    backoff_s: float = Field(2.0, ge=0)   # doubled after each failed attempt
+    retries: int = Field(3, ge=0, le=100)
+    backoff_s: float = Field(2.0, ge=0, le=3600)   # doubled after each failed attempt
 
 
 class Suite(Strict):
