@@ -116,6 +116,28 @@ def check_output(output: Path, inputs: list[Path], suffix: str = ".tflite") -> N
             raise OutputError(f"{output}: the output would overwrite the input {given}; choose another -o")
 
 
+def _runs(rec: Recipe, converted: bytes, final: bytes, custom_ops: list[str]) -> list[str]:
+    """Load and invoke the result once on the host's interpreter; a model that does not run is never
+    written: the step that made it is named with the runtime's reason. A custom operator without a kernel
+    here is said (the model cannot be run on this host), not refused.
+
+    Raises:
+        RecipeError: the runtime refuses or crashes on the result.
+    """
+    from .tflite import runnable
+
+    smoke = runnable.check(final)
+    if smoke.custom:
+        ops = f" ({', '.join(custom_ops)})" if custom_ops else ""
+        return [f"not run on this host: its custom operators{ops} have no kernel here; run it where they do"]
+    if not smoke.broken:
+        return []
+    blame = rec.convert if final is converted or not rec.post_steps or runnable.check(converted).broken \
+        else rec.post_steps[-1]
+    raise RecipeError(f"recipe {rec}: the model {blame} made does not run on LiteRT ({smoke.error}); "
+                      "nothing was written")
+
+
 def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str | Recipe,
              output: str | os.PathLike[str], data: str | os.PathLike[str] | None = None, *,
              train_data: str | os.PathLike[str] | None = None, epochs: int = 2, seed: int = 0, store: Any = None,
@@ -214,9 +236,11 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
     else:
         ctx.calibration = None
     say(f"converting ({rec.convert})" if not flat else f"quantizing ({rec.convert})")
-    tflite = conversion.on(form)(current, rec.convert, ctx)
+    tflite = converted = conversion.on(form)(current, rec.convert, ctx)
     for step in rec.post_steps:
         tflite = REGISTRY[step.name].on(form)(tflite, step, ctx)
+    say("running the result once on the host's interpreter")
+    warnings += _runs(rec, converted, tflite, handle.custom_ops)
     report = facts.analyze(str(output), data=tflite)
     from . import targets
 

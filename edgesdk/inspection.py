@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import feasibility, targets
+from .errors import ModelError
 from .feasibility import Feasibility
 from .intake import ModelHandle, ModelSource, open_model
 from .profiles import Profile, load_profile
 from .targets import TargetFacts
-from .tflite import facts
+from .tflite import facts, runnable
 from .tflite.facts import ModelReport
 
 
@@ -53,11 +54,15 @@ def inspect_model(model: str | os.PathLike[str], profile: str | Profile | None =
     ``trust_model_code``: load Keras layers that carry Python code (refused otherwise).
 
     Raises:
-        ModelError: the model cannot be read. ProfileError: the profile is unknown or invalid.
+        ModelError: the model cannot be read, or the host's runtime cannot load and run it (a model
+            whose custom operators have no kernel here is inspected). ProfileError: the profile is unknown or invalid.
     """
     prof = profile if isinstance(profile, Profile) or profile is None else load_profile(profile)
     handle = open_model(model, trust_code=trust_model_code)
     data = handle.as_given()
+    smoke = runnable.check(data)
+    if smoke.broken:
+        raise ModelError(f"{handle.source.path}: the model does not run on LiteRT ({smoke.error})")
     report = facts.analyze(handle.source.path, data=data)
     target = targets.assess(data, report, prof) if prof else None
     return Inspection(handle.source, report, feasibility.check(report, prof, target) if prof else None, target,

@@ -228,6 +228,8 @@ def normalize(content: bytes) -> Normalized:
       constant and the op goes (MediaPipe's fp16 files, weight-only int8).
     - A weight stored as int8 and fed straight into a float op (dynamic-range, "hybrid") is dequantized.
     - A model without signatures gets one, ``serving_default``, over subgraph 0's inputs and outputs.
+    - Old-schema operator codes (only ``deprecated_builtin_code``; ``builtin_code`` 0 reads as ADD) get
+      their ``builtin_code``: ai-edge-quantizer read such a CONV_2D as an ADD (zero points LiteRT refuses).
 
     A model whose activations are quantized (a full-integer model, e.g. Coral's) is returned unchanged
     with ``integer`` set: its float values are gone, so it cannot be re-quantized.
@@ -235,8 +237,13 @@ def normalize(content: bytes) -> Normalized:
     graph = Graph(content)
     result = Normalized(content)
     result.custom_ops = graph.custom_ops()
+    codes = _new_schema_codes(graph)
+    if codes:
+        result.changes.append(f"{codes} operator code(s) of the old schema given their builtin_code")
     if quantized_activations(graph):
         result.integer = True
+        if codes:
+            result.content = graph.to_bytes()
         return result
     folded = hybrid = 0
     for sub in graph.model.subgraphs:
@@ -273,6 +280,17 @@ def normalize(content: bytes) -> Normalized:
     if result.changes:
         result.content = graph.to_bytes()
     return result
+
+
+def _new_schema_codes(graph: Graph) -> int:
+    """Set ``builtin_code`` where only ``deprecated_builtin_code`` holds the operator; how many."""
+    fixed = 0
+    for code in graph.model.operatorCodes or []:
+        real = max(code.builtinCode, code.deprecatedBuiltinCode)
+        if code.customCode is None and code.builtinCode != real:
+            code.builtinCode = real
+            fixed += 1
+    return fixed
 
 
 def quantized_activations(graph: Graph) -> bool:
