@@ -206,7 +206,7 @@ def _layer_name(node: dict[str, Any], current: str) -> str:
     return current
 
 
-def _code_in(node: dict[str, Any], layer: str) -> list[str]:
+def _code_in(node: dict[str, Any], layer: str, modules: bool) -> list[str]:
     """What in one config node would run code on loading: a marshalled function (any ``*_type`` key that
     says ``lambda``, a ``__lambda__`` object, a Lambda layer) or a ``module`` outside Keras that tf_keras
     would import."""
@@ -218,12 +218,12 @@ def _code_in(node: dict[str, Any], layer: str) -> list[str]:
         if isinstance(key, str) and key.endswith("_type") and value == "lambda" and cls != "Lambda":
             found.append(f"{layer}: key {key[:-5]!s} ({key}: lambda, marshalled Python bytecode)")
     module = node.get("module")
-    if isinstance(module, str) and module.split(".", 1)[0] not in _SAFE_PACKAGES:
+    if modules and isinstance(module, str) and module.split(".", 1)[0] not in _SAFE_PACKAGES:
         found.append(f"{layer}: key module ({module[:80]!r}, a module loading would import)")
     return found
 
 
-def code_spots(configs: Any) -> list[str]:
+def code_spots(configs: Any, modules: bool = True) -> list[str]:
     """Every place in a Keras configuration tree whose loading would run code from outside Keras, as
     'layer (Class): what'. Structural: every node is looked at, whatever key holds it (wrapper cells,
     activations and initializers given as functions, nested models); iterative, so depth cannot crash it."""
@@ -235,7 +235,7 @@ def code_spots(configs: Any) -> list[str]:
             stack.extend((item, layer) for item in reversed(node))
         elif isinstance(node, dict):
             layer = _layer_name(node, layer)
-            found += _code_in(node, layer)
+            found += _code_in(node, layer, modules)
             stack.extend((value, layer) for value in reversed(list(node.values())))
     first: dict[str, str] = {}  # one finding per layer: the outermost says what runs
     for spot in found:
@@ -245,7 +245,8 @@ def code_spots(configs: Any) -> list[str]:
 
 def code_layers(source: ModelSource) -> list[str]:
     """The places in a Keras model file that would run code from the file when loaded (empty: none)."""
-    return code_spots(_keras_configs(source))
+    keras3 = source.format == "keras" and not _keras_version(source.path).startswith("2.")
+    return code_spots(_keras_configs(source), modules=not keras3)  # Keras 3 imports only its own packages
 
 
 def refuse_code(source: ModelSource) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
+from . import validate
 
 # TFLite's TensorType codes and the numpy types their buffers hold.
 FLOAT32, FLOAT16, INT32, UINT8, INT64, INT16, INT8 = 0, 1, 2, 3, 4, 7, 9
@@ -52,6 +53,8 @@ class Graph:
         if any(getattr(b, "offset", 0) for b in self.model.buffers or []):
             raise ModelError("the model keeps its weights outside the flatbuffer (a model over 2 GB); "
                              "edgesdk edits models whose weights are inside the file")
+        if not self.model.subgraphs:
+            raise ModelError("the model has no subgraph; the file is corrupt")
         self.sub = self.model.subgraphs[0]
 
     # --- reading ---------------------------------------------------------------------------------------
@@ -162,6 +165,8 @@ class Graph:
         from tensorflow.lite.tools import flatbuffer_utils
 
         _compact(self.model)
+        if not self.model.subgraphs:
+            raise ModelError("the model has no subgraph; the file is corrupt")
         self.sub = self.model.subgraphs[0]
         return bytes(flatbuffer_utils.convert_object_to_bytearray(self.model))
 
@@ -228,8 +233,7 @@ def normalize(content: bytes) -> Normalized:
       constant and the op goes (MediaPipe's fp16 files, weight-only int8).
     - A weight stored as int8 and fed straight into a float op (dynamic-range, "hybrid") is dequantized.
     - A model without signatures gets one, ``serving_default``, over subgraph 0's inputs and outputs.
-    - Old-schema operator codes (only ``deprecated_builtin_code``; ``builtin_code`` 0 reads as ADD) get
-      their ``builtin_code``: ai-edge-quantizer read such a CONV_2D as an ADD (zero points LiteRT refuses).
+    - Old-schema operator codes get their ``builtin_code`` (ai-edge-quantizer read such a CONV_2D as ADD).
 
     A model whose activations are quantized (a full-integer model, e.g. Coral's) is returned unchanged
     with ``integer`` set: its float values are gone, so it cannot be re-quantized.
@@ -237,12 +241,14 @@ def normalize(content: bytes) -> Normalized:
     graph = Graph(content)
     result = Normalized(content)
     result.custom_ops = graph.custom_ops()
-    codes = _new_schema_codes(graph)
+    codes, dims = validate.new_schema_codes(graph.model), validate.check(graph.model)
     if codes:
         result.changes.append(f"{codes} operator code(s) of the old schema given their builtin_code")
+    if dims:
+        result.changes.append(f"{dims} per-tensor quantization(s) with a quantized_dimension past the rank set to 0")
     if quantized_activations(graph):
         result.integer = True
-        if codes:
+        if codes or dims:
             result.content = graph.to_bytes()
         return result
     folded = hybrid = 0
@@ -280,17 +286,6 @@ def normalize(content: bytes) -> Normalized:
     if result.changes:
         result.content = graph.to_bytes()
     return result
-
-
-def _new_schema_codes(graph: Graph) -> int:
-    """Set ``builtin_code`` where only ``deprecated_builtin_code`` holds the operator; how many."""
-    fixed = 0
-    for code in graph.model.operatorCodes or []:
-        real = max(code.builtinCode, code.deprecatedBuiltinCode)
-        if code.customCode is None and code.builtinCode != real:
-            code.builtinCode = real
-            fixed += 1
-    return fixed
 
 
 def quantized_activations(graph: Graph) -> bool:

@@ -75,3 +75,43 @@ def test_a_model_the_runtime_refuses_is_neither_inspected_as_fine_nor_written(tf
 def test_a_crash_is_a_reason_not_a_dead_process():
     smoke = runnable.check(b"\x00" * 64)
     assert smoke.broken and smoke.error
+
+
+def test_structurally_invalid_flatbuffers_are_refused_before_any_runtime(float_path, tmp_path, capsys):
+    def negative_buffer(model):
+        model.subgraphs[0].tensors[1].buffer = 2**32 - 3  # -3 read as uint32
+
+    def empty_buffers(model):
+        model.buffers = []
+
+    def negative_input(model):
+        op = model.subgraphs[0].operators[0]
+        op.inputs = np.array([-7, *list(op.inputs)[1:]], np.int32)
+
+    def cycle(model):
+        ops = model.subgraphs[0].operators
+        ops[0].inputs = np.array([ops[-1].outputs[0], *list(ops[0].inputs)[1:]], np.int32)
+
+    out = tmp_path / "o.tflite"
+    for change, fragment in ((negative_buffer, "buffer index is 4294967293"), (empty_buffers, "buffer table is empty"),
+                             (negative_input, "input is -7"), (cycle, "a cycle")):
+        bad = tmp_path / f"{change.__name__}.tflite"
+        bad.write_bytes(_edit(float_path.read_bytes(), change))
+        rc, _, err = cli(capsys, "compress", bad, "-p", "host", "-r", "int8", "-o", out)
+        one_line_error(rc, err, fragment)
+        assert not out.exists()
+
+
+def test_per_tensor_quantization_on_a_dimension_past_the_rank_is_normalized(tflite_path, tmp_path, capsys):
+    def past_rank(model):
+        for tensor in model.subgraphs[0].tensors:
+            q = tensor.quantization
+            if q is not None and q.scale is not None and len(q.scale) == 1 and tensor.shape is not None:
+                q.quantizedDimension = len(tensor.shape) + 2
+
+    odd = tmp_path / "past_rank.tflite"
+    odd.write_bytes(_edit(tflite_path.read_bytes(), past_rank))
+    assert runnable.check(odd.read_bytes()).broken  # LiteRT refuses the file as it is
+    out = tmp_path / "o.tflite"
+    rc, _, err = cli(capsys, "compress", odd, "-p", "host", "-r", "int8", "-o", out)
+    assert rc == 0 and runnable.check(out.read_bytes()).ran, err
