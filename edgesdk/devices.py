@@ -9,6 +9,7 @@ from typing import Any
 
 from . import deploy
 from .deploy import Transport, open_transport
+from .deploy.transport import Cleaned
 from .errors import DeployError, EdgeSdkError
 from .store import Store
 
@@ -55,8 +56,8 @@ def resolve(device: str, store: Store | None) -> str:
     return known[device]
 
 
-def clean(device: str, store: Store | None = None) -> int:
-    """Remove what edgesdk uploaded to a device; returns how many files.
+def clean(device: str, store: Store | None = None) -> Cleaned:
+    """Remove what edgesdk uploaded to a device (what its manifest there names; other files stay).
 
     Raises:
         DeployError: the device cannot be reached, or its transport uploads nothing.

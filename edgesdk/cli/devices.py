@@ -104,12 +104,15 @@ def devices_check(device: Annotated[str, typer.Argument(help="a named device or 
 @devices_app.command("clean")
 def devices_clean(device: Annotated[str, typer.Argument(help="a named device, an ssh:// or adb:// URL")],
                   store: StoreOpt = None) -> None:
-    """Remove the agent and models edgesdk uploaded to a device (the environment `devices setup` made stays)."""
+    """Remove the agent and models edgesdk uploaded to a device: only the files it recorded there, never
+    other files in the same folder (?cache= / ?dir=); the environment `devices setup` made stays."""
     from .. import devices
     from ..store import Store
 
-    removed = devices.clean(device, Store(store))
-    out.print(f"removed {removed} file(s) edgesdk had uploaded to {device}")
+    done = devices.clean(device, Store(store))
+    out.print(f"removed {done.removed} file(s) edgesdk had uploaded to {device} ({done.directory})")
+    if done.kept:
+        out.print(f"left {done.kept} other file(s) in {done.directory}: edgesdk did not upload them")
 
 
 @devices_app.command("setup")

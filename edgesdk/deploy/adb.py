@@ -32,7 +32,18 @@ from ..errors import DeployError
 from . import benchmark_model as bm
 from .bundle import agent_zipapp
 from .driver import AgentDriver, PythonAgent, parse_answer
-from .transport import AgentRun, Transport, agent_command, checked_run, content_name
+from .transport import (
+    LOCK,
+    AgentRun,
+    Cleaned,
+    Transport,
+    agent_command,
+    checked_run,
+    clean_command,
+    content_name,
+    parse_clean,
+    record_command,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +100,7 @@ class AdbTransport(Transport):
         self._agent: str | None = None
         self._binary: str | None = None
         self._dir_made = False
+        self._recorded: set[str] = set()  # names this connection has written to the device's manifest
         self._sha: dict[str, tuple[str, int]] = {}  # device path -> (sha256, bytes) of what put() sent
         host, port = target["server"]
         server = f"the adb server at {host}:{port}"
@@ -167,6 +179,7 @@ class AdbTransport(Transport):
         size = path.stat().st_size
         try:
             if self.device.sync.stat(remote).size == size:
+                self._record(name)
                 return remote
             partial = f"{remote}.part-{os.getpid()}-{time.monotonic_ns()}"
             self.device.sync.push(path, partial, mode=0o755, check=True)
@@ -182,7 +195,19 @@ class AdbTransport(Transport):
         if moved.returncode != 0:
             raise DeployError(f"{self.url}: cannot move {name} into place: {moved.stderr.strip()}")
         self.uploads += 1
+        self._record(name)
         return remote
+
+    def _record(self, name: str, *more: str) -> None:
+        """Name a file in the device's manifest (once per connection), so `devices clean` removes it."""
+        names = [n for n in (name, *more) if n not in self._recorded]
+        if names:
+            self._make_dir()
+            run = self._exec(record_command(self.dir, names), 30)
+            if run.returncode != 0:
+                raise DeployError(f"{self.url}: cannot write the upload manifest in {self.dir}: "
+                                  f"{run.stderr.strip()[:300]}")
+            self._recorded.update(names)
 
     # -- Transport ---------------------------------------------------------------------------------
     def put(self, path: Path) -> str:
@@ -205,6 +230,7 @@ class AdbTransport(Transport):
         if self._agent is None:
             bundle = agent_zipapp()
             self._agent = self._push(bundle, bundle.name)
+            self._record(LOCK)
         return self._exec(agent_command(self.python, self._agent, args, timeout, self.dir), timeout + 15)
 
     @staticmethod
@@ -232,12 +258,10 @@ class AdbTransport(Transport):
         self._make_dir()
         return self.dir
 
-    def clean(self) -> int:
-        from .ssh import _CLEAN
-
-        run = self._exec(_CLEAN.format(dir=shlex.quote(self.dir)), 120)
-        self._dir_made, self._agent, self._binary = False, None, None
-        return int(run.stdout.split()[0]) if run.stdout.split() else 0
+    def clean(self) -> Cleaned:
+        run = self._exec(clean_command(self.dir), 120)
+        self._dir_made, self._agent, self._binary, self._recorded = False, None, None, set()
+        return parse_clean(run.stdout, self.dir)
 
 
 class AdbDriver(AgentDriver):

@@ -313,9 +313,11 @@ class BenchmarkModel:
         import shlex
 
         from ..errors import DeployError
+        from .transport import LOCK
 
         t = self.transport
-        lock = shlex.quote(f"{t.dir}/bench.lock")
+        t._record(LOCK)
+        lock = shlex.quote(f"{t.dir}/{LOCK}")
         inner = " ".join(shlex.quote(a) for a in ["timeout", str(max(1, int(timeout))), *argv])
         # flock (toybox/util-linux) serializes measurements on the device where it exists.
         run = t._exec(f"if command -v flock >/dev/null 2>&1; then flock {lock} {inner}; else {inner}; fi",

@@ -17,16 +17,22 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..errors import DeployError
 from .bundle import agent_zipapp
-from .transport import AgentRun, Transport, agent_command, checked_run, content_name
+from .transport import (
+    LOCK,
+    AgentRun,
+    Cleaned,
+    Transport,
+    agent_command,
+    checked_run,
+    clean_command,
+    content_name,
+    parse_clean,
+    record_command,
+)
 
 log = logging.getLogger(__name__)
 
 REMOTE_CACHE = ".cache/edgesdk-device"  # under the remote home; apart from the host-side cache
-# Everything edgesdk uploaded, but not the environments `devices setup` made (venv-*): the device's
-# record points at their python.
-_CLEAN = ("cd {dir} 2>/dev/null && {{ ls -1A | grep -v '^venv-' | wc -l; "
-          "ls -1A | grep -v '^venv-' | while IFS= read -r f; do rm -rf -- \"$f\"; done; "
-          "cd / && rmdir {dir} 2>/dev/null; true; }}")
 
 
 def parse_url(url: str) -> dict[str, Any]:
@@ -88,6 +94,7 @@ class SshTransport(Transport):
         self.uploads = 0
         self._cache_made = False
         self._agent: str | None = None  # remote path of the agent, once checked on this connection
+        self._recorded: set[str] = set()  # names this connection has written to the device's manifest
 
         client = paramiko.SSHClient()
         if self.known_hosts.is_file():
@@ -155,6 +162,7 @@ class SshTransport(Transport):
         try:
             try:
                 if sftp.stat(remote).st_size == size:
+                    self._record(name)
                     return remote
             except OSError:
                 pass
@@ -169,9 +177,20 @@ class SshTransport(Transport):
                     pass
                 raise DeployError(f"{self.url}: cannot upload {path.name} ({exc}); is the device's disk full?") from exc
             self.uploads += 1
+            self._record(name)
             return remote
         finally:
             sftp.close()
+
+    def _record(self, name: str, *more: str) -> None:
+        """Name a file in the device's manifest (once per connection), so `devices clean` removes it."""
+        names = [n for n in (name, *more) if n not in self._recorded]
+        if names:
+            run = self._exec(record_command(self._cache_dir(), names), 30)
+            if run.returncode != 0:
+                raise DeployError(f"{self.url}: cannot write the upload manifest in {self._cache_dir()}: "
+                                  f"{run.stderr.strip()[:300]}")
+            self._recorded.update(names)
 
     # -- Transport --------------------------------------------------------------------------------
     def put(self, path: Path) -> str:
@@ -181,6 +200,7 @@ class SshTransport(Transport):
         if self._agent is None:
             bundle = agent_zipapp()
             self._agent = self._upload(bundle, bundle.name)
+            self._record(LOCK)
         command = agent_command(self.python, self._agent, args, timeout, self._cache_dir())
         return checked_run(self._exec(command, timeout + 15), self.url, self.python, timeout)
 
@@ -193,11 +213,12 @@ class SshTransport(Transport):
     def cache_dir(self) -> str:
         return self._cache_dir()
 
-    def clean(self) -> int:
-        """Remove everything edgesdk uploaded to the device's cache; return how many files."""
+    def clean(self) -> Cleaned:
+        """Remove the files edgesdk recorded in the device's cache; other files there stay."""
         directory = self._cache_dir()
-        run = self._exec(_CLEAN.format(dir=shlex.quote(directory)), 120)
-        return int(run.stdout.split()[0]) if run.stdout.split() else 0
+        run = self._exec(clean_command(directory), 120)
+        self._cache_made, self._agent, self._recorded = False, None, set()
+        return parse_clean(run.stdout, directory)
 
     def close(self) -> None:
         self.client.close()

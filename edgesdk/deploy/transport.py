@@ -21,6 +21,59 @@ class AgentRun:
     stderr: str
 
 
+@dataclass(frozen=True)
+class Cleaned:
+    """What `devices clean` did: files removed, and files it found beside them and left alone."""
+
+    removed: int
+    kept: int
+    directory: str
+
+
+# Every file edgesdk puts in a device directory is named here, one line each, so that `devices clean`
+# deletes those and nothing else: ?cache= (ssh) and ?dir= (adb) may name a folder the user also keeps
+# files in. The agent's lock file is recorded with the agent.
+MANIFEST = ".edgesdk-uploads"
+LOCK = ".edgesdk-bench.lock"  # a name no user file has
+
+
+def record_command(directory: str, names: list[str]) -> str:
+    """The shell command that adds ``names`` (relative to ``directory``) to its manifest."""
+    lines = " ".join(shlex.quote(n) for n in names)
+    return f"printf '%s\\n' {lines} >> {shlex.quote(f'{directory}/{MANIFEST}')}"
+
+
+# POSIX sh (dash, busybox, toybox): remove what the manifest names (never a path that leaves the directory,
+# never a folder), then the manifest, then the folders edgesdk made if they are empty; print "removed kept".
+_CLEAN = """cd {dir} 2>/dev/null || {{ echo 0 0; exit 0; }}
+n=0
+if [ -f {manifest} ]; then
+  while IFS= read -r f; do
+    case "$f" in ''|/*|..|../*|*/..|*/../*) continue ;; esac
+    if [ -f "$f" ] || [ -L "$f" ]; then rm -f -- "$f" && n=$((n+1)); fi
+    rm -f -- "$f".part-* 2>/dev/null
+  done < {manifest}
+  rm -f -- {manifest}
+fi
+rmdir wheels 2>/dev/null
+k=$(ls -1A | grep -v '^venv-' | wc -l)
+cd / && rmdir {dir} 2>/dev/null
+echo $n $k
+"""
+
+
+def clean_command(directory: str) -> str:
+    """The shell command that removes what edgesdk recorded in ``directory``; see :func:`parse_clean`."""
+    return _CLEAN.format(dir=shlex.quote(directory), manifest=shlex.quote(MANIFEST))
+
+
+def parse_clean(stdout: str, directory: str) -> Cleaned:
+    words = stdout.split()
+    numbers = [int(w) for w in words[-2:] if w.isdigit()]
+    removed, kept = (numbers + [0, 0])[:2] if len(numbers) == 2 else (0, 0)
+    return Cleaned(removed, kept, directory)
+
+
 class Transport(abc.ABC):
     """How files reach a device and commands run there: local (this machine), ssh://, adb://, serial://.
     What answers ``info`` and ``bench`` on it is its :meth:`driver`."""
@@ -42,8 +95,8 @@ class Transport(abc.ABC):
 
         return PythonAgent(self)
 
-    def clean(self) -> int:
-        """Remove what edgesdk uploaded to the device; return how many files.
+    def clean(self) -> Cleaned:
+        """Remove what edgesdk uploaded to the device (the files its manifest names, nothing else).
 
         Raises:
             DeployError: this transport uploads nothing.
@@ -91,7 +144,7 @@ def agent_command(python: str, agent: str, args: list[str], timeout: float, cach
     `sh -c '...; exit $?'` turns death by a signal into an exit status (128 + N) the transport carries.
     Measurements take the device's lock file in ``cache``, so two hosts never measure at once.
     """
-    extra = ["--lock", f"{cache}/bench.lock"] if args and args[0] == "bench" else []
+    extra = ["--lock", f"{cache}/{LOCK}"] if args and args[0] == "bench" else []
     inner = " ".join(shlex.quote(a) for a in ["timeout", f"{max(1, int(timeout))}", python, agent, *args, *extra])
     return "sh -c " + shlex.quote(inner + "; exit $?")
 

@@ -197,7 +197,7 @@ def test_connection_dropped_mid_run(tflite_path, server, tmp_path):
     try:
         with pytest.raises(DeployError, match="connection to the device dropped"):
             # Ten million runs: minutes of work (the agent stops at 100x runs only when min-time says so).
-            edgesdk.bench(tflite_path, t, BenchSettings(runs=10_000_000, warmup=1, min_time_s=0), store=store)
+            edgesdk.bench(tflite_path, t, BenchSettings(runs=1_000_000, warmup=1, min_time_s=0), store=store)
         assert store.count_measurements() == 0
     finally:
         device.close()
@@ -206,7 +206,7 @@ def test_connection_dropped_mid_run(tflite_path, server, tmp_path):
 def test_agent_over_the_timeout_is_stopped(tflite_path, server, phone):
     t = AdbTransport(url(server, phone, python=sys.executable))
     with pytest.raises(DeployError, match="over the 3 s timeout"):
-        edgesdk.bench(tflite_path, t, BenchSettings(runs=10_000_000, warmup=1, min_time_s=0), timeout_s=3)
+        edgesdk.bench(tflite_path, t, BenchSettings(runs=1_000_000, warmup=1, min_time_s=0), timeout_s=3)
 
 
 def test_unknown_serial_and_no_server(server, phone):
@@ -246,3 +246,16 @@ def test_cli_devices_and_bench_over_adb(tflite_path, server, phone):
     cleaned = runner.invoke(app, ["devices", "clean", "phone"])
     assert cleaned.exit_code == 0 and "removed" in cleaned.output
     assert not (phone.tmp / "edgesdk").exists()
+
+
+def test_clean_over_adb_keeps_the_users_files(tflite_path, server, phone):
+    folder = phone.tmp / "work"
+    folder.mkdir()
+    (folder / "photo.jpg").write_bytes(b"\xff\xd8 kept")
+    device = url(server, phone, python=sys.executable, dir="/data/local/tmp/work")
+    edgesdk.bench(tflite_path, AdbTransport(device), BenchSettings(runs=3, warmup=1, min_time_s=0),
+                  store=edgesdk.Store())
+    assert len(list(folder.iterdir())) > 1
+    done = AdbTransport(device).clean()
+    assert done.removed >= 3 and done.kept == 1
+    assert [p.name for p in folder.iterdir()] == ["photo.jpg"]

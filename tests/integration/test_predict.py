@@ -120,7 +120,8 @@ def test_calibrate_on_the_local_device_and_predict_held_out(held_out, tmp_path):
     profile = load_profile("host")
     roofline_ms = predict.load(profile).predict_ms(tflite_path, profile)
     measured = edgesdk.bench(tflite_path, "local", QUICK).latency["p50_ms"]
-    assert not predict.load(profile).calibrated and roofline_ms < measured  # a peak rate is never reached
+    # Uncalibrated: the profile's peak rates only (a fast CI machine can beat the assumed peak, so no order).
+    assert not predict.load(profile).calibrated and roofline_ms > 0 and measured > 0
     fitted = predict.calibrate(profile, "local", count=8, precisions=["fp32", "int8"], settings=QUICK)
     assert fitted.calibrated and fitted.samples == 16 and fitted.device_fingerprint
     assert predict.calibration_path(profile).is_file()

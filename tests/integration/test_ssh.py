@@ -106,7 +106,7 @@ def test_missing_interpreter_on_device(server, tflite_path):
 
 def test_agent_over_timeout_is_stopped_and_nothing_stored(server, tflite_path):
     store = edgesdk.Store()
-    slow = BenchSettings(runs=10_000_000, warmup=0, min_time_s=120)
+    slow = BenchSettings(runs=1_000_000, warmup=0, min_time_s=120)
     with pytest.raises(DeployError, match="timeout"):
         edgesdk.bench(tflite_path, transport(server), slow, store=store, timeout_s=4)
     assert store.count_measurements() == 0
@@ -245,7 +245,7 @@ def test_agent_killed_mid_run(server, tflite_path):
     import time
 
     store = edgesdk.Store()
-    slow = BenchSettings(runs=10_000_000, warmup=0, min_time_s=60)
+    slow = BenchSettings(runs=1_000_000, warmup=0, min_time_s=60)
     thread, box = _run_in_background(lambda: edgesdk.bench(tflite_path, transport(server), slow, store=store))
     pids = _wait_for_agent()
     time.sleep(1.0)
@@ -264,7 +264,7 @@ def test_connection_dropped_mid_run(server, tflite_path):
     import time
 
     store = edgesdk.Store()
-    slow = BenchSettings(runs=10_000_000, warmup=0, min_time_s=60)
+    slow = BenchSettings(runs=1_000_000, warmup=0, min_time_s=60)
     thread, box = _run_in_background(lambda: edgesdk.bench(tflite_path, transport(server), slow, store=store,
                                                            timeout_s=90))
     agents = _wait_for_agent()
@@ -326,3 +326,27 @@ def test_bench_on_a_separate_host_in_its_own_network_namespace(tflite_path, tmp_
             device.stop()
     finally:
         sshd.remove_netns(name)
+
+
+def test_clean_removes_only_what_edgesdk_uploaded(server, tflite_path, tmp_path):
+    """?cache= may name a folder the user keeps files in: clean deletes the recorded uploads and nothing else."""
+    mine = tmp_path / "projects"
+    (mine / "notes").mkdir(parents=True)
+    (mine / "results.csv").write_text("kept\n")
+    (mine / "notes" / "todo.txt").write_text("kept\n")
+    (mine / "bench.lock").write_text("a user's file of the agent's lock name\n")
+    def connect():
+        return SshTransport(f"{server.url(sys.executable)}&cache={mine}", ssh_config="/dev/null",
+                            known_hosts=server.known_hosts, key_filename=str(server.user_key))
+
+    edgesdk.bench(tflite_path, connect(), FAST, store=edgesdk.Store())
+    ours = sorted(p.name for p in mine.iterdir())
+    assert any(n.endswith(tflite_path.name) for n in ours) and any(n.endswith(".pyz") for n in ours)
+    t = connect()
+    done = t.clean()
+    assert done.removed >= 3 and done.kept == 3 and done.directory == str(mine)
+    assert sorted(p.name for p in mine.iterdir()) == ["bench.lock", "notes", "results.csv"]
+    assert (mine / "bench.lock").read_text().startswith("a user's")  # its name is the lock's, but it was there first
+    assert (mine / "notes" / "todo.txt").is_file()
+    assert t.clean().removed == 0  # nothing left of ours; the user's folder stays
+    assert mine.is_dir()
