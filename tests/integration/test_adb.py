@@ -196,8 +196,8 @@ def test_connection_dropped_mid_run(tflite_path, server, tmp_path):
     threading.Thread(target=cut, daemon=True).start()
     try:
         with pytest.raises(DeployError, match="connection to the device dropped"):
-            # Ten million runs: minutes of work (the agent stops at 100x runs only when min-time says so).
-            edgesdk.bench(tflite_path, t, BenchSettings(runs=1_000_000, warmup=1, min_time_s=0), store=store)
+            # A minute of work at least (min_time_s), however fast the machine.
+            edgesdk.bench(tflite_path, t, BenchSettings(runs=1_000_000, warmup=1_000_000, min_time_s=60), store=store)
         assert store.count_measurements() == 0
     finally:
         device.close()
@@ -206,7 +206,7 @@ def test_connection_dropped_mid_run(tflite_path, server, tmp_path):
 def test_agent_over_the_timeout_is_stopped(tflite_path, server, phone):
     t = AdbTransport(url(server, phone, python=sys.executable))
     with pytest.raises(DeployError, match="over the 3 s timeout"):
-        edgesdk.bench(tflite_path, t, BenchSettings(runs=1_000_000, warmup=1, min_time_s=0), timeout_s=3)
+        edgesdk.bench(tflite_path, t, BenchSettings(runs=1_000_000, warmup=1_000_000, min_time_s=60), timeout_s=3)
 
 
 def test_unknown_serial_and_no_server(server, phone):

@@ -84,7 +84,7 @@ def test_unknown_device_scheme():
 
 
 def test_agent_timeout_is_a_deploy_error(tflite_path):
-    slow = BenchSettings(runs=1_000_000, warmup=0, min_time_s=60)
+    slow = BenchSettings(runs=1_000_000, warmup=1_000_000, min_time_s=60)
     with pytest.raises(DeployError, match="timeout"):
         edgesdk.bench(tflite_path, "local", slow, timeout_s=3)
 
@@ -164,7 +164,7 @@ def test_local_agent_killed_mid_run(tflite_path):
 
     def run():
         try:
-            edgesdk.bench(tflite_path, "local", BenchSettings(runs=1_000_000, warmup=0, min_time_s=60), store=store)
+            edgesdk.bench(tflite_path, "local", BenchSettings(runs=1_000_000, warmup=1_000_000, min_time_s=60), store=store)
         except Exception as exc:  # noqa: BLE001 - handed to the test
             box["error"] = exc
 

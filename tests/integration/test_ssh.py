@@ -106,7 +106,7 @@ def test_missing_interpreter_on_device(server, tflite_path):
 
 def test_agent_over_timeout_is_stopped_and_nothing_stored(server, tflite_path):
     store = edgesdk.Store()
-    slow = BenchSettings(runs=1_000_000, warmup=0, min_time_s=120)
+    slow = BenchSettings(runs=1_000_000, warmup=1_000_000, min_time_s=120)
     with pytest.raises(DeployError, match="timeout"):
         edgesdk.bench(tflite_path, transport(server), slow, store=store, timeout_s=4)
     assert store.count_measurements() == 0
@@ -223,8 +223,21 @@ def _run_in_background(fn):
     return thread, box
 
 
-def _wait_for_agent(timeout=20):
-    """PIDs of the agent's python process itself (not the `timeout` wrapper around it)."""
+def _descends_from(pid, ancestor):
+    while pid > 1:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+        if pid == ancestor:
+            return True
+    return False
+
+
+def _wait_for_agent(server, timeout=20):
+    """PIDs of the agent's python process itself (not the `timeout` wrapper around it), under this
+    test's sshd only: other tests running in parallel start agents of their own."""
     import re
     import subprocess
     import time
@@ -233,8 +246,9 @@ def _wait_for_agent(timeout=20):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
-        if found:
-            return [int(p) for p in found]
+        mine = [int(p) for p in found if _descends_from(int(p), server.proc.pid)]
+        if mine:
+            return mine
         time.sleep(0.1)
     raise AssertionError("the agent never started")
 
@@ -245,9 +259,9 @@ def test_agent_killed_mid_run(server, tflite_path):
     import time
 
     store = edgesdk.Store()
-    slow = BenchSettings(runs=1_000_000, warmup=0, min_time_s=60)
+    slow = BenchSettings(runs=1_000_000, warmup=1_000_000, min_time_s=60)
     thread, box = _run_in_background(lambda: edgesdk.bench(tflite_path, transport(server), slow, store=store))
-    pids = _wait_for_agent()
+    pids = _wait_for_agent(server)
     time.sleep(1.0)
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
@@ -264,10 +278,10 @@ def test_connection_dropped_mid_run(server, tflite_path):
     import time
 
     store = edgesdk.Store()
-    slow = BenchSettings(runs=1_000_000, warmup=0, min_time_s=60)
+    slow = BenchSettings(runs=1_000_000, warmup=1_000_000, min_time_s=60)
     thread, box = _run_in_background(lambda: edgesdk.bench(tflite_path, transport(server), slow, store=store,
                                                            timeout_s=90))
-    agents = _wait_for_agent()
+    agents = _wait_for_agent(server)
     time.sleep(1.0)
     sessions = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True).stdout.split()
     assert sessions, "no sshd session process found"
