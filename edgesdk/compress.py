@@ -17,7 +17,7 @@ import numpy as np
 from . import data as datamod
 from . import evaluate, feasibility
 from .errors import OutputError, RecipeError
-from .fileio import make_dirs, write_atomic
+from .fileio import check_outputs, make_dirs, write_atomic
 from .intake import ModelHandle, ModelSource, open_model
 from .kinds import ModelForm
 from .profiles import Profile, load_profile
@@ -108,12 +108,7 @@ def check_output(output: Path, inputs: list[Path], suffix: str = ".tflite") -> N
         tempfile.TemporaryFile(dir=output.parent).close()
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror, str(output)) from exc
-    target = output.resolve()
-    for given in inputs:
-        same = given.exists() and output.exists() and os.path.samefile(given, output)
-        inside = given.is_dir() and target.is_relative_to(given.resolve())
-        if same or target == given.resolve() or inside:
-            raise OutputError(f"{output}: the output would overwrite the input {given}; choose another -o")
+    check_outputs([output], inputs)
 
 
 def _runs(rec: Recipe, converted: bytes, final: bytes, custom_ops: list[str]) -> list[str]:

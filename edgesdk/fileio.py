@@ -83,3 +83,38 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
             digest.update(chunk)
     return digest.hexdigest()
 
+
+
+def check_outputs(outputs: list[Path], inputs: list[Path], *, folders: list[Path] | None = None) -> None:
+    """Refuse outputs that would overwrite an input (the same file, also through a link; a file inside an
+    input folder) or each other, and outputs that are folders. ``folders`` are output folders written into:
+    an input inside one is refused too.
+
+    Raises:
+        OutputError: naming the output and the input (or the other output).
+    """
+    from .errors import OutputError
+
+    def same(a: Path, b: Path) -> bool:
+        try:
+            return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+        except OSError:
+            return False
+
+    seen: list[Path] = []
+    for output in outputs:
+        if output.is_dir():
+            raise OutputError(f"{output}: this output is a folder; name a file")
+        for other in seen:
+            if same(output, other):
+                raise OutputError(f"{output}: two outputs would be written to the same file; choose another path")
+        seen.append(output)
+        for given in inputs:
+            inside = given.is_dir() and output.resolve().is_relative_to(given.resolve())
+            if same(output, given) or inside:
+                raise OutputError(f"{output}: this output would overwrite the input {given}; choose another path")
+    for folder in folders or []:
+        for given in inputs:
+            if given.resolve().is_relative_to(folder.resolve()) or same(given, folder):
+                raise OutputError(f"{folder}: edgesdk writes into this folder, which holds the input {given}; "
+                                  "choose another output folder")

@@ -1,8 +1,9 @@
 """What a tune leaves behind: every trial read back from the study, the Pareto set and the choice,
 written as best.tflite, pareto/, results.json and report.html.
 
-``pareto/`` may hold files of the user's: tune keeps a manifest of the files it wrote there
-(``OUTDIR/.edgesdk-pareto.json``) and replaces only those.
+OUTDIR may hold files of the user's (``tune -o .``): tune keeps a manifest of the files it wrote
+(``OUTDIR/.edgesdk-tune.json``: the top-level files with their sha256, and pareto/'s names), replaces only
+those, and refuses to start where a file of the same name is not one of its own.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..fileio import write_atomic
+from ..errors import OutputError
+from ..fileio import sha256_file, write_atomic
 from . import space as spacemod
 from .objectives import KEPT, Constraints, choose, pareto
 
-MANIFEST = ".edgesdk-pareto.json"   # in OUTDIR: the files tune wrote into pareto/
+MANIFEST = ".edgesdk-tune.json"     # in OUTDIR: the files tune wrote, {"files": {name: sha256}, "pareto": [...]}
+LEGACY_MANIFEST = ".edgesdk-pareto.json"   # before 0.x: pareto/'s names only
+REPLACED = ("best.tflite", "results.json", "report.html")   # the top-level files each run replaces
 OUTPUTS = ("best.tflite", "results.json", "report.html", "study.sqlite3", "pareto", "candidates")
 
 
@@ -84,20 +88,80 @@ def collect(study: Any, out: Path, objectives: list[str], devices: list[str], ne
                       interrupted=interrupted, notes=notes)
 
 
+def _manifest(out: Path) -> dict[str, Any]:
+    """The manifest of OUTDIR (empty when there is none or it cannot be read)."""
+    try:
+        doc = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        doc = None
+    if not isinstance(doc, dict):
+        doc = {}
+    files = doc.get("files")
+    files = files if isinstance(files, dict) else {}
+    listed = doc.get("pareto") if isinstance(doc.get("pareto"), list) else None
+    if listed is None:
+        try:
+            listed = json.loads((out / LEGACY_MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            listed = []
+    names = [str(n) for n in listed] if isinstance(listed, list) else []
+    return {"files": {str(k): str(v) for k, v in files.items()}, "pareto": names}
+
+
 def _ours(pareto_dir: Path, out: Path) -> set[str]:
     """The files of pareto/ that tune wrote: listed in its manifest, or (from before the manifest) a copy
     of the candidate of the same name."""
-    manifest = out / MANIFEST
-    names: set[str] = set()
-    try:
-        names = {str(n) for n in json.loads(manifest.read_text(encoding="utf-8"))}
-    except (OSError, ValueError, TypeError):
-        pass
+    names = set(_manifest(out)["pareto"])
     for file in pareto_dir.glob("*.tflite"):
         twin = out / "candidates" / file.name
         if file.name not in names and twin.is_file() and twin.read_bytes() == file.read_bytes():
             names.add(file.name)
     return {n for n in names if "/" not in n and n not in ("", ".", "..")}
+
+
+def _wrote(out: Path, name: str, recorded: dict[str, str]) -> bool:
+    """Whether OUTDIR/name is a file tune wrote: its sha256 is the manifest's, or (a folder from before the
+    manifest) it is what tune writes there: a copy of a candidate, tune's results or tune's report."""
+    path = out / name
+    if recorded.get(name) is not None and sha256_file(path) == recorded[name]:
+        return True
+    if name == "best.tflite":
+        content = path.read_bytes()
+        folder = out / "candidates"
+        return folder.is_dir() and any(c.is_file() and c.stat().st_size == len(content) and c.read_bytes() == content
+                                       for c in folder.glob("*.tflite"))
+    head = path.read_bytes()[:1 << 20].decode("utf-8", errors="replace")
+    if name == "report.html":
+        return "<title>edgesdk tune · " in head
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and {"study", "objectives", "trials", "pareto"} <= doc.keys()
+
+
+def check_outdir(out: Path) -> None:
+    """Refuse an OUTDIR where tune would replace a file that is not its own (``tune -o .`` in a folder with
+    the user's results.json): before any trial.
+
+    Raises:
+        OutputError: naming the file.
+    """
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: the output must be a folder; this is a file. Choose another -o")
+    recorded = _manifest(out)["files"]
+    for name in REPLACED:
+        path = out / name
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            raise OutputError(f"{path}: tune writes a file there and this is not a regular file; "
+                              "choose another -o (a new or empty folder)")
+        try:
+            ours = not path.exists() or _wrote(out, name, recorded)
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot be read ({exc.strerror}); tune would replace it") from exc
+        if not ours:
+            raise OutputError(f"{path}: this file was not written by edgesdk tune and tune would replace it; "
+                              "choose another -o (a new or empty folder) or move the file")
 
 
 def write_outputs(result: TuneResult, out: Path) -> None:
@@ -116,7 +180,8 @@ def write_outputs(result: TuneResult, out: Path) -> None:
             written.append(Path(row["path"]).name)
         else:
             elsewhere.append(row["recipe"])
-    write_atomic(out / MANIFEST, json.dumps(sorted(written)).encode())
+    recorded = _manifest(out)["files"]
+    write_atomic(out / MANIFEST, json.dumps({"files": recorded, "pareto": sorted(written)}).encode())
     best_file = out / "best.tflite"
     if result.best is not None and Path(result.trial(result.best)["path"]).is_file():
         write_atomic(best_file, Path(result.trial(result.best)["path"]).read_bytes())
@@ -129,3 +194,6 @@ def write_outputs(result: TuneResult, out: Path) -> None:
                             "(see each trial's path in results.json)")
     write_atomic(out / "results.json", json.dumps(result.to_dict(), indent=2, default=str).encode())
     write_html(result, out / "report.html")
+    recorded = {name: sha256_file(out / name) for name in REPLACED if (out / name).is_file()}
+    write_atomic(out / MANIFEST, json.dumps({"files": recorded, "pareto": sorted(written)}).encode())
+    (out / LEGACY_MANIFEST).unlink(missing_ok=True)

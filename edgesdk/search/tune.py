@@ -34,7 +34,7 @@ from . import predict
 from . import space as spacemod
 from . import study as studymod
 from .objectives import KEPT, OBJECTIVES, Constraints, check_objectives, choose, objective_value
-from .results import OUTPUTS, TuneResult, collect, write_outputs
+from .results import OUTPUTS, TuneResult, check_outdir, collect, write_outputs
 from .row import repeat_row
 from .trial import CandidateRunner
 
@@ -99,7 +99,8 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
     if budget is not None and budget < 1:
         raise RecipeError(f"budget must be at least 1 trial. Received: {budget}")
     out = Path(outdir)
-    _refuse_overwriting_input(out, source.path)
+    _refuse_overwriting_input(out, [p for p in (source.path, data, train_data) if p is not None])
+    check_outdir(out)
     make_dirs(out / "candidates")
     storage = storage or f"sqlite:///{(out / 'study.sqlite3').resolve()}"
     study_name = study_name or f"{source.path.stem}-{source.sha256[:8]}-{prof.name}"
@@ -131,14 +132,16 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
     return result
 
 
-def _refuse_overwriting_input(out: Path, model: Path) -> None:
-    """The model must not be one of the files tune writes into OUTDIR (best.tflite, pareto/, ...)."""
-    target = model.resolve()
-    for name in OUTPUTS:
-        written = (out / name).resolve()
-        if target == written or target.is_relative_to(written) or written.is_relative_to(target):
-            raise OutputError(f"{out}: tune writes {name} there, which would overwrite the model {model}; "
-                              "choose another -o")
+def _refuse_overwriting_input(out: Path, inputs: list[Any]) -> None:
+    """No input (the model, the data) may be one of the files tune writes into OUTDIR (best.tflite,
+    pareto/, ...), be inside one of them, or hold them."""
+    for given in inputs:
+        target = Path(given).resolve()
+        for name in OUTPUTS:
+            written = (out / name).resolve()
+            if target == written or target.is_relative_to(written) or written.is_relative_to(target):
+                raise OutputError(f"{out}: tune writes {name} there, which would overwrite the input {given}; "
+                                  "choose another -o")
 
 
 def _study(name: str, storage: str, objectives: list[str], seed: int, budget: int | None, size: int,

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import SuiteError
-from ..fileio import make_dirs
+from ..errors import OutputError, SuiteError
+from ..fileio import check_outputs, make_dirs
 from ..progress import Progress
 from ..store import Store
 from . import outputs, runs
@@ -44,6 +44,29 @@ class SuiteRunResult:
         skipped measured nothing, and must not pass a CI job), and the gates passed when a baseline was given."""
         return not any(c["status"] == "failed" for c in self.run["cells"]) and \
             (self.measured > 0 or self.allow_empty) and (self.comparison is None or self.comparison.passed)
+
+
+def check_suite_outputs(loaded: LoadedSuite, outdir: Path, junit: Path | None) -> None:
+    """Before anything is measured: no output (results.json/.csv, junit, index.html, the artifacts and
+    baseline-models folders) may overwrite the suite file, a model, its data, a tune folder or the profile,
+    nor two outputs each other. A baseline results.json in OUTDIR is read before it is replaced (a run gated
+    against the previous one in the same folder), so it is not an input here.
+
+    Raises:
+        OutputError: naming the output and the input.
+    """
+    if outdir.exists() and not outdir.is_dir():
+        raise OutputError(f"{outdir}: the output must be a folder; this is a file. Choose another -o")
+    inputs = [loaded.path]
+    for entry in loaded.spec.models:
+        inputs.append(loaded.resolve(entry.path) if entry.path is not None else loaded.resolve(entry.tune or ""))
+        if entry.data:
+            inputs.append(loaded.resolve(entry.data))
+    if Path(loaded.spec.profile).is_file():
+        inputs.append(Path(loaded.spec.profile))
+    files = [outdir / name for name in outputs.NAMES]
+    files.append(junit or outdir / "junit.xml")
+    check_outputs(files, inputs, folders=[outdir / "artifacts", outdir / "baseline-models"])
 
 
 def load_results(ref: str, store: Store, *, relative_to: str | None = None) -> dict[str, Any]:
@@ -95,6 +118,7 @@ def run_suite(suite: str | Path | LoadedSuite, outdir: str | Path, *, store: Sto
     loaded = suite if isinstance(suite, LoadedSuite) else load(suite)
     store = store or Store()
     outdir = Path(outdir)
+    check_suite_outputs(loaded, outdir, Path(junit) if junit else None)
     make_dirs(outdir)
     run_id = run_id or runs.new_run_id(loaded.spec.name)
     runs.open_run(store, run_id, loaded, tag)

@@ -165,6 +165,9 @@ Lines: p50 in earlier runs of this suite, oldest first.</small></p></body></html
     _atomic(path, doc)
 
 
+NAMES = ("results.json", "results.csv", "index.html")   # in OUTDIR; junit.xml unless --junit names a path
+
+
 def write_all(run: dict[str, Any], outdir: Path, history: list[dict[str, Any]], comparison: Comparison | None = None,
               junit: Path | None = None) -> dict[str, Path]:
     """Write every output; returns their paths."""

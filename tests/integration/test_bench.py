@@ -164,7 +164,8 @@ def test_local_agent_killed_mid_run(tflite_path):
 
     def run():
         try:
-            edgesdk.bench(tflite_path, "local", BenchSettings(runs=1_000_000, warmup=1_000_000, min_time_s=60), store=store)
+            edgesdk.bench(tflite_path, "local", BenchSettings(runs=1_000_000, warmup=1_000_000, min_time_s=60),
+                          store=store)
         except Exception as exc:  # noqa: BLE001 - handed to the test
             box["error"] = exc
 
