@@ -16,7 +16,7 @@ import numpy as np
 
 from . import data as datamod
 from . import evaluate, feasibility
-from .errors import OutputError, RecipeError
+from .errors import DataError, OutputError, RecipeError
 from .fileio import check_outputs, make_dirs, write_atomic
 from .intake import ModelHandle, ModelSource, open_model
 from .kinds import ModelForm
@@ -109,6 +109,26 @@ def check_output(output: Path, inputs: list[Path], suffix: str = ".tflite") -> N
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror, str(output)) from exc
     check_outputs([output], inputs)
+
+
+OVERFLOW_CHECK = 1e15   # calibration values beyond this size are run through the float model first
+
+
+def _check_calibration(float_bytes: bytes, samples: Any) -> None:
+    """Samples whose values drive the float model's activations to infinity crash the converter's
+    quantizer (a segfault): refused, naming the tensor. Only samples with values beyond
+    ``OVERFLOW_CHECK`` are run (ordinary data is nowhere near float32's range).
+
+    Raises:
+        DataError: a tensor overflows.
+    """
+    arrays = [samples] if isinstance(samples, np.ndarray) else list(samples)
+    if max((float(np.abs(a).max(initial=0)) for a in arrays if a.dtype.kind == "f"), default=0) <= OVERFLOW_CHECK:
+        return
+    where = evaluate.first_overflow(float_bytes, samples)
+    if where is not None:
+        raise DataError(f"the calibration data overflows the float model: tensor {where} is infinite or NaN "
+                        "(values up to float32's limit); scale the inputs as the model expects")
 
 
 def _runs(rec: Recipe, converted: bytes, final: bytes, custom_ops: list[str]) -> list[str]:
@@ -228,6 +248,7 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
         ctx.calibration = samples if samples is not None else _calibration(None, inputs, seed)
         if x_train is None:
             warnings.append(datamod.RANDOM_WARNING)
+        _check_calibration(float_bytes, ctx.calibration)
     else:
         ctx.calibration = None
     say(f"converting ({rec.convert})" if not flat else f"quantizing ({rec.convert})")

@@ -4,6 +4,7 @@ input) and optional labels ``y``; random calibration as a fallback."""
 from __future__ import annotations
 
 import logging
+import math
 import os
 import zipfile
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ def load_npz(path: str | os.PathLike[str]) -> Dataset:
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: no such data file; expected an .npz with arrays 'x' and optional 'y'")
+    _check_sizes(p)
     try:
         loaded = np.load(p, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
@@ -72,6 +74,55 @@ def load_npz(path: str | os.PathLike[str]) -> Dataset:
         if given is not None:
             _check_numbers(p, name, given)
     return Dataset(x, y, sha256_file(p), str(p), arrays)
+
+
+def _memory_limit() -> int:
+    """Bytes of arrays one data file may hold: half the machine's memory."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError):
+        return 8 << 30
+
+
+def _check_sizes(path: Path) -> None:
+    """Read every array's header before anything is loaded: a header that claims more bytes than its
+    member holds (an .npz "bomb": 64e12 elements in a few bytes), or arrays larger than memory allows,
+    are refused before numpy allocates them. A bare .npy is refused here too, unread.
+
+    Raises:
+        DataError: naming the array and the sizes.
+    """
+    with path.open("rb") as fh:
+        magic = fh.read(6)
+    if magic == b"\x93NUMPY":
+        raise DataError(f"{path}: a .npy file holds one unnamed array; expected an .npz with arrays 'x' and "
+                        "optional 'y' (numpy.savez(path, x=samples, y=labels))")
+    if not zipfile.is_zipfile(path):
+        return  # np.load says what it is not
+    limit, total = _memory_limit(), 0
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    read = {(1, 0): np.lib.format.read_array_header_1_0,
+                            (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                    if read is None:
+                        continue  # a format numpy itself checks as it loads
+                    shape, _, dtype = read(member)
+                need = math.prod(shape) * dtype.itemsize
+                name = info.filename.removesuffix(".npy")
+                if need > info.file_size:
+                    raise DataError(f"{path}: array {name!r} claims shape {shape} ({need:,} bytes) but its member "
+                                    f"holds {info.file_size:,} bytes: a damaged or crafted file")
+                total += need
+                if total > limit:
+                    raise DataError(f"{path}: the arrays need {total:,} bytes, more than half this machine's "
+                                    f"memory ({limit:,} bytes); give a smaller sample of the data")
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise DataError(f"{path}: not a readable .npz file: {exc}") from exc
 
 
 def _check_numbers(path: Path, name: str, array: np.ndarray) -> None:

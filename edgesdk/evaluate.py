@@ -40,6 +40,34 @@ def predict(model_bytes: bytes, x: np.ndarray | list[np.ndarray]) -> np.ndarray:
     return np.stack(results)
 
 
+def first_overflow(model_bytes: bytes, x: np.ndarray | list[np.ndarray]) -> str | None:
+    """The first float tensor (by name, with the sample) that is not finite when the float model runs on
+    ``x``: calibration statistics with an infinite range crash the converter's quantizer (a segfault,
+    not an error). None when every value stays finite."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from ._native import quiet
+
+    with quiet():
+        interp = Interpreter(model_content=model_bytes, experimental_preserve_all_tensors=True)
+        interp.allocate_tensors()
+    arrays = [x] if isinstance(x, np.ndarray) else list(x)
+    inputs = interp.get_input_details()
+    tensors = [t for t in interp.get_tensor_details() if np.issubdtype(t["dtype"], np.floating)]
+    for i in range(len(arrays[0])):
+        for inp, array in zip(inputs, arrays, strict=True):
+            interp.set_tensor(inp["index"], _fed(inp, array[i]))
+        interp.invoke()
+        for t in tensors:
+            try:
+                value = interp.get_tensor(t["index"])
+            except ValueError:  # a tensor without data (an unused optional)
+                continue
+            if not np.isfinite(value).all():
+                return f"{t['name'] or t['index']} on sample {i}"
+    return None
+
+
 def device_inputs(model_bytes: bytes, x: np.ndarray | list[np.ndarray], limit: int) -> dict[str, np.ndarray]:
     """Up to ``limit`` samples of ``x`` (one array per input, samples first) as the model's input tensors
     take them (shape, type, quantized through the input's scale), in the file the device agent reads with

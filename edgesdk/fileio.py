@@ -7,6 +7,7 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -118,3 +119,30 @@ def check_outputs(outputs: list[Path], inputs: list[Path], *, folders: list[Path
             if given.resolve().is_relative_to(folder.resolve()) or same(given, folder):
                 raise OutputError(f"{folder}: edgesdk writes into this folder, which holds the input {given}; "
                                   "choose another output folder")
+
+
+MAX_TEXT = 16 << 20   # a profile, suite or other text file a user names: far above any real one
+
+
+def read_text(path: str | os.PathLike[str], limit: int = MAX_TEXT) -> str:
+    """A user's text file, read without blocking on a FIFO or reading a device forever: only a regular
+    file of at most ``limit`` bytes, as UTF-8.
+
+    Raises:
+        OSError: not a regular file (EINVAL, "not a regular file"), too large (EFBIG), or unreadable.
+        UnicodeDecodeError: not UTF-8.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a pipe, device, socket or folder)", str(path))
+        if info.st_size > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit:,} bytes", str(path))
+        content = fh.read(limit + 1)
+    if len(content) > limit:
+        raise OSError(errno.EFBIG, f"larger than {limit:,} bytes", str(path))
+    return content.decode("utf-8")

@@ -16,7 +16,7 @@ from ..errors import EdgeSdkError
 from . import model, search, bench, profiles, devices, suite  # noqa: F401 - each registers its commands, in --help order
 # isort: on
 from .app import app
-from .common import err, os_error, tag
+from .common import brief, err, os_error, tag
 
 log = logging.getLogger(__name__)
 
@@ -31,20 +31,20 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
     except EdgeSdkError as exc:
-        err.print(tag("error:", "red"), str(exc), highlight=False)
+        err.print(tag("error:", "red"), brief(str(exc)), highlight=False)
         return exc.exit_code
     except KeyboardInterrupt:
         err.print("interrupted; nothing half-written was kept")
         return 130
     except OSError as exc:  # a file system said no: a directory, /proc, read-only, full, no permission
-        err.print(tag("error:", "red"), os_error(exc), highlight=False)
+        err.print(tag("error:", "red"), brief(os_error(exc)), highlight=False)
         log.debug("file system error", exc_info=True)
         return 2
     except Exception as exc:  # noqa: BLE001 - last resort: a one-line report, traceback on request
         if os.environ.get("EDGESDK_DEBUG"):
             raise
-        err.print(tag("internal error:", "red"), f"{type(exc).__name__}: {exc} (set EDGESDK_DEBUG=1 for a traceback)",
-                  highlight=False)
+        err.print(tag("internal error:", "red"),
+                  f"{type(exc).__name__}: {brief(str(exc))} (set EDGESDK_DEBUG=1 for a traceback)", highlight=False)
         return 1
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import itertools
 import json
 import sys
 from typing import Annotated, Any, Optional
@@ -80,7 +81,24 @@ def fmt_ms(value: float | None) -> str:
 
 def warn(messages: list[str]) -> None:
     for message in messages:
-        err.print(tag("warning:", "yellow"), message, highlight=False)
+        err.print(tag("warning:", "yellow"), brief(message), highlight=False)
+
+
+MAX_MESSAGE = 1200   # characters of one error message shown; an input echoed whole (100 KB) is cut
+
+
+def brief(text: str) -> str:
+    """A message as the user reads it: a line repeated in a row (a runtime's reporter says the same thing
+    for every node) said once with its count, and at most ``MAX_MESSAGE`` characters (the middle cut)."""
+    parts = []
+    for line, group in itertools.groupby(text.splitlines() or [""]):
+        count = sum(1 for _ in group)
+        parts.append(line if count == 1 else f"{line} (x{count})")
+    text = "\n".join(parts)
+    if len(text) > MAX_MESSAGE:
+        head, tail = MAX_MESSAGE * 3 // 4, MAX_MESSAGE // 4
+        text = f"{text[:head]} … ({len(text) - head - tail:,} characters left out) … {text[-tail:]}"
+    return text
 
 
 def os_error(exc: OSError) -> str:

@@ -12,7 +12,7 @@ from device_agent.protocol import MAX_RUNS, MAX_SECONDS, BenchSettings
 
 from ..techniques import techniques
 from .app import app
-from .common import AcceleratorOpt, JsonOpt, StoreOpt, TrustOpt, err, out, print_json, tag
+from .common import AcceleratorOpt, JsonOpt, StoreOpt, TrustOpt, brief, err, out, print_json, tag
 
 DEFAULT_BENCH = BenchSettings()
 
@@ -134,10 +134,11 @@ def tune(
                 err.print(f"[{event.done}/{event.total}] {row['recipe']}: {row.get('status')}"
                           + (f", p50 {row['latency_ms']:.4g} ms" if row.get("latency_ms") is not None else "")
                           + (" (estimated)" if row.get("estimated") else "")
-                          + (f" ({row['reason']})" if row.get("reason") else ""), highlight=False)
+                          + (f" ({brief(str(row['reason']))})" if row.get("reason") else ""), highlight=False)
 
+        wanted = [o.strip() for o in objectives.split(",")] if objectives is not None else None
         result = run_tune(model, prof, outdir, devices=device or [], data=data, train_data=train_data,
-                          constraints=constraints, objectives=objectives.split(",") if objectives else None,
+                          constraints=constraints, objectives=wanted,
                           budget=budget, time_budget_s=time_budget, storage=storage, study_name=study, seed=seed,
                           epochs=epochs, store=Store(store),
                           settings=BenchSettings(runs=runs, min_time_s=min_time, accelerator=accelerator),

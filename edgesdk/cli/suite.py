@@ -11,7 +11,7 @@ from rich.table import Table
 
 from ..errors import GateError
 from .app import suite_app
-from .common import JsonOpt, StoreOpt, err, out, print_json
+from .common import JsonOpt, StoreOpt, brief, err, out, print_json
 from .common import tag as styled
 
 LatencyGate = Annotated[str, typer.Option("--max-latency-increase", help="p50 increase allowed beyond the "
@@ -64,12 +64,12 @@ def _print_run(run: dict[str, Any]) -> None:
     out.print(table)
     for c in run["cells"]:
         if c["status"] == "failed":
-            err.print(styled("failed", "red"), f"{c['cell']}: {c.get('reason')}", highlight=False)
+            err.print(styled("failed", "red"), f"{c['cell']}: {brief(str(c.get('reason')))}", highlight=False)
     for device in devices:
         skipped = [c for c in run["cells"] if c["device"] == device and c["status"] == "skipped"]
         if skipped:
-            err.print(styled("skipped", "yellow"), f"{device} ({len(skipped)} cells): {skipped[0].get('reason')}",
-                      highlight=False)
+            why = brief(str(skipped[0].get("reason")))
+            err.print(styled("skipped", "yellow"), f"{device} ({len(skipped)} cells): {why}", highlight=False)
 
 
 def _verdict(result: Any) -> str:

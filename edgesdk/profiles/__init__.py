@@ -14,6 +14,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ..errors import ProfileError
+from ..fileio import read_text
 from ..kinds import PRECISIONS
 from ..strict import Strict, StrictBool
 
@@ -150,7 +151,7 @@ def load_profile(name_or_path: str | Path) -> Profile:
             raise ProfileError(f"unknown profile {text!r}; expected one of {', '.join(list_profiles())} "
                                "or a path to a .yaml profile")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(read_text(path))
     except OSError as exc:
         raise ProfileError(f"{path}: cannot read profile: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:

@@ -21,6 +21,11 @@ KEPT = (TrialStatus.MEASURED.value, TrialStatus.ESTIMATED.value)
 
 def check_objectives(objectives: list[str], has_data: bool) -> None:
     """Raises RecipeError for an unknown objective, or accuracy without evaluation data."""
+    if not objectives or "" in objectives:
+        raise RecipeError(f"--objectives names one or more of {', '.join(OBJECTIVES)}, comma-separated (no empty "
+                          f"entry). Received: {','.join(objectives)!r}")
+    if len(set(objectives)) != len(objectives):
+        raise RecipeError(f"an objective is named twice. Received: {','.join(objectives)!r}")
     for name in objectives:
         if name not in OBJECTIVES:
             raise RecipeError(f"unknown objective {name!r}; expected: {', '.join(OBJECTIVES)}")

@@ -88,7 +88,8 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
     devices = list(dict.fromkeys(devices or []))
     for name in devices:  # before anything is compressed: an unknown name or a bad URL is a typo
         devmod.validate_url(devmod.resolve(name, store))
-    objectives = objectives or (["accuracy", "latency"] if data is not None else ["latency", "size"])
+    objectives = objectives if objectives is not None else (["accuracy", "latency"] if data is not None
+                                                            else ["latency", "size"])
     check_objectives(objectives, data is not None)
     constraints = constraints or Constraints()
     constraints.check(data is not None)

@@ -32,6 +32,7 @@ from device_agent import protocol
 from device_agent.protocol import BenchSettings
 
 from ..errors import EdgeSdkError, SuiteError
+from ..fileio import read_text
 from ..strict import Strict, StrictBool
 
 DEFAULT_BENCH = BenchSettings()
@@ -247,7 +248,7 @@ def load(path: str | Path) -> LoadedSuite:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path)
     except OSError as exc:
         raise SuiteError(f"{path}: cannot read the suite file: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:

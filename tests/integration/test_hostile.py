@@ -153,6 +153,59 @@ def test_nan_in_data_is_refused_before_conversion(tmp_path, digits):
     one_line_error(proc.returncode, proc.stderr, "NaN or infinite values in 2 of 20 samples (the first is sample 3)")
 
 
+def test_data_bombs_and_npy_files_are_refused_before_loading(tmp_path, capsys):
+    """An .npz whose header claims 64e12 elements in 192 bytes, and a bare .npy (however large its header
+    says it is), are refused from their headers: no allocation, no MemoryError."""
+    import io
+    import zipfile
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                                  "shape": (8_000_000, 8_000_000)})
+    with zipfile.ZipFile(tmp_path / "bomb.npz", "w") as archive:
+        archive.writestr("x.npy", header.getvalue() + b"\0" * 64)
+    (tmp_path / "bomb.npy").write_bytes(header.getvalue())
+    for path, fragment in ((tmp_path / "bomb.npz", "claims shape (8000000, 8000000)"),
+                           (tmp_path / "bomb.npy", "a .npy file holds one unnamed array")):
+        rc, _, err = cli(capsys, "compress", MODEL, "-p", "host", "-r", "fp32", "-d", path, "-o", tmp_path / "o.tflite")
+        one_line_error(rc, err, fragment)
+    assert not (tmp_path / "o.tflite").exists()
+
+
+def test_calibration_data_that_overflows_the_model_is_refused_not_a_segfault(tmp_path):
+    """float32-max inputs drive the activations to infinity; the converter's quantizer would segfault on
+    the infinite ranges. The tensor is named, exit 2, nothing written."""
+    x = np.full((8, 8, 8, 1), np.finfo(np.float32).max, np.float32)
+    np.savez(tmp_path / "huge.npz", x=x)
+    proc = subprocess.run([EDGESDK, "compress", str(MODEL), "-p", "host", "-r", "int8", "-d",
+                           str(tmp_path / "huge.npz"), "-o", str(tmp_path / "o.tflite")], capture_output=True,
+                          text=True, check=False, timeout=300)
+    one_line_error(proc.returncode, proc.stderr, "the calibration data overflows the float model: tensor ")
+    assert not (tmp_path / "o.tflite").exists()
+
+
+def test_a_fifo_or_a_huge_file_as_profile_or_suite_is_refused_without_waiting(tmp_path, capsys):
+    fifo = tmp_path / "p.yaml"
+    os.mkfifo(fifo)
+    huge = tmp_path / "huge.yaml"
+    with huge.open("wb") as fh:
+        fh.truncate(17 << 20)
+    for path, fragment in ((fifo, "not a regular file"), (huge, "larger than 16,777,216 bytes")):
+        for args in (["profiles", "show", path], ["suite", "run", path, "-o", tmp_path / "out"]):
+            rc, _, err = cli(capsys, *args)
+            one_line_error(rc, err, fragment)
+
+
+def test_long_and_repeated_error_text_is_shortened(tmp_path, capsys):
+    """An input echoed in an error (a 100 KB profile name) is cut; a line repeated in a row is said once."""
+    from edgesdk.cli.common import MAX_MESSAGE, brief
+
+    rc, _, err = cli(capsys, "profiles", "show", "x" * 100_000)
+    one_line_error(rc, err, "characters left out")
+    assert len(err) < MAX_MESSAGE + 200
+    assert brief("Node 1 failed\n" * 50 + "last") == "Node 1 failed (x50)\nlast"
+
+
 @pytest.mark.parametrize("y, fragment", [
     (lambda y: y.astype(np.float32) + 0.5, "fractional values"),
     (lambda y: y.astype(str), "must hold numbers"),
@@ -182,6 +235,10 @@ def test_quality_limits_without_data_are_refused(tmp_path, capsys):
     for flag, value in (("--max-accuracy-drop", "0.01"), ("--min-accuracy", "0.9")):
         rc, _, err = cli(capsys, "tune", MODEL, "-p", "host", flag, value, "-o", tmp_path / "t")
         one_line_error(rc, err, f"{flag} need evaluation data")
+    for value, fragment in (("", "no empty entry"), ("latency,", "no empty entry"), ("size,size", "named twice")):
+        rc, _, err = cli(capsys, "tune", MODEL, "-p", "host", "--objectives", value, "-o", tmp_path / "t")
+        one_line_error(rc, err, fragment)
+    assert not (tmp_path / "t").exists()
 
 
 # --- outputs ----------------------------------------------------------------------------------------------
