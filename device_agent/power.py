@@ -34,6 +34,21 @@ def _read_int(path: str) -> int:
         return int(fh.read().strip())
 
 
+MAX_WATTS = 100_000.0   # no device this agent runs on draws more; a larger reading is a meter's garbage
+
+
+def valid_watts(value: float) -> float:
+    """A reading, checked: finite and between 0 and ``MAX_WATTS`` (a meter printing ``inf`` or ``1e308``
+    would give infinite energy, and JSON has no infinity).
+
+    Raises:
+        ValueError: outside that range.
+    """
+    if not 0 <= value <= MAX_WATTS:  # NaN fails too
+        raise ValueError(f"power reading {value!r} W is not a finite number between 0 and {MAX_WATTS:g} W")
+    return value
+
+
 class Source:
     name = "source"
 
@@ -173,10 +188,16 @@ def _battery() -> Source | None:
 
 
 def discover(command: str | None = None) -> tuple[Source | None, str]:
-    """The first power source that reads, and a note on what was found or why none was."""
+    """The first power source that reads, and a note on what was found or why none was. A meter command
+    the user named is the only source tried: if it fails, no other source stands in for it silently."""
     finders: list[tuple[str, Callable[[], Source | None]]] = []
     if command:
-        finders.append(("command", lambda: CommandSource(command)))
+        try:
+            source: Source = CommandSource(command)
+            valid_watts(source.read_w())
+            return source, source.name
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            return None, f"the power command {command!r} gave no valid reading: {exc}"
     vcgencmd = shutil.which("vcgencmd")
     if vcgencmd:
         finders.append(("rpi5-pmic", lambda: PmicSource(vcgencmd)))
@@ -187,7 +208,7 @@ def discover(command: str | None = None) -> tuple[Source | None, str]:
             source = find()
             if source is None:
                 continue
-            source.read_w()
+            valid_watts(source.read_w())
             return source, f"{source.name}"
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
             failures.append(f"{name}: {exc}")
@@ -210,7 +231,7 @@ class Sampler:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                self.samples.append((time.monotonic(), self.source.read_w()))
+                self.samples.append((time.monotonic(), valid_watts(self.source.read_w())))
             except (OSError, ValueError, subprocess.SubprocessError):
                 self.read_errors += 1  # a sensor busy or a meter hiccup: skip this sample, keep going
             self._stop.wait(self.interval_s)
@@ -245,6 +266,9 @@ def measure(source: Source, run_once: Callable[[], None], idle_s: float = 0.5, a
             run_once()
             runs += 1
         elapsed = time.monotonic() - start
+    if not idle.samples or not active.samples:
+        return {"source": None, "reason": f"the {source.name} power source gave no valid reading while measuring "
+                f"({idle.read_errors + active.read_errors} failed reads)"}
     idle_w, active_w = idle.mean_w(), active.mean_w()
     return {
         "source": source.name, "estimated": False, "idle_w": idle_w, "active_w": active_w,

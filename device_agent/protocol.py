@@ -135,6 +135,6 @@ def validate(doc: Any) -> dict[str, Any]:
         raise ProtocolError("power without a source must say why (power.reason)")
     if power["source"] is not None:
         for key in ("idle_w", "active_w", "energy_per_inference_mj"):
-            if not isinstance(power.get(key), (int, float)) or power[key] < 0:
+            if not isinstance(power.get(key), (int, float)) or not 0 <= power[key] < float("inf"):
                 raise ProtocolError(f"power.{key} must be a non-negative number. Received: {power.get(key)!r}")
     return doc

@@ -153,6 +153,24 @@ def test_external_meter_command_through_the_agent(tflite_path, tmp_path):
     assert doc["settings"]["power_cmd"] == str(meter)
 
 
+@pytest.mark.parametrize("reading", ["inf", "1e308", "-3", "nan"])
+def test_a_meter_answering_garbage_gives_no_power_and_json_without_infinity(tflite_path, tmp_path, capsys, reading):
+    """`inf`, `1e308` (which overflows the mean), a negative or NaN reading: no power figure, a reason that
+    says why, and JSON output that any parser reads (no Infinity/NaN)."""
+    from edgesdk.cli import main
+
+    meter = tmp_path / "meter.sh"
+    meter.write_text(f"#!/bin/sh\necho {reading}\n")
+    meter.chmod(0o755)
+    rc = main(["bench", str(tflite_path), "--runs", "3", "--power-cmd", str(meter), "--json"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    doc = json.loads(out, parse_constant=lambda c: pytest.fail(f"{c} in the JSON output"))
+    power = doc["power"] if "power" in doc else doc["document"]["power"]
+    assert power["source"] is None and power.get("energy_per_inference_mj") is None, power
+    assert "the power command" in power["reason"] and "gave no valid reading" in power["reason"], power
+
+
 def test_local_agent_killed_mid_run(tflite_path):
     import os
     import signal
