@@ -193,9 +193,9 @@ def discover(command: str | None = None) -> tuple[Source | None, str]:
     finders: list[tuple[str, Callable[[], Source | None]]] = []
     if command:
         try:
-            source: Source = CommandSource(command)
-            valid_watts(source.read_w())
-            return source, source.name
+            meter = CommandSource(command)
+            valid_watts(meter.read_w())
+            return meter, meter.name
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
             return None, f"the power command {command!r} gave no valid reading: {exc}"
     vcgencmd = shutil.which("vcgencmd")
