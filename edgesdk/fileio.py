@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
+import math
 import os
 import re
 import shutil
 import stat
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def make_dirs(folder: str | os.PathLike[str]) -> Path:
@@ -146,3 +149,20 @@ def read_text(path: str | os.PathLike[str], limit: int = MAX_TEXT) -> str:
     if len(content) > limit:
         raise OSError(errno.EFBIG, f"larger than {limit:,} bytes", str(path))
     return content.decode("utf-8")
+
+
+def jsonable(doc: Any) -> Any:
+    """``doc`` with every non-finite float (an SQNR of -inf dB, a NaN metric) as None: JSON has no
+    Infinity or NaN, and a file or output with them is not JSON any parser reads."""
+    if isinstance(doc, float):
+        return doc if math.isfinite(doc) else None
+    if isinstance(doc, dict):
+        return {k: jsonable(v) for k, v in doc.items()}
+    if isinstance(doc, (list, tuple)):
+        return [jsonable(v) for v in doc]
+    return doc
+
+
+def dumps(doc: Any, **kwargs: Any) -> str:
+    """``json.dumps`` of :func:`jsonable` (``allow_nan=False``: a non-finite float left over is a bug)."""
+    return json.dumps(jsonable(doc), allow_nan=False, **kwargs)

@@ -19,6 +19,7 @@ from sqlalchemy import Column, DateTime, Integer, LargeBinary, MetaData, String,
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from .errors import StoreError
+from .fileio import dumps
 
 metadata = MetaData()
 compressions = Table(
@@ -128,7 +129,7 @@ class Store:
         self._write(compressions, {
             "config_hash": record["config_hash"], "source_sha256": record["source_sha256"],
             "recipe": record["recipe"], "profile": record["profile"], "artifact_sha256": record["sha256"],
-            "output": record["output"], "record": json.dumps(record, default=str)})
+            "output": record["output"], "record": dumps(record, default=str)})
 
     def add_measurement(self, key: str, document: dict[str, Any], transport: str) -> None:
         self._write(measurements, {
@@ -136,7 +137,7 @@ class Store:
             "device_fingerprint": document["device"]["fingerprint"],
             "runtime": f"{document['runtime']['name']} {document['runtime']['version']}",
             "settings": json.dumps(document.get("settings", {}), sort_keys=True), "transport": transport,
-            "document": json.dumps(document)})
+            "document": dumps(document)})
 
     def find_measurement(self, key: str) -> dict[str, Any] | None:
         """The newest measurement stored under ``key``, or None."""

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import errno
 import itertools
-import json
 import sys
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console, ConsoleDimensions
 from rich.text import Text
+
+from ..fileio import dumps
 
 LOG_WIDTH = 1000   # columns when the output is not a terminal
 
@@ -64,7 +65,7 @@ AcceleratorOpt = Annotated[Optional[str], typer.Option(
 
 
 def print_json(doc: Any) -> None:
-    sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+    sys.stdout.write(dumps(doc, indent=2, default=str) + "\n")
 
 
 def human_bytes(n: int | None) -> str:

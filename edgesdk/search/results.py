@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OutputError
-from ..fileio import sha256_file, write_atomic
+from ..fileio import dumps, sha256_file, write_atomic
 from . import space as spacemod
 from .objectives import KEPT, Constraints, choose, pareto
 
@@ -192,7 +192,7 @@ def write_outputs(result: TuneResult, out: Path) -> None:
     if elsewhere:  # made by a worker on another host: its file is there, not here
         result.notes.append(f"made by another worker, not copied here: {', '.join(sorted(set(elsewhere)))} "
                             "(see each trial's path in results.json)")
-    write_atomic(out / "results.json", json.dumps(result.to_dict(), indent=2, default=str).encode())
+    write_atomic(out / "results.json", dumps(result.to_dict(), indent=2, default=str).encode())
     write_html(result, out / "report.html")
     recorded = {name: sha256_file(out / name) for name in REPLACED if (out / name).is_file()}
     write_atomic(out / MANIFEST, json.dumps({"files": recorded, "pareto": sorted(written)}).encode())

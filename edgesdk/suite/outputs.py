@@ -5,12 +5,11 @@ from __future__ import annotations
 import csv
 import html
 import io
-import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from ..fileio import make_dirs, write_atomic
+from ..fileio import dumps, make_dirs, write_atomic
 from .gates import Comparison, p50, quality_points
 
 CSV_FIELDS = ["model", "recipe", "device", "status", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "runs",
@@ -176,7 +175,7 @@ def write_all(run: dict[str, Any], outdir: Path, history: list[dict[str, Any]], 
     paths = {"json": outdir / "results.json", "csv": outdir / "results.csv", "junit": junit or outdir / "junit.xml",
              "html": outdir / "index.html"}
     make_dirs(paths["junit"].parent)
-    _atomic(paths["json"], json.dumps(doc, indent=2, default=str) + "\n")
+    _atomic(paths["json"], dumps(doc, indent=2, default=str) + "\n")
     write_csv(run, paths["csv"], comparison)
     write_junit(run, paths["junit"], comparison)
     write_html(run, paths["html"], history, comparison)
