@@ -30,6 +30,17 @@ def make_dirs(folder: str | os.PathLike[str]) -> Path:
     return folder
 
 
+def _mode(path: Path) -> int:
+    """The permissions a file written in place of ``path`` gets: the old file's, else what the umask gives
+    a new file (mkstemp's own 0600 would hide a report from everyone else)."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
 def write_atomic(path: str | os.PathLike[str], content: bytes) -> None:
     """Write ``content`` to ``path`` through a temporary file in the same folder; on any failure (a full
     disk, an interrupt) the old file is untouched and no temporary file is left."""
@@ -42,6 +53,7 @@ def write_atomic(path: str | os.PathLike[str], content: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(content)
+            os.fchmod(fh.fileno(), _mode(path))
         os.replace(tmp, path)
     except OSError as exc:  # name the file the user asked for, not the temporary one
         Path(tmp).unlink(missing_ok=True)

@@ -12,12 +12,13 @@ its claim (:mod:`edgesdk.claims`) passes to the retry. The study lives in
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 from device_agent.protocol import OFFLOADED
 
 from ..claims import Claims
-from ..errors import EdgeSdkError, OutputError, RecipeError
+from ..errors import EdgeSdkError, OutputError, RecipeError, StoreError
 from ..fileio import make_dirs
 from ..measure import with_accelerator
 from ..profiles import Profile, load_profile
@@ -52,6 +53,25 @@ def default_budget(space_size: int, budget: int | None, time_budget_s: float | N
     return space_size if time_budget_s is not None else min(DEFAULT_BUDGET, space_size)
 
 
+def _storage_errors(func: Callable[..., TuneResult]) -> Callable[..., TuneResult]:
+    """A study storage that fails mid-search (a full disk, a database gone) is one error that says so;
+    the trials it stored are kept for a resume."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> TuneResult:
+        import optuna
+        import sqlalchemy as sa
+
+        try:
+            return func(*args, **kwargs)
+        except (optuna.exceptions.StorageInternalError, sa.exc.SQLAlchemyError) as exc:
+            raise StoreError(f"the study storage failed: {studymod.db_reason(exc)}; the trials stored before are "
+                             "kept (run the same command again to resume)") from exc
+
+    return wrapper
+
+
+@_storage_errors
 def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os.PathLike[str], *,
          devices: list[str] | None = None, data: str | os.PathLike[str] | None = None,
          train_data: str | os.PathLike[str] | None = None, constraints: Constraints | None = None,

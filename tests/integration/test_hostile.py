@@ -394,9 +394,50 @@ def test_estimated_trials_the_pareto_folder_and_piped_output(tmp_path, digits, c
     assert (out / "pareto" / "mine.txt").is_file()
     assert set(json.loads((out / ".edgesdk-tune.json").read_text())["files"]) == \
         {"best.tflite", "results.json", "report.html"}
+    umask = os.umask(0)
+    os.umask(umask)
+    assert {oct((out / n).stat().st_mode & 0o777) for n in ("best.tflite", "results.json", "report.html")} == \
+        {oct(0o666 & ~umask)}   # what the umask gives, not mkstemp's 0600
     assert sorted(p.name for p in (out / "pareto").iterdir() if p.suffix == ".tflite") == \
         sorted(Path(t["path"]).name for t in json.loads((out / "results.json").read_text())["trials"]
                if t["number"] in json.loads((out / "results.json").read_text())["pareto"])
+
+
+def test_study_storage_faults_are_one_line(tmp_path, capsys):
+    """A study.sqlite3 that is not a database, an unreachable PostgreSQL (its password not echoed), a
+    scheme edgesdk does not speak, a read-only tune folder: one line each, before any trial."""
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t/study.sqlite3").write_text("my notes")
+    base = ["tune", MODEL, "-p", "host", "--budget", "1"]
+    for extra, fragment in ((["-o", tmp_path / "t"], "file is not a database (the study file is something else"),
+                            (["-o", tmp_path / "u", "--storage", "postgresql://me:hunter2@127.0.0.1:1/db"],
+                             "Connection refused (is the database server running and reachable?)"),
+                            (["-o", tmp_path / "u", "--storage", "mysql://me@host/db"], "mysql is not supported")):
+        rc, _, err = cli(capsys, *base, *extra)
+        one_line_error(rc, err, fragment)
+        assert "hunter2" not in err
+    assert (tmp_path / "t/study.sqlite3").read_text() == "my notes"
+
+
+def test_a_read_only_or_full_tune_folder_is_one_line_and_keeps_what_was_stored(tmp_path):
+    disk = _tmpfs(tmp_path / "disk", "size=200k")
+    try:
+        args = ["tune", MODEL, "-p", "host", "--precision", "fp32", "--precision", "int8", "--prune", "none",
+                "--prune", "0.5", "--cluster", "none", "--cluster", "16", "--structure", "none", "--epochs", "0",
+                "--budget", "8", "-o", disk / "t"]
+        for fault, fragment in ((None, "the study storage failed: database or disk is full (free space or write"),
+                                ("remount,ro", "attempt to write a readonly database (the folder or the file is")):
+            if fault:
+                done = subprocess.run(["mount", "-o", fault, str(disk)], capture_output=True, text=True, check=False)
+                assert done.returncode == 0, done.stderr
+            proc = subprocess.run([EDGESDK, *map(str, args)], capture_output=True, text=True, check=False,
+                                  timeout=600)
+            errors = [line for line in proc.stderr.splitlines() if "error" in line]   # after the progress lines
+            assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+            assert len(errors) == 1 and errors[0].startswith("error: ") and fragment in errors[0], proc.stderr
+        assert (disk / "t/study.sqlite3").stat().st_size > 0 and not (disk / "t/best.tflite").exists()
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 def test_without_a_budget_tune_says_what_it_will_try(tmp_path):
