@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +17,8 @@ from typing import Any
 
 import platformdirs
 from sqlalchemy import Column, DateTime, Integer, LargeBinary, MetaData, String, Table, Text, create_engine, select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 
 from .errors import StoreError
 from .fileio import dumps
@@ -101,11 +103,58 @@ def measurement_key(model_sha256: str, device_fingerprint: str, runtime: dict[st
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+DRIVERS = ("sqlite", "postgresql", "postgresql+psycopg")
+
+
+def shown_url(url: str) -> str:
+    """A storage URL as printed: without its password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return url
+
+
+def check_url(url: str) -> None:
+    """A storage URL edgesdk can open: ``sqlite:///path`` or ``postgresql://user@host/db``.
+
+    Raises:
+        StoreError: another scheme, or not a URL.
+    """
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise StoreError(f"{url!r} is not a database URL; expected sqlite:///path/file.sqlite3 or "
+                         "postgresql://user@host/db") from exc
+    if parsed.drivername not in DRIVERS:
+        raise StoreError(f"{shown_url(url)!r}: {parsed.drivername} is not supported; expected "
+                         "sqlite:///path/file.sqlite3 or postgresql://user@host/db")
+
+
+def db_reason(exc: BaseException) -> str:
+    """What the database said, in one line, with a hint for the usual causes."""
+    cause = getattr(exc, "orig", None) or exc.__cause__ or exc
+    text = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    text = re.sub(r"^\([\w.]+\) ", "", text)   # SQLAlchemy's "(sqlite3.OperationalError) " prefix
+    if "file is not a database" in text:
+        text += " (the file is something else: choose another path)"
+    elif "readonly database" in text or "unable to open database file" in text:
+        text += " (the folder or the file is read-only or missing: choose another path)"
+    elif "disk is full" in text or "database or disk is full" in text:
+        text += " (free space or write elsewhere)"
+    elif "Connection refused" in text or "could not translate host name" in text or "timeout expired" in text:
+        text += " (is the database server running and reachable?)"
+    return text
+
+
 class Store:
     """Results database. Cheap to create; tables are made on first use."""
 
     def __init__(self, url: str | None = None) -> None:
         self.url = url or default_url()
+        try:
+            check_url(self.url)
+        except StoreError as exc:
+            raise StoreError(f"results store {exc}") from exc
         try:
             if self.url.startswith("sqlite:///"):
                 Path(self.url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -116,7 +165,7 @@ class Store:
                 time.sleep(0.5)     # reports it as a unique violation in its catalog): theirs are there now
                 metadata.create_all(self.engine)
         except (SQLAlchemyError, OSError, ValueError) as exc:
-            raise StoreError(f"cannot open results store {self.url}: {str(exc).splitlines()[0]}") from exc
+            raise StoreError(f"cannot open results store {shown_url(self.url)}: {db_reason(exc)}") from exc
 
     def _write(self, table: Table, row: dict[str, Any]) -> None:
         try:

@@ -9,14 +9,14 @@ failed by Optuna's own check and queued again with the same parameters by
 from __future__ import annotations
 
 import contextlib
-import re
 import threading
 import time
 import warnings
 from collections.abc import Iterator
 from typing import Any
 
-from ..errors import RecipeError
+from ..errors import RecipeError, StoreError
+from ..store import check_url, db_reason, shown_url
 
 HEARTBEAT_S = 10          # how often a running trial says it is alive
 GRACE_FACTOR = 3          # missed heartbeats before a trial counts as dead
@@ -27,53 +27,6 @@ MAX_RETRY = 3             # a candidate that kills its worker every time is not 
 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 
 
-DRIVERS = ("sqlite", "postgresql", "postgresql+psycopg")
-
-
-def shown(url: str) -> str:
-    """A storage URL as printed: without its password."""
-    import sqlalchemy as sa
-
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except (sa.exc.ArgumentError, ValueError):
-        return url
-
-
-def check_url(url: str) -> None:
-    """A storage URL edgesdk can open: ``sqlite:///path`` or ``postgresql://user@host/db``.
-
-    Raises:
-        RecipeError: another scheme, or not a URL.
-    """
-    import sqlalchemy as sa
-
-    try:
-        parsed = sa.engine.make_url(url)
-    except (sa.exc.ArgumentError, ValueError) as exc:
-        raise RecipeError(f"--storage {url!r} is not a database URL; expected sqlite:///path/study.sqlite3 or "
-                          "postgresql://user@host/db") from exc
-    if parsed.drivername not in DRIVERS:
-        raise RecipeError(f"--storage {shown(url)!r}: {parsed.drivername} is not supported; expected "
-                          "sqlite:///path/study.sqlite3 or postgresql://user@host/db")
-
-
-def db_reason(exc: BaseException) -> str:
-    """What the database said, in one line, with a hint for the usual causes."""
-    cause = getattr(exc, "orig", None) or exc.__cause__ or exc
-    text = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
-    text = re.sub(r"^\([\w.]+\) ", "", text)   # SQLAlchemy's "(sqlite3.OperationalError) " prefix
-    if "file is not a database" in text:
-        text += " (the study file is something else: choose another -o or --storage)"
-    elif "readonly database" in text or "unable to open database file" in text:
-        text += " (the folder or the file is read-only or missing: choose another -o or --storage)"
-    elif "disk is full" in text or "database or disk is full" in text:
-        text += " (free space or write elsewhere)"
-    elif "Connection refused" in text or "could not translate host name" in text or "timeout expired" in text:
-        text += " (is the database server running and reachable?)"
-    return text
-
-
 def open_study(name: str, url: str, sampler: Any, directions: list[Any], heartbeat_s: int = HEARTBEAT_S) -> Any:
     """Create or load the study. Workers starting together race to create Optuna's tables in a fresh
     database (one of them gets a unique-key error); the loser tries again and finds them made."""
@@ -81,7 +34,10 @@ def open_study(name: str, url: str, sampler: Any, directions: list[Any], heartbe
     import sqlalchemy as sa
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    check_url(url)
+    try:
+        check_url(url)
+    except StoreError as exc:
+        raise RecipeError(f"--storage: {exc}") from exc
     for attempt in range(5):
         try:
             storage = optuna.storages.RDBStorage(
@@ -94,7 +50,7 @@ def open_study(name: str, url: str, sampler: Any, directions: list[Any], heartbe
         except (sa.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
             racing = isinstance(exc, sa.exc.IntegrityError) or "locked" in str(exc)
             if attempt == 4 or not racing:
-                raise RecipeError(f"cannot open study {name!r} in {shown(url)}: {db_reason(exc)}") from exc
+                raise RecipeError(f"cannot open study {name!r} in {shown_url(url)}: {db_reason(exc)}") from exc
             time.sleep(0.5 + attempt)
     raise AssertionError("unreachable")
 

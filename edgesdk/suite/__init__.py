@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import OutputError, SuiteError
 from ..fileio import check_outputs, make_dirs
 from ..progress import Progress
-from ..store import Store
+from ..store import Store, shown_url
 from . import outputs, runs
 from .gates import Comparison, Gates, compare
 from .runner import confirm, execute
@@ -93,7 +93,7 @@ def load_results(ref: str, store: Store, *, relative_to: str | None = None) -> d
         current = runs.load_run(store, relative_to)
         earlier = runs.previous_run(store, current["suite"], relative_to)
         if earlier is None:
-            raise SuiteError(f"no earlier run of suite {current['suite']!r} in {store.url} to compare with")
+            raise SuiteError(f"no earlier run of suite {current['suite']!r} in {shown_url(store.url)} to compare with")
         return runs.load_run(store, earlier)
     return runs.load_run(store, ref)
 

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..claims import Claims
 from ..errors import StoreError, SuiteError
-from ..store import Store, suite_cells, suite_runs
+from ..store import Store, db_reason, shown_url, suite_cells, suite_runs
 from .spec import LoadedSuite
 
 CLAIMABLE = ("pending", "skipped")
@@ -40,7 +40,7 @@ def cell_id(model: str, recipe: str, device: str) -> str:
 
 
 def _fail(store: Store, exc: SQLAlchemyError) -> StoreError:
-    return StoreError(f"results store {store.url}: {str(exc).splitlines()[0]}")
+    return StoreError(f"results store {shown_url(store.url)}: {db_reason(exc)}")
 
 
 def open_run(store: Store, run_id: str, suite: LoadedSuite, tag: str | None) -> bool:
@@ -141,7 +141,8 @@ def load_run(store: Store, run_id: str) -> dict[str, Any]:
         with store.engine.connect() as conn:
             run = conn.execute(select(suite_runs).where(suite_runs.c.run_id == run_id)).first()
             if run is None:
-                raise SuiteError(f"no suite run {run_id!r} in {store.url}; `edgesdk suite list` shows the runs")
+                raise SuiteError(f"no suite run {run_id!r} in {shown_url(store.url)}; `edgesdk suite list` shows "
+                                 "the runs")
             cells = conn.execute(select(suite_cells).where(suite_cells.c.run_id == run_id)
                                  .order_by(suite_cells.c.model, suite_cells.c.recipe, suite_cells.c.device)).all()
     except SQLAlchemyError as exc:

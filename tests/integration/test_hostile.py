@@ -409,7 +409,7 @@ def test_study_storage_faults_are_one_line(tmp_path, capsys):
     (tmp_path / "t").mkdir()
     (tmp_path / "t/study.sqlite3").write_text("my notes")
     base = ["tune", MODEL, "-p", "host", "--budget", "1"]
-    for extra, fragment in ((["-o", tmp_path / "t"], "file is not a database (the study file is something else"),
+    for extra, fragment in ((["-o", tmp_path / "t"], "file is not a database (the file is something else"),
                             (["-o", tmp_path / "u", "--storage", "postgresql://me:hunter2@127.0.0.1:1/db"],
                              "Connection refused (is the database server running and reachable?)"),
                             (["-o", tmp_path / "u", "--storage", "mysql://me@host/db"], "mysql is not supported")):

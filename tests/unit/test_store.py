@@ -38,8 +38,13 @@ def test_compressions_are_listed_per_source(tmp_path):
 
 
 def test_unusable_url_is_a_store_error(tmp_path):
-    with pytest.raises(StoreError, match="cannot open results store"):
+    with pytest.raises(StoreError, match="results store 'nosuchdialect://x': nosuchdialect is not supported"):
         Store("nosuchdialect://x")
+    with pytest.raises(StoreError, match="results store 'mysql://me:\\*\\*\\*@host/db': mysql is not supported"):
+        Store("mysql://me:hunter2@host/db")   # the password is not shown
+    (tmp_path / "notes.sqlite").write_text("my notes")
+    with pytest.raises(StoreError, match="file is not a database \\(the file is something else"):
+        Store(f"sqlite:///{tmp_path / 'notes.sqlite'}")
     blocker = tmp_path / "file"
     blocker.write_text("")
     with pytest.raises(StoreError):
