@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import data as datamod
-from . import evaluate, feasibility
+from . import evaluate, feasibility, interrupt
 from .errors import DataError, OutputError, RecipeError
 from .fileio import check_outputs, make_dirs, write_atomic
 from .intake import ModelHandle, ModelSource, open_model
@@ -153,6 +153,7 @@ def _runs(rec: Recipe, converted: bytes, final: bytes, custom_ops: list[str]) ->
                       "nothing was written")
 
 
+@interrupt.watched
 def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str | Recipe,
              output: str | os.PathLike[str], data: str | os.PathLike[str] | None = None, *,
              train_data: str | os.PathLike[str] | None = None, epochs: int = 2, seed: int = 0, store: Any = None,
@@ -281,6 +282,7 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
 
     weights_raw, weights_ideal = facts.weight_entropy_bytes(str(output), data=tflite)
     out = Path(output)
+    interrupt.check()   # a Ctrl-C that a destructor swallowed still means: write nothing
     write_atomic(out, tflite)
     result = CompressResult(
         output=str(out), sha256=hashlib.sha256(tflite).hexdigest(), model_bytes=len(tflite),

@@ -10,6 +10,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before anything imports TensorFlow
 
+from .. import interrupt
 from ..errors import EdgeSdkError
 
 # isort: off
@@ -20,6 +21,8 @@ from .common import brief, err, os_error, tag
 
 log = logging.getLogger(__name__)
 
+INTERRUPTED = 130   # the shell's code for SIGINT
+
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: every error becomes one line on stderr and a non-zero exit code, never a traceback.
@@ -27,15 +30,20 @@ def main(argv: list[str] | None = None) -> int:
     Usage errors are click's (exit 2 with the usage line); edgesdk's own errors print their message.
     """
     try:
-        app(args=argv, prog_name="edgesdk", standalone_mode=True)
+        with interrupt.watch():  # an error raised after Ctrl-C (a converter that wrapped it) is the interrupt
+            app(args=argv, prog_name="edgesdk", standalone_mode=True)
     except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+        if code and (code == INTERRUPTED or interrupt.requested()):
+            err.print("interrupted; nothing half-written was kept")
+            return INTERRUPTED
+        return code
     except EdgeSdkError as exc:
         err.print(tag("error:", "red"), brief(str(exc)), highlight=False)
         return exc.exit_code
     except KeyboardInterrupt:
         err.print("interrupted; nothing half-written was kept")
-        return 130
+        return INTERRUPTED
     except OSError as exc:  # a file system said no: a directory, /proc, read-only, full, no permission
         err.print(tag("error:", "red"), brief(os_error(exc)), highlight=False)
         log.debug("file system error", exc_info=True)

@@ -11,20 +11,19 @@ its claim (:mod:`edgesdk.claims`) passes to the retry. The study lives in
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from device_agent.protocol import OFFLOADED
 
+from .. import interrupt
 from ..claims import Claims
 from ..errors import EdgeSdkError, OutputError, RecipeError, StoreError
 from ..fileio import make_dirs
@@ -215,7 +214,7 @@ class _Search:
         self.time_budget_s, self.progress, self.heartbeat_s = time_budget_s, progress, heartbeat_s
         self.lock = threading.RLock()        # every ask, tell and claim
         self.stop = threading.Event()        # an error in one worker stops the others
-        self.ctrl_c = threading.Event()
+        self.ctrl_c = threading.Event()    # replaced by the interrupt watch's flag while running
         self.active: dict[int, tuple[Any, str]] = {}   # this process's running trials, with their recipes
         self.error: BaseException | None = None
         self.proposals = 0
@@ -237,7 +236,8 @@ class _Search:
                   for d in devices[1:]]
         interrupted = False
         try:
-            with _catch_ctrl_c(self.ctrl_c):
+            with interrupt.watch() as flag:
+                self.ctrl_c = flag
                 for thread in others:
                     thread.start()
                 self._worker(devices[0])
@@ -254,7 +254,7 @@ class _Search:
                 for number in list(self.active):
                     self._give_back(number)
             log.warning("interrupted: keeping the %d candidates finished so far", len(self.done_rows()))
-        error = self.error
+        error = None if interrupted else self.error   # after Ctrl-C, a wrapped interrupt is no error
         if error is not None and not isinstance(error, EdgeSdkError):
             raise error
         return interrupted, error
@@ -362,27 +362,6 @@ class _Search:
         self.progress(Event(text, done=min(len(done), self.total), total=self.total, detail={
             "row": row, "best": next((r for r in kept if r["number"] == best), None),
             "elapsed_s": time.monotonic() - self.started, "time_budget_s": self.time_budget_s}))
-
-
-@contextlib.contextmanager
-def _catch_ctrl_c(flag: threading.Event) -> Iterator[None]:
-    """Ctrl-C raises KeyboardInterrupt wherever Python is, and where that is a destructor or a callback
-    from native code (TensorFlow has many), it is printed and dropped: the search would go on. So the
-    interrupt is also recorded, and the search checks the flag before and after every trial. Only the
-    main thread can install a handler; elsewhere Python's own stays."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        flag.set()
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _predicted_ranks(handle: Any, profile: Profile, predictor: Any, precisions: list[str]) -> dict[str, float]:

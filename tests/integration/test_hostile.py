@@ -259,7 +259,7 @@ def test_compress_and_tune_never_overwrite_their_input(tmp_path, capsys, tflite_
     (tmp_path / "t").mkdir()
     shutil.copyfile(tflite_path, tmp_path / "t/best.tflite")
     rc, _, err = cli(capsys, "tune", tmp_path / "t/best.tflite", "-p", "host", "-o", tmp_path / "t")
-    one_line_error(rc, err, "would overwrite the model")
+    one_line_error(rc, err, "would overwrite the input")
     assert (tmp_path / "t/best.tflite").read_bytes() == tflite_path.read_bytes()
 
 
@@ -500,3 +500,24 @@ def test_a_compression_failure_is_not_called_a_regression(tmp_path, capsys, digi
     rc, out, _ = cli(capsys, "suite", "list", "--suite", "lab")
     ids = [json.loads((tmp_path / d / "results.json").read_text())["run_id"] for d in ("one", "two")]
     assert rc == 0 and all(run_id in out for run_id in ids), out  # whole, in a pipe
+
+
+def test_ctrl_c_during_compress_writes_nothing(tmp_path):
+    """Ctrl-C in the middle of fine-tuning: exit 130, one line saying so, no output and no temporary file."""
+    import signal
+
+    out = tmp_path / "out.tflite"
+    proc = subprocess.Popen([EDGESDK, "-v", "compress", str(MODEL), "-p", "host", "-r", "prune=0.5,int8",
+                             "-d", str(VAL), "--train-data", str(TRAIN), "--epochs", "50", "-o", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if "fine-tuning" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=120)
+    assert proc.returncode == 130, "".join(seen) + rest
+    assert "interrupted; nothing half-written was kept" in rest and "Traceback" not in rest, rest
+    assert [p.name for p in tmp_path.iterdir() if p.suffix != ".sqlite"] == []   # the results store may be here

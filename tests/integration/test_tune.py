@@ -236,19 +236,19 @@ def test_an_interrupt_dropped_by_native_code_still_stops_the_search():
     records it anyway and stops at the next trial boundary."""
     import os
     import signal
-    import threading
     import time
 
-    from edgesdk.search.tune import _catch_ctrl_c
+    from edgesdk import interrupt
 
     before = signal.getsignal(signal.SIGINT)
-    flag = threading.Event()
-    with _catch_ctrl_c(flag):
+    with interrupt.watch() as flag:
         try:
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.5)
         except KeyboardInterrupt:
             pass  # what a destructor does with it
+        with pytest.raises(KeyboardInterrupt):
+            interrupt.check()
     assert flag.is_set() and signal.getsignal(signal.SIGINT) is before
 
 
