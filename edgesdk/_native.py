@@ -31,3 +31,11 @@ def quiet() -> Iterator[None]:
             text = sink.read().decode(errors="replace").strip()
             if text:
                 log.debug("native output:\n%s", text)
+
+
+def import_tensorflow() -> None:
+    """Import TensorFlow with fd 2 captured: TF 2.21 logs through absl before any log level applies
+    (``TF_CPP_MIN_LOG_LEVEL`` does not reach "oneDNN custom operations are on")."""
+    if "tensorflow" not in sys.modules:
+        with quiet():
+            import tensorflow  # noqa: F401

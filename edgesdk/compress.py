@@ -131,6 +131,27 @@ def _check_calibration(float_bytes: bytes, samples: Any) -> None:
                         "(values up to float32's limit); scale the inputs as the model expects")
 
 
+def _no_kernel(rec: Recipe, handle: ModelHandle, float_bytes: bytes) -> bool:
+    """Whether the model cannot run here because a custom operator has no kernel (some have one, e.g.
+    TFLite_Detection_PostProcess).
+
+    Raises:
+        RecipeError: a step of ``rec`` runs the model on samples (the one refusal for every such step,
+            with data or without), naming the steps that apply.
+    """
+    from .tflite import runnable
+
+    if not runnable.check(float_bytes).custom:
+        return False
+    needs = [str(s) for s in rec.steps if REGISTRY[s.name].runs_model]
+    if needs:
+        apply = [t.name for t in REGISTRY.values() if handle.form in t.forms and not t.runs_model]
+        raise RecipeError(f"{', '.join(needs)} runs the model on samples, and its custom operators "
+                          f"({', '.join(handle.custom_ops)}) have no kernel here; the steps that need no run apply: "
+                          f"{', '.join(apply)}")
+    return True
+
+
 def _runs(rec: Recipe, converted: bytes, final: bytes, custom_ops: list[str]) -> list[str]:
     """Load and invoke the result once on the host's interpreter; a model that does not run is never
     written: the step that made it is named with the runtime's reason. A custom operator without a kernel
@@ -211,6 +232,11 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
     for change in handle.changes:
         say(f"normalized: {change}")
     float_report = facts.analyze(str(source.path), data=float_bytes)
+    unrunnable = bool(handle.custom_ops) and _no_kernel(rec, handle, float_bytes)
+    if unrunnable and (dataset or trainset):
+        warnings.append(f"its custom operators ({', '.join(handle.custom_ops)}) have no kernel here, so it cannot "
+                        "be run on this host: the data is not used and quality is not measured")
+        dataset = trainset = None
     inputs = _inputs(handle, float_report)
     x = datamod.inputs_for(dataset, inputs) if dataset else None
     x_train = datamod.inputs_for(trainset, inputs) if trainset else None
@@ -277,7 +303,7 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
         say(f"evaluating on {len(x)} samples")
         quality = evaluate.quality(reference, evaluate.predict(tflite, x), labels,
                                    classifier=evaluate.looks_like_classifier(float_report, labels))
-    elif dataset is None:
+    elif dataset is None and not (unrunnable and (data or train_data)):
         warnings.append("no data: quality not measured")
 
     weights_raw, weights_ideal = facts.weight_entropy_bytes(str(output), data=tflite)

@@ -89,13 +89,14 @@ MAX_MESSAGE = 1200   # characters of one error message shown; an input echoed wh
 
 
 def brief(text: str) -> str:
-    """A message as the user reads it: a line repeated in a row (a runtime's reporter says the same thing
-    for every node) said once with its count, and at most ``MAX_MESSAGE`` characters (the middle cut)."""
+    """A message as the user reads it, on one line: a line repeated in a row (a runtime's reporter says the
+    same thing for every node) said once with its count, the lines joined, and at most ``MAX_MESSAGE``
+    characters (the middle cut)."""
     parts = []
-    for line, group in itertools.groupby(text.splitlines() or [""]):
+    for line, group in itertools.groupby(line.strip() for line in text.splitlines() if line.strip()):
         count = sum(1 for _ in group)
         parts.append(line if count == 1 else f"{line} (x{count})")
-    text = "\n".join(parts)
+    text = " ".join(parts)
     if len(text) > MAX_MESSAGE:
         head, tail = MAX_MESSAGE * 3 // 4, MAX_MESSAGE // 4
         text = f"{text[:head]} … ({len(text) - head - tail:,} characters left out) … {text[-tail:]}"

@@ -63,6 +63,8 @@ class Technique:
         forms: the model forms the step accepts.
         fine_tuned: the step fine-tunes when training data is given (and warns without it).
         calibrated: a conversion that calibrates on samples (random ones, with a warning, without data).
+        runs_model: the step runs the model on samples here (calibration, layer inputs); true for every
+            calibrated step. A model whose custom operators have no kernel here refuses it.
         prepare: called with every step before any applies (it may change the context's fine-tuning).
         apply: ``(model, step, ctx) -> model``: a tf_keras model for a Keras step, the .tflite bytes
             for a conversion (from a Keras model or a SavedModel path) and a post step.
@@ -83,11 +85,14 @@ class Technique:
     forms: frozenset[ModelForm] = KERAS_ONLY
     fine_tuned: bool = False
     calibrated: bool = False
+    runs_model: bool = False
     prepare: Callable[[Step, Context], None] | None = None
     apply: Callable[[Any, Step, Context], Any] | None = None
     flatbuffer: Callable[[bytes, Step, Context], bytes] | None = None
 
     def __post_init__(self) -> None:
+        if self.calibrated:
+            object.__setattr__(self, "runs_model", True)
         if self.kind != StepKind.POST and self.forms & FLATBUFFER_FORMS and self.flatbuffer is None:
             raise ValueError(f"technique {self.name!r} accepts .tflite models but has no flatbuffer apply")
 

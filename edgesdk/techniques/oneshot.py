@@ -311,10 +311,10 @@ def _flat(content: bytes, step: Step, ctx: Context) -> bytes:
 register(Technique(
     "wanda", StepKind.KERAS, "activation-aware one-shot pruning: |W| x input norm from calibration data, no weight "
     "update (wanda=0.5, wanda=2:4)", sparsity("wanda"), (0.5, (2, 4)), dimension="prune", order=2,
-    forms=WEIGHT_SPACE, flatbuffer=_flat,
+    forms=WEIGHT_SPACE, flatbuffer=_flat, runs_model=True,
     apply=lambda model, step, ctx: apply(model, step.name, step.value, ctx.calibration, ctx.tune)))
 register(Technique(
     "sparsegpt", StepKind.KERAS, "second-order one-shot pruning: prunes by the inverse Hessian of the layer's inputs "
     "and updates the kept weights to compensate (sparsegpt=0.5, sparsegpt=2:4)", sparsity("sparsegpt"),
-    (0.5, 0.75, (2, 4)), dimension="prune", order=2, forms=WEIGHT_SPACE, flatbuffer=_flat,
+    (0.5, 0.75, (2, 4)), dimension="prune", order=2, forms=WEIGHT_SPACE, flatbuffer=_flat, runs_model=True,
     apply=lambda model, step, ctx: apply(model, step.name, step.value, ctx.calibration, ctx.tune)))

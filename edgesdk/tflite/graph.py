@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from .. import _native
 from ..errors import ModelError
-from . import validate
+from . import sparse, validate
 
 # TFLite's TensorType codes and the numpy types their buffers hold.
 FLOAT32, FLOAT16, INT32, UINT8, INT64, INT16, INT8 = 0, 1, 2, 3, 4, 7, 9
@@ -44,6 +45,7 @@ class Graph:
     """
 
     def __init__(self, content: bytes) -> None:
+        _native.import_tensorflow()
         from tensorflow.lite.tools import flatbuffer_utils
 
         try:
@@ -234,6 +236,7 @@ def normalize(content: bytes) -> Normalized:
     - A weight stored as int8 and fed straight into a float op (dynamic-range, "hybrid") is dequantized.
     - A model without signatures gets one, ``serving_default``, over subgraph 0's inputs and outputs.
     - Old-schema operator codes get their ``builtin_code`` (ai-edge-quantizer read such a CONV_2D as ADD).
+    - Sparse-encoded weights are decoded to dense ones (:mod:`.sparse`).
 
     A model whose activations are quantized (a full-integer model, e.g. Coral's) is returned unchanged
     with ``integer`` set: its float values are gone, so it cannot be re-quantized.
@@ -246,9 +249,11 @@ def normalize(content: bytes) -> Normalized:
         result.changes.append(f"{codes} operator code(s) of the old schema given their builtin_code")
     if dims:
         result.changes.append(f"{dims} per-tensor quantization(s) with a quantized_dimension past the rank set to 0")
+    if decoded := sparse.densify(graph):
+        result.changes.append(f"{decoded} sparse-encoded weight(s) decoded to dense (their DENSIFY ops folded)")
     if quantized_activations(graph):
         result.integer = True
-        if codes or dims:
+        if codes or dims or decoded:
             result.content = graph.to_bytes()
         return result
     folded = hybrid = 0

@@ -11,7 +11,7 @@ from edgesdk import evaluate
 from edgesdk.errors import DataError, RecipeError
 from edgesdk.tflite.facts import analyze
 from edgesdk.tflite.graph import WEIGHTED, Graph, normalize
-from tests.integration.test_hostile import cli
+from tests.integration.test_hostile import cli, one_line_error
 
 
 def _convert(model, fp16=False):
@@ -315,3 +315,115 @@ def test_a_weight_only_int8_tflite_is_normalized_and_requantized(models, data_fi
     direct = edgesdk.compress(models["float"], "host", "int8", tmp_path / "d.tflite", val, train_data=train)
     assert again.precision == "int8" and abs(again.model_bytes - direct.model_bytes) <= 0.03 * direct.model_bytes
     assert again.quality["sqnr_db"] > direct.quality["sqnr_db"] - 3
+
+
+def test_custom_operators_with_data_take_one_path(models, data_files, tmp_path, capsys):
+    """With --data or without, a step that runs the model is refused by one message naming the custom
+    operator and what applies; a step that needs no run writes the model and says the data went unused."""
+    _, val, _ = data_files
+    path = tmp_path / "custom.tflite"
+    path.write_bytes(_with_custom_op(models["fp16"].read_bytes()))
+    messages = set()
+    for recipe in ("int8", "sparsegpt=0.5", "mixed=int4:0.5"):
+        for extra in ([], ["-d", val]):
+            rc, _, err = cli(capsys, "compress", path, "-p", "host", "-r", recipe, *extra, "-o", tmp_path / "o.tflite")
+            one_line_error(rc, err, "runs the model on samples, and its custom operators (EdgeSdkPostProcess) have "
+                                    "no kernel here; the steps that need no run apply: ")
+            messages.add(err.replace(recipe, "R"))
+    assert len(messages) == 1 and not (tmp_path / "o.tflite").exists()
+    rc, _, err = cli(capsys, "compress", path, "-p", "host", "-r", "dynamic", "-d", val, "-o", tmp_path / "o.tflite")
+    assert rc == 0 and "the data is not used and quality is not measured" in err, err
+    assert Graph((tmp_path / "o.tflite").read_bytes()).custom_ops() == ["EdgeSdkPostProcess"]
+
+
+@pytest.fixture(scope="module")
+def sparse_models(tmp_path_factory, tf_keras_model):
+    """The digits CNN with 80 % of its weights zero, converted with the converter's sparse encoding
+    (DENSIFY ops), float32 and fp16, as MediaPipe's ``*_sparse`` files are."""
+    import tensorflow as tf
+    import tf_keras
+
+    model = tf_keras.models.clone_model(tf_keras_model)
+    rng = np.random.default_rng(0)
+    for layer, source in zip(model.layers, tf_keras_model.layers, strict=True):
+        weights = source.get_weights()
+        if weights and weights[0].ndim >= 2:  # kernels, not batch-norm scales
+            weights[0] = weights[0] * (rng.random(weights[0].shape) < 0.2)
+            layer.set_weights(weights)
+    d = tmp_path_factory.mktemp("sparse")
+    paths = {}
+    for name, extra in (("f32", []), ("f16", [tf.lite.Optimize.DEFAULT])):
+        conv = tf.lite.TFLiteConverter.from_keras_model(model)
+        conv.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY, *extra]
+        if extra:
+            conv.target_spec.supported_types = [tf.float16]
+        paths[name] = d / f"sparse_{name}.tflite"
+        paths[name].write_bytes(conv.convert())
+        assert any(t.sparsity is not None for t in Graph(paths[name].read_bytes()).sub.tensors)
+    return paths
+
+
+def _outputs(content, x):
+    return evaluate.predict(content, x)
+
+
+def test_sparse_weights_are_decoded_exactly(sparse_models, data_files):
+    _, val, _ = data_files
+    x = np.load(val)["x"][:16]
+    for path in sparse_models.values():
+        content = path.read_bytes()
+        done = normalize(content)
+        graph = Graph(done.content)
+        assert any("sparse-encoded weight(s) decoded" in c for c in done.changes)
+        assert not any(t.sparsity is not None for t in graph.sub.tensors) and not list(graph.ops("DENSIFY"))
+        np.testing.assert_array_equal(_outputs(done.content, x), _outputs(content, x))
+
+
+def test_block_sparse_and_reordered_encodings_match_tflites_own_encoder():
+    """TFLite's own format converter encodes; ours decodes: CSR, a permuted traversal order and 1x4 blocks."""
+    from tensorflow.lite.python import format_converter_wrapper_pybind11 as fc
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    from edgesdk.tflite.sparse import decode
+
+    rng = np.random.default_rng(3)
+    dense = (rng.standard_normal((8, 12)) * (rng.random((8, 12)) < 0.3)).astype(np.float32)
+    dense[:, 4:8] = 0  # a whole zero block
+    kinds = {0: fc.TfLiteDimensionType.TF_LITE_DIM_DENSE, 1: fc.TfLiteDimensionType.TF_LITE_DIM_SPARSE_CSR}
+    for order, formats, block, block_map in (([0, 1], [0, 1], [], []), ([1, 0], [0, 1], [], []),
+                                             ([0, 1, 2], [0, 1, 0], [4], [1])):
+        conv = fc.FormatConverterFp32([8, 12], order, [kinds[f] for f in formats], block, block_map)
+        conv.DenseToSparse(dense.reshape(-1))
+        metadata = conv.GetDimMetadata()
+        params = schema.SparsityParametersT()
+        params.traversalOrder, params.blockMap, params.dimMetadata = order, block_map, []
+        for level, kind in enumerate(formats[d] for d in order):   # formats are per dimension, levels per traversal
+            meta = schema.DimensionMetadataT()
+            meta.format = kind
+            if kind == 0:
+                meta.denseSize = metadata[2 * level][0]
+            else:
+                meta.arraySegments, meta.arrayIndices = schema.Int32VectorT(), schema.Int32VectorT()
+                meta.arraySegments.values, meta.arrayIndices.values = metadata[2 * level], metadata[2 * level + 1]
+            params.dimMetadata.append(meta)
+        values = np.asarray(conv.GetData(), np.float32)
+        assert values.size < dense.size
+        np.testing.assert_array_equal(decode(values, [8, 12], params, "w"), dense)
+
+
+def test_sparse_models_compress_and_a_corrupt_encoding_is_one_line(sparse_models, data_files, tmp_path, capsys):
+    _, val, _ = data_files
+    for recipe in ("int8", "sparsegpt=0.5,int8"):
+        rc, _, err = cli(capsys, "compress", sparse_models["f16"], "-p", "host", "-r", recipe, "-d", val,
+                         "-o", tmp_path / "o.tflite")
+        assert rc == 0 and "error" not in err, err
+        assert analyze(tmp_path / "o.tflite").precision == "int8"
+    graph = Graph(sparse_models["f32"].read_bytes())
+    sparse = next(t for t in graph.sub.tensors if t.sparsity is not None)
+    level = next(m for m in sparse.sparsity.dimMetadata if m.format == 1)
+    level.arrayIndices.values = np.full_like(level.arrayIndices.values, 250)   # past the dimension
+    (tmp_path / "bad.tflite").write_bytes(graph.to_bytes())
+    rc, _, err = cli(capsys, "compress", tmp_path / "bad.tflite", "-p", "host", "-r", "fp16",
+                     "-o", tmp_path / "b.tflite")
+    one_line_error(rc, err, "its sparse encoding is corrupt (an index past dimension")
+    assert not (tmp_path / "b.tflite").exists()
