@@ -153,14 +153,21 @@ class TfliteHandle(ModelHandle):
 
     def why(self) -> str:
         if self.form == ModelForm.INTEGER:
+            io = "int8=io, " if self._float_interface() else ""   # int8=io turns a float interface to int8
             return ("an integer .tflite: its activations are already quantized, so the float values that "
-                    "re-quantizing or training needs are gone (int8, int8=io, prune, cluster and strip apply); "
+                    f"re-quantizing or training needs are gone (int8, {io}prune, cluster and strip apply); "
                     "give the float .tflite or the model's source for the rest")
         return ("a .tflite has no training graph (qat, distill, channels and fine-tuning need one): give the "
                 ".keras, .h5 or SavedModel it came from")
 
     def converter_source(self) -> Any:
         raise RecipeError(f"{self.source.path}: {self.why()}")
+
+    def _float_interface(self) -> bool:
+        from ..tflite.graph import FLOAT32, Graph
+
+        graph = Graph(self.float_tflite())
+        return all(graph.tensor(int(i)).type == FLOAT32 for i in graph.sub.inputs if i >= 0)
 
     def as_given(self) -> bytes:
         return self.source.path.read_bytes()

@@ -20,7 +20,7 @@ import numpy as np
 from .._native import quiet
 from ..errors import RecipeError
 from ..tflite import ptq
-from ..tflite.graph import FLOAT32, INT8, WEIGHTED, Graph
+from ..tflite.graph import DTYPES, FLOAT32, INT8, UINT8, WEIGHTED, Graph
 
 log = logging.getLogger(__name__)
 ACTIVATION_SAMPLES = 128  # calibration samples whose activations a one-shot method reads per layer
@@ -62,23 +62,25 @@ def layers(graph: Graph) -> list[Layer]:
     found = []
     for position, op in graph.ops(*WEIGHTED):
         weight = int(op.inputs[1])
-        if graph.constant(weight) is not None and graph.tensor(weight).type in (FLOAT32, INT8):
+        if graph.constant(weight) is not None and graph.tensor(weight).type in (FLOAT32, INT8, UINT8):
             found.append(Layer(position, graph.op_name(op), weight, op.builtinOptions))
     if not found:
-        raise RecipeError("the model has no fully connected or convolution op with stored float or int8 weights")
+        raise RecipeError("the model has no fully connected or convolution op with stored float, int8 or uint8 weights")
     return found
 
 
 def values(graph: Graph, layer: Layer) -> tuple[np.ndarray, bool]:
-    """The weight as floats (int8 ones through their scales), and whether it is stored as int8."""
-    integer = graph.tensor(layer.weight).type == INT8
+    """The weight as floats (int8 and uint8 ones through their scales and zero points), and whether it is
+    stored as integers."""
+    integer = graph.tensor(layer.weight).type in (INT8, UINT8)
     values = graph.dequantized(layer.weight) if integer else graph.constant(layer.weight)
     assert values is not None
     return values.astype(np.float32), integer
 
 
 def store(graph: Graph, layer: Layer, values: np.ndarray, integer: bool) -> None:
-    """Write the weight back; an int8 one is re-quantized on its own grid (its scales do not change)."""
+    """Write the weight back; an integer one (int8, or the uint8 of TF1-style models) is re-quantized on its
+    own grid (its scales and zero points do not change)."""
     if not integer:
         graph.set_constant(layer.weight, values.astype(np.float32))
         return
@@ -88,9 +90,11 @@ def store(graph: Graph, layer: Layer, values: np.ndarray, integer: bool) -> None
     view = [1] * values.ndim
     if len(scale) > 1:
         view[int(q.quantizedDimension or 0)] = len(scale)
-    ints = np.clip(np.round(values / scale.reshape(view) + zero.reshape(view)), -128, 127)
+    dtype = DTYPES[graph.tensor(layer.weight).type]
+    ints = np.clip(np.round(values / scale.reshape(view) + zero.reshape(view)), np.iinfo(dtype).min,
+                   np.iinfo(dtype).max)
     ints = np.where(values == 0, zero.reshape(view), ints)  # a pruned weight is exactly the zero point
-    graph.set_constant(layer.weight, ints.astype(np.int8))
+    graph.set_constant(layer.weight, ints.astype(dtype))
 
 
 def activations(content: bytes, calibration: Any, tensor: int) -> np.ndarray:

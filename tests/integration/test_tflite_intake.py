@@ -427,3 +427,66 @@ def test_sparse_models_compress_and_a_corrupt_encoding_is_one_line(sparse_models
                      "-o", tmp_path / "b.tflite")
     one_line_error(rc, err, "its sparse encoding is corrupt (an index past dimension")
     assert not (tmp_path / "b.tflite").exists()
+
+
+@pytest.fixture(scope="module")
+def uint8_model(tmp_path_factory):
+    """A TF1-style uint8 model (Coral's older files): per-tensor int8 from the converter, every int8 tensor
+    shifted to uint8 (values and zero points + 128), which computes the same."""
+    import tensorflow as tf
+    import tf_keras
+
+    from edgesdk.tflite.graph import INT8, UINT8
+
+    tf_keras.utils.set_random_seed(2)
+    rng = np.random.default_rng(0)
+    inp = tf_keras.Input((8, 8, 1))
+    h = tf_keras.layers.Flatten()(tf_keras.layers.Conv2D(8, 3, activation="relu")(inp))
+    model = tf_keras.Model(inp, tf_keras.layers.Dense(10, activation="softmax")(h))
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([rng.random((1, 8, 8, 1)).astype(np.float32)] for _ in range(20))
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = conv.inference_output_type = tf.int8
+    conv._experimental_disable_per_channel = True  # uint8 kernels are per-tensor
+    graph = Graph(conv.convert())
+    for index, t in enumerate(graph.sub.tensors):
+        if t.type == INT8:
+            value = graph.constant(index)
+            t.type = UINT8
+            if t.quantization is not None and t.quantization.zeroPoint is not None:
+                t.quantization.zeroPoint = np.asarray(t.quantization.zeroPoint) + 128
+            if value is not None:
+                graph.set_constant(index, (value.astype(np.int16) + 128).astype(np.uint8))
+    path = tmp_path_factory.mktemp("uint8") / "u8.tflite"
+    path.write_bytes(graph.to_bytes())
+    return path
+
+
+def test_a_uint8_model_is_pruned_and_clustered_in_its_own_values(uint8_model, tmp_path, capsys):
+    """inspect promises what works on a uint8 file, and it works: prune and cluster edit its uint8 weights
+    on their own grid (a pruned weight is the zero point); int8=io names uint8 as the reason."""
+    from edgesdk.tflite.graph import UINT8
+
+    rc, text, _ = cli(capsys, "inspect", uint8_model, "--json")
+    import json
+
+    takes = json.loads(text)["takes"]
+    assert rc == 0 and set(takes["accepted"]) == {"prune", "cluster", "int8", "strip"}
+    assert "int8=io" not in takes["refused"]["fp16"]
+    original = Graph(uint8_model.read_bytes())
+    for recipe, most in (("prune=0.5", None), ("cluster=4", 4)):
+        rc, _, err = cli(capsys, "compress", uint8_model, "-p", "host", "-r", recipe, "-o", tmp_path / "o.tflite")
+        assert rc == 0, err
+        graph = Graph((tmp_path / "o.tflite").read_bytes())
+        for _, op in graph.ops("CONV_2D", "FULLY_CONNECTED"):
+            t = graph.tensor(int(op.inputs[1]))
+            value, zero = graph.constant(int(op.inputs[1])), int(t.quantization.zeroPoint[0])
+            assert t.type == UINT8 and value.dtype == np.uint8
+            if most is None:
+                assert 0.45 <= float(np.mean(value == zero)) <= 0.55
+            else:
+                assert len(np.unique(value)) <= most
+    assert len(list(original.ops())) == len(list(graph.ops()))
+    rc, _, err = cli(capsys, "compress", uint8_model, "-p", "host", "-r", "int8=io", "-o", tmp_path / "io.tflite")
+    one_line_error(rc, err, "is uint8")
