@@ -60,10 +60,10 @@ def inspect_model(model: str | os.PathLike[str], profile: str | Profile | None =
     prof = profile if isinstance(profile, Profile) or profile is None else load_profile(profile)
     handle = open_model(model, trust_code=trust_model_code)
     data = handle.as_given()
+    report = facts.analyze(handle.source.path, data=data)   # the structure checked before the runtime sees it
     smoke = runnable.check(data)
     if smoke.broken:
         raise ModelError(f"{handle.source.path}: the model does not run on LiteRT ({smoke.error})")
-    report = facts.analyze(handle.source.path, data=data)
     target = targets.assess(data, report, prof) if prof else None
     return Inspection(handle.source, report, feasibility.check(report, prof, target) if prof else None, target,
                       takes(handle))

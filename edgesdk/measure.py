@@ -115,6 +115,9 @@ def bench(model: str | os.PathLike[str], device: str | Transport = "local", sett
     if source.format != "tflite":
         raise ModelError(f"{source.path}: bench measures .tflite models; compress this {source.format} "
                          "model first (`edgesdk compress`)")
+    from .tflite.facts import analyze
+
+    analyze(source.path)   # its structure checked before any runtime sees it (a mutated file can crash one)
     samples = _samples(Path(source.path), data) if data is not None else None  # bad data: before connecting
     if isinstance(device, str):
         from .devices import resolve

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
+from . import validate
 
 # Operators whose input 1 is a weight matrix/filter (and input 2 a bias).
 WEIGHT_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "CONV_3D",
@@ -128,15 +129,27 @@ def _unpack(path: str | Path, buf: bytes) -> Any:
 
 
 def analyze(path: str | Path, data: bytes | None = None) -> ModelReport:
-    """Parse a .tflite file (or its bytes) and compute the report.
+    """Parse a .tflite file (or its bytes) and compute the report; its structure is checked first
+    (:func:`edgesdk.tflite.validate.check`), so a mutated file is a ModelError, never an IndexError.
 
     Raises:
-        ModelError: the bytes are not a readable TFLite flatbuffer.
+        ModelError: the bytes are not a readable TFLite flatbuffer, or its structure is invalid.
     """
-    from ai_edge_litert import schema_py_generated as fb
-
     buf = Path(path).read_bytes() if data is None else data
     model = _unpack(path, buf)
+    try:
+        validate.check(model)
+        return _report(path, buf, model)
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc}") from exc
+    except (IndexError, KeyError, ValueError, TypeError, AttributeError, OverflowError) as exc:
+        raise ModelError(f"{path}: the model's structure is invalid ({type(exc).__name__}: {str(exc)[:200]}); "
+                         "the file is corrupt") from exc
+
+
+def _report(path: str | Path, buf: bytes, model: Any) -> ModelReport:
+    from ai_edge_litert import schema_py_generated as fb
+
     op_names = _enum_names(fb.BuiltinOperator)
     type_names = _enum_names(fb.TensorType)
     graph = model.subgraphs[0]
