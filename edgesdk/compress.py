@@ -131,6 +131,39 @@ def _check_calibration(float_bytes: bytes, samples: Any) -> None:
                         "(values up to float32's limit); scale the inputs as the model expects")
 
 
+def _keep_fp16(handle: ModelHandle, rec: Recipe, content: bytes) -> bytes:
+    """A .tflite that stores its weights as fp16 keeps that storage for the float32 weights a step left
+    (weight-only and dynamic-range leave the small ones, mixed its float layers): they go back to fp16,
+    which loses nothing where the step did not change them. An explicit fp32 asks for float32. Where
+    the runtime would not run the result, the float32 one stays."""
+    if not handle.fp16_weights or rec.convert.name in ("fp32", "fp16"):
+        return content
+    from .errors import ModelError
+    from .tflite import graph, runnable
+
+    try:
+        kept = graph.cast_fp16(content)
+    except ModelError:  # no float32 weight left
+        return content
+    return content if runnable.check(kept).broken else kept
+
+
+def _larger(given: bytes, made: bytes) -> str | None:
+    """Why the output is larger than the .tflite it came from (None: it is not), by weight storage."""
+    if len(made) <= len(given):
+        return None
+    before, after = facts.weight_storage(given), facts.weight_storage(made)
+
+    def text(by_type: dict[str, int]) -> str:
+        return ", ".join(f"{kind} {size:,} B" for kind, size in sorted(by_type.items(), key=lambda kv: -kv[1])) \
+            or "none"
+    why = (f"its weights are stored as {text(after)}, the input's as {text(before)}"
+           if sum(after.values()) > sum(before.values()) else
+           f"its weights take {sum(after.values()):,} B against the input's {sum(before.values()):,} B; the rest is "
+           "the operators and quantization parameters the recipe adds")
+    return f"the output ({len(made):,} B) is larger than the input ({len(given):,} B): {why}"
+
+
 def _no_kernel(rec: Recipe, handle: ModelHandle, float_bytes: bytes) -> bool:
     """Whether the model cannot run here because a custom operator has no kernel (some have one, e.g.
     TFLite_Detection_PostProcess).
@@ -216,6 +249,8 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
     form = handle.form
     if form == ModelForm.INTEGER and not rec.stated:  # no precision named: an integer model keeps its own
         rec = Recipe(rec.keras_steps, parse_recipe("int8").convert, rec.post_steps)
+    if form == ModelForm.TFLITE and not rec.stated and handle.fp16_weights:  # and fp16 weights stay fp16
+        rec = Recipe(rec.keras_steps, parse_recipe("fp16").convert, rec.post_steps)
     for step in rec.steps:  # before any work: a step that cannot take this model says so, with the form
         handle.accept(REGISTRY[step.name])
     flat = form in FLATBUFFER_FORMS
@@ -279,7 +314,7 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
     else:
         ctx.calibration = None
     say(f"converting ({rec.convert})" if not flat else f"quantizing ({rec.convert})")
-    tflite = converted = conversion.on(form)(current, rec.convert, ctx)
+    tflite = converted = _keep_fp16(handle, rec, conversion.on(form)(current, rec.convert, ctx))
     for step in rec.post_steps:
         tflite = REGISTRY[step.name].on(form)(tflite, step, ctx)
     say("running the result once on the host's interpreter")
@@ -306,6 +341,8 @@ def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str 
     elif dataset is None and not (unrunnable and (data or train_data)):
         warnings.append("no data: quality not measured")
 
+    if flat and (larger := _larger(handle.as_given(), tflite)):
+        warnings.append(larger)
     weights_raw, weights_ideal = facts.weight_entropy_bytes(str(output), data=tflite)
     out = Path(output)
     interrupt.check()   # a Ctrl-C that a destructor swallowed still means: write nothing

@@ -21,6 +21,7 @@ class ModelHandle(abc.ABC):
         self._float: bytes | None = None
         self.changes: list[str] = []     # what normalizing the model changed (a .tflite's)
         self.custom_ops: list[str] = []  # custom operators a .tflite holds
+        self.fp16_weights = False        # a .tflite that stores weights as fp16 (MediaPipe's): outputs keep that
 
     @property
     @abc.abstractmethod
@@ -149,6 +150,11 @@ class TfliteHandle(ModelHandle):
                              f"{str(exc)[:200]}); the file is corrupt") from exc
         self._integer, self.changes, self.custom_ops, self._float = done.integer, done.changes, done.custom_ops, \
             done.content
+        from ..tflite.graph import FLOAT16, Graph
+
+        given = Graph(self.source.path.read_bytes())
+        self.fp16_weights = any(t.type == FLOAT16 and given.constant(i) is not None
+                                for i, t in enumerate(given.sub.tensors or []))
 
     @property
     def form(self) -> ModelForm:  # type: ignore[override]

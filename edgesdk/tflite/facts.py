@@ -296,3 +296,22 @@ def operator_probe(path: str | Path) -> bytes:
     builder = flatbuffers.Builder(1024)
     builder.Finish(probe.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
+
+
+def weight_storage(data: bytes) -> dict[str, int]:
+    """Bytes of stored constants by their type (``{"float32": 40960, "float16": 1728}``)."""
+    from ai_edge_litert import schema_py_generated as fb
+
+    model = _unpack("model", data)
+    type_names = _enum_names(fb.TensorType)
+    found: dict[str, int] = {}
+    seen: set[int] = set()
+    for graph in model.subgraphs:
+        for t in graph.tensors:
+            b = model.buffers[t.buffer] if 0 < t.buffer < len(model.buffers) else None
+            if b is None or b.data is None or len(b.data) == 0 or t.buffer in seen:
+                continue
+            seen.add(t.buffer)
+            kind = type_names.get(t.type, str(t.type)).lower()
+            found[kind] = found.get(kind, 0) + len(b.data)
+    return found

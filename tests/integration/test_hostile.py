@@ -521,3 +521,19 @@ def test_ctrl_c_during_compress_writes_nothing(tmp_path):
     assert proc.returncode == 130, "".join(seen) + rest
     assert "interrupted; nothing half-written was kept" in rest and "Traceback" not in rest, rest
     assert [p.name for p in tmp_path.iterdir() if p.suffix != ".sqlite"] == []   # the results store may be here
+
+
+def test_a_negative_tensor_index_is_refused_before_any_runtime(tflite_path, tmp_path, capsys):
+    """An operator writing tensor -3 was read as tensors[-3] by inspect; the structure check names it,
+    in inspect, bench and compress alike, and no runtime sees the file."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(tflite_path))
+    model.subgraphs[0].operators[-1].outputs = np.array([-3], np.int32)
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(bytes(flatbuffer_utils.convert_object_to_bytearray(model)))
+    for command in (["inspect", bad], ["bench", bad, "--runs", "1"],
+                    ["compress", bad, "-p", "host", "-r", "int8", "-o", tmp_path / "o.tflite"]):
+        rc, _, err = cli(capsys, *command)
+        one_line_error(rc, err, "output is -3, outside 0..")
+    assert not (tmp_path / "o.tflite").exists()

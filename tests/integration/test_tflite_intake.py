@@ -490,3 +490,22 @@ def test_a_uint8_model_is_pruned_and_clustered_in_its_own_values(uint8_model, tm
     assert len(list(original.ops())) == len(list(graph.ops()))
     rc, _, err = cli(capsys, "compress", uint8_model, "-p", "host", "-r", "int8=io", "-o", tmp_path / "io.tflite")
     one_line_error(rc, err, "is uint8")
+
+
+def test_fp16_weight_files_keep_their_storage(models, data_files, tmp_path, capsys):
+    """Steps that do not name fp32 keep an fp16-weight file's storage: prune, cluster, weight-only and
+    dynamic-range outputs are no larger than the input and store no float32 weights of note; fp32 named
+    explicitly is larger, and says why."""
+    from edgesdk.tflite.facts import weight_storage
+
+    _, val, _ = data_files
+    given = models["fp16"].read_bytes()
+    for recipe, float32 in (("prune=0.5", 0.05), ("cluster=16", 0.05), ("weights=int8", 0.05), ("dynamic", 0.15)):
+        result = edgesdk.compress(models["fp16"], "host", recipe, tmp_path / "o.tflite", val)
+        made = (tmp_path / "o.tflite").read_bytes()
+        assert len(made) <= len(given), (recipe, len(made), len(given))
+        # dynamic keeps the biases of its hybrid ops float32 (the runtime reads them as constants)
+        assert weight_storage(made).get("float32", 0) < float32 * sum(weight_storage(made).values()), recipe
+        assert result.quality["top1_agreement"] > 0.8 and not any("larger" in w for w in result.warnings), recipe
+    rc, _, err = cli(capsys, "compress", models["fp16"], "-p", "host", "-r", "fp32", "-o", tmp_path / "f.tflite")
+    assert rc == 0 and "is larger than the input" in err and "stored as float32" in err, err
