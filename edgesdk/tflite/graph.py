@@ -249,7 +249,7 @@ def normalize(content: bytes) -> Normalized:
         result.changes.append(f"{codes} operator code(s) of the old schema given their builtin_code")
     if dims:
         result.changes.append(f"{dims} per-tensor quantization(s) with a quantized_dimension past the rank set to 0")
-    if decoded := sparse.densify(graph):
+    if decoded := sparse.densify(graph, DTYPES):
         result.changes.append(f"{decoded} sparse-encoded weight(s) decoded to dense (their DENSIFY ops folded)")
     if quantized_activations(graph):
         result.integer = True

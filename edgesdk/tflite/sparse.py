@@ -82,15 +82,14 @@ def decode(values: np.ndarray, shape: list[int], sparsity: Any, name: str = "") 
     return dense
 
 
-def densify(graph: Any) -> int:
+def densify(graph: Any, dtypes: dict[int, Any]) -> int:
     """Decode every sparse constant of every subgraph in place and fold the DENSIFY ops that read one;
-    the number of weights decoded.
+    the number of weights decoded. ``graph`` is a :class:`edgesdk.tflite.graph.Graph`, ``dtypes`` its
+    numpy type per TFLite type (passed in: graph imports this module).
 
     Raises:
         ModelError: a corrupt sparse encoding.
     """
-    from .graph import DTYPES  # graph imports this module
-
     decoded = 0
     for sub in graph.model.subgraphs:
         dense: dict[int, int] = {}
@@ -99,10 +98,10 @@ def densify(graph: Any) -> int:
                 continue
             value = graph.constant(index, sub)
             if value is None:   # no stored values: an all-zero weight (or a type numpy has no view of)
-                if t.type not in DTYPES:
+                if t.type not in dtypes:
                     raise ModelError(f"weight {t.name!r} is sparse-encoded in type {t.type}, which edgesdk cannot "
                                      "decode")
-                value = np.zeros(0, DTYPES[t.type])
+                value = np.zeros(0, dtypes[t.type])
             graph.set_constant(index, decode(value.reshape(-1), [int(s) for s in t.shape], t.sparsity,
                                              str(t.name)), sub)
             t.sparsity = None
