@@ -139,13 +139,13 @@ class TfliteHandle(ModelHandle):
         if self._integer is not None:
             return
         from ..tflite.graph import normalize
+        from ..tflite.validate import CORRUPT
 
         try:
             done = normalize(self.source.path.read_bytes())
         except ModelError as exc:
             raise ModelError(f"{self.source.path}: {exc}") from exc
-        except (IndexError, KeyError, ValueError, TypeError, AttributeError, OverflowError) as exc:
-            # a mutated file the structure check let through (a wrong type, size or name encoding)
+        except CORRUPT as exc:  # a mutated file the structure check let through
             raise ModelError(f"{self.source.path}: the model's structure is invalid ({type(exc).__name__}: "
                              f"{str(exc)[:200]}); the file is corrupt") from exc
         self._integer, self.changes, self.custom_ops, self._float = done.integer, done.changes, done.custom_ops, \

@@ -7,6 +7,7 @@ is fast and works for models no local runtime can run.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,7 +143,7 @@ def analyze(path: str | Path, data: bytes | None = None) -> ModelReport:
         return _report(path, buf, model)
     except ModelError as exc:
         raise ModelError(f"{path}: {exc}") from exc
-    except (IndexError, KeyError, ValueError, TypeError, AttributeError, OverflowError) as exc:
+    except validate.CORRUPT as exc:
         raise ModelError(f"{path}: the model's structure is invalid ({type(exc).__name__}: {str(exc)[:200]}); "
                          "the file is corrupt") from exc
 
@@ -251,25 +252,19 @@ def weight_entropy_bytes(path: str | Path, data: bytes | None = None) -> tuple[i
     model = _unpack(path, buf)
     type_names = _enum_names(fb.TensorType)
     raw = ideal = 0
-    seen: set[int] = set()
-    for graph in model.subgraphs:
-        for t in graph.tensors:
-            b = model.buffers[t.buffer] if 0 < t.buffer < len(model.buffers) else None
-            if b is None or b.data is None or len(b.data) == 0 or t.buffer in seen:
-                continue
-            seen.add(t.buffer)
-            content = bytes(bytearray(b.data))
-            raw += len(content)
-            dtype = _VALUE_TYPES.get(type_names.get(t.type, ""))
-            if dtype is None or len(content) % np.dtype(dtype).itemsize:
-                ideal += len(content)
-                continue
-            values = np.frombuffer(content, dtype=dtype)
-            # distinct bit patterns (so -0.0 and 0.0, or NaNs, count apart, as a coder would see them)
-            _, counts = np.unique(values.view(f"u{np.dtype(dtype).itemsize}"), return_counts=True)
-            p = counts / counts.sum()
-            coded = math.ceil(float(-(counts * np.log2(p)).sum()) / 8) + len(counts) * np.dtype(dtype).itemsize
-            ideal += min(len(content), int(coded))  # the table of distinct values is paid for; never above raw
+    for t, b in _stored(model):
+        content = bytes(bytearray(b.data))
+        raw += len(content)
+        dtype = _VALUE_TYPES.get(type_names.get(t.type, ""))
+        if dtype is None or len(content) % np.dtype(dtype).itemsize:
+            ideal += len(content)
+            continue
+        values = np.frombuffer(content, dtype=dtype)
+        # distinct bit patterns (so -0.0 and 0.0, or NaNs, count apart, as a coder would see them)
+        _, counts = np.unique(values.view(f"u{np.dtype(dtype).itemsize}"), return_counts=True)
+        p = counts / counts.sum()
+        coded = math.ceil(float(-(counts * np.log2(p)).sum()) / 8) + len(counts) * np.dtype(dtype).itemsize
+        ideal += min(len(content), int(coded))  # the table of distinct values is paid for; never above raw
     return raw, ideal
 
 
@@ -305,6 +300,14 @@ def weight_storage(data: bytes) -> dict[str, int]:
     model = _unpack("model", data)
     type_names = _enum_names(fb.TensorType)
     found: dict[str, int] = {}
+    for t, b in _stored(model):
+        kind = type_names.get(t.type, str(t.type)).lower()
+        found[kind] = found.get(kind, 0) + len(b.data)
+    return found
+
+
+def _stored(model: Any) -> Iterator[tuple[Any, Any]]:
+    """(tensor, buffer) of every stored constant, each buffer once (tensors may share one)."""
     seen: set[int] = set()
     for graph in model.subgraphs:
         for t in graph.tensors:
@@ -312,6 +315,4 @@ def weight_storage(data: bytes) -> dict[str, int]:
             if b is None or b.data is None or len(b.data) == 0 or t.buffer in seen:
                 continue
             seen.add(t.buffer)
-            kind = type_names.get(t.type, str(t.type)).lower()
-            found[kind] = found.get(kind, 0) + len(b.data)
-    return found
+            yield t, b

@@ -12,6 +12,10 @@ from ..errors import ModelError
 MAX_NAME = 1 << 16   # a tensor name longer than this is refused (legitimate fused names are a few hundred)
 
 
+# What reading a structurally wrong file raises past the checks here (a wrong type, size or name encoding).
+CORRUPT = (IndexError, KeyError, ValueError, TypeError, AttributeError, OverflowError)
+
+
 def _index(value: int, size: int, what: str) -> None:
     if not 0 <= value < size:
         raise ModelError(f"{what} is {value}, outside 0..{size - 1}; the file is corrupt")
