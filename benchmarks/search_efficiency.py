@@ -109,7 +109,7 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
     profile = load_profile("host")
-    space = build(profile, precisions=["fp32", "fp16", "dynamic", "int8"], prune=["none", "0.5", "0.75"],
+    space = build(profile, precision=["fp32", "fp16", "dynamic", "int8"], prune=["none", "0.5", "0.75"],
                   cluster=["none", "16"], structure=["none"])
     budget = max(1, round(BUDGET_FRACTION * len(space)))
     results = []

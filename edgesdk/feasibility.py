@@ -9,7 +9,7 @@ from device_agent.protocol import OFFLOADED
 
 from .profiles import Profile
 from .targets import TargetFacts
-from .techniques import Step
+from .techniques import REGISTRY, Step
 from .tflite.facts import ModelReport
 
 
@@ -36,36 +36,11 @@ class Feasibility:
 
 
 def precision_problem(profile: Profile, step: Step) -> str | None:
-    """Why ``profile`` cannot run the conversion ``step``, or None if it can. ``mixed`` (int8 with some
-    layers float) needs a target that runs both; ``mixed=int16x8:F`` one that runs int8 and int16x8;
-    ``mixed=int4:F`` (int4 weights) int8 on LiteRT, whose CPU kernels unpack int4 weights."""
-    if step.name == "mixed":
-        return _mixed_problem(profile, step.value[0], str(step))
-    if step.name == "weights":  # weight-only: stored integers, float arithmetic
-        if step.value == 4 and profile.runtime != "litert":
-            return (f"profile {profile.name!r} runs {profile.runtime}, which cannot dequantize int4 weights; "
-                    f"{step} needs LiteRT")
-        return _plain_problem(profile, "fp32")
-    return _plain_problem(profile, step.name)
-
-
-def _mixed_problem(profile: Profile, kind: str, shown: str) -> str | None:
-    needs = {"float": {"int8", "fp32"}, "int16x8": {"int8", "int16x8"}}.get(kind, {"int8"})
-    if not needs <= set(profile.precisions):
-        what = {"float": "int8/float", "int16x8": "int8/int16x8"}.get(kind, "int8 with int4-weight")
-        return (f"profile {profile.name!r} ({profile.compute_class}) cannot run mixed {what} models: it "
-                f"runs {', '.join(profile.precisions)}, and {shown} needs {' and '.join(sorted(needs))}")
-    if kind == "int4" and profile.runtime != "litert":
-        return (f"profile {profile.name!r} runs {profile.runtime}, which has no int4-weight kernels; "
-                f"{shown} needs LiteRT on a CPU")
-    return None
-
-
-def _plain_problem(profile: Profile, precision: str) -> str | None:
-    if precision in profile.precisions:
-        return None
-    return (f"profile {profile.name!r} ({profile.compute_class}) does not run {precision} models; "
-            f"it runs: {', '.join(profile.precisions)}")
+    """Why ``profile`` cannot run the conversion ``step``, or None if it can (the precision's own rule:
+    :class:`edgesdk.techniques.PrecisionSpec`)."""
+    spec = REGISTRY[step.name].precision
+    assert spec is not None, f"{step.name} is not a conversion step"
+    return spec.check(profile, step.value, str(step))
 
 
 def check(report: ModelReport, profile: Profile, target: TargetFacts | None = None) -> Feasibility:
@@ -74,12 +49,12 @@ def check(report: ModelReport, profile: Profile, target: TargetFacts | None = No
     problems and warnings."""
     problems: list[str] = list(target.problems) if target else []
     warnings: list[str] = list(target.warnings) if target else []
-    problem = _mixed_problem(profile, "float", "mixed") if report.precision == "mixed" else \
-        _plain_problem(profile, report.precision)
+    spec = REGISTRY[report.precision].precision  # the precision a model of this kind was written in
+    assert spec is not None
+    problem = spec.check(profile, None, report.precision)
     if problem:
         problems.append(problem)
-    elif report.precision not in profile.preferred_precisions and not (
-            report.precision == "mixed" and "int8" in profile.preferred_precisions):
+    elif spec.runs_as not in profile.preferred_precisions:
         warnings.append(f"{report.precision} runs on {profile.name} but not well; preferred: "
                         f"{', '.join(profile.preferred_precisions)}")
     missing = sorted(op for op in report.operators if not profile.supports_operator(op))

@@ -93,8 +93,7 @@ def tune(
     from ..store import Store
 
     prof = load_profile(profile)
-    space = build(prof, precisions=precision or None, prune=prune or None, cluster=cluster or None,
-                  structure=structure or None)
+    space = build(prof, {"precision": precision, "prune": prune, "cluster": cluster, "structure": structure})
     space = for_form(space, open_model(model, trust_code=trust_model_code).form)  # what this model can take
     constraints = Constraints(max_accuracy_drop=max_accuracy_drop, min_accuracy=min_accuracy,
                               max_latency_ms=max_latency_ms, max_memory_bytes=max_memory,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import DeployError
+from ..registry import Registry
 from .local import LocalTransport
 from .transport import AgentRun, Transport
 
@@ -19,29 +20,33 @@ from .transport import AgentRun, Transport
 @dataclass(frozen=True)
 class Scheme:
     """A device URL scheme: its prefix, an example, and the module whose ``parse_url`` checks a URL and
-    whose transport class opens it (imported only when a URL of the scheme is used)."""
+    whose transport class opens it (imported only when a URL of the scheme is used); ``host_keys``: the
+    transport checks host keys, so it takes ``trust_new_host``."""
 
     prefix: str
     example: str
     module: str
     transport: str
+    host_keys: bool = False
 
     def parse_url(self, url: str) -> Any:
         return importlib.import_module(self.module).parse_url(url)
 
     def open(self, url: str, *, trust_new_host: bool = False) -> Transport:
         cls = getattr(importlib.import_module(self.module), self.transport)
-        return cls(url, trust_new_host=trust_new_host) if self.prefix == "ssh://" else cls(url)
+        return cls(url, trust_new_host=trust_new_host) if self.host_keys else cls(url)
 
 
-SCHEMES: dict[str, Scheme] = {}
+SCHEMES: Registry[Scheme] = Registry("URL scheme", DeployError)
 
 
-def register_scheme(scheme: Scheme) -> None:
-    SCHEMES[scheme.prefix] = scheme
+def register_scheme(scheme: Scheme) -> Scheme:
+    """Add a transport's scheme (once: a second one of the same prefix is a programming error)."""
+    return SCHEMES.add(scheme.prefix, scheme)
 
 
-register_scheme(Scheme("ssh://", "ssh://user@host[:port][?python=PATH]", "edgesdk.deploy.ssh", "SshTransport"))
+register_scheme(Scheme("ssh://", "ssh://user@host[:port][?python=PATH]", "edgesdk.deploy.ssh", "SshTransport",
+                       host_keys=True))
 register_scheme(Scheme("adb://", "adb://SERIAL[?python=PATH|benchmark_model=PATH]", "edgesdk.deploy.adb",
                        "AdbTransport"))
 register_scheme(Scheme("serial://", "serial:///dev/ttyACM0[?baud=115200]", "edgesdk.deploy.serial",

@@ -24,6 +24,12 @@ class ModelHandle(abc.ABC):
         self.fp16_weights = False        # a .tflite that stores weights as fp16 (MediaPipe's): outputs keep that
 
     @property
+    def own_precision(self) -> str | None:
+        """The conversion step a recipe that names none means for this model (None: the default, fp32):
+        an integer .tflite keeps int8, a .tflite with fp16 weights keeps fp16."""
+        return None
+
+    @property
     @abc.abstractmethod
     def form(self) -> ModelForm:
         """The richest form this model offers a technique (a Keras graph > a SavedModel graph > a .tflite)."""
@@ -51,10 +57,9 @@ class ModelHandle(abc.ABC):
     def float_tflite(self) -> bytes:
         """The model as a float32 .tflite, converted once."""
         if self._float is None:
-            from ..techniques import Step
-            from ..techniques.convert import convert
+            from ..techniques.conversion import float_tflite
 
-            self._float = convert(self.converter_source(), Step("fp32"), None)
+            self._float = float_tflite(self.converter_source())
         return self._float
 
     def as_given(self) -> bytes:
@@ -161,11 +166,20 @@ class TfliteHandle(ModelHandle):
         self._normalize()
         return ModelForm.INTEGER if self._integer else ModelForm.TFLITE
 
+    @property
+    def own_precision(self) -> str | None:
+        return "int8" if self.form == ModelForm.INTEGER else "fp16" if self.fp16_weights else None
+
     def why(self) -> str:
         if self.form == ModelForm.INTEGER:
-            io = "int8=io, " if self._float_interface() else ""   # int8=io turns a float interface to int8
+            from ..techniques import REGISTRY, listed
+
+            takes = [t.name for t in REGISTRY.values() if ModelForm.INTEGER in t.forms]
+            if self._float_interface():   # int8=io turns a float interface to int8
+                takes.insert(takes.index(self.own_precision) + 1 if self.own_precision in takes else 0,
+                             f"{self.own_precision}=io")
             return ("an integer .tflite: its activations are already quantized, so the float values that "
-                    f"re-quantizing or training needs are gone (int8, {io}prune, cluster and strip apply); "
+                    f"re-quantizing or training needs are gone ({listed(takes, 'and')} apply); "
                     "give the float .tflite or the model's source for the rest")
         return ("a .tflite has no training graph (qat, distill, channels and fine-tuning need one): give the "
                 ".keras, .h5 or SavedModel it came from")

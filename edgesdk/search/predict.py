@@ -33,17 +33,18 @@ from device_agent.protocol import typical_ms
 from ..errors import MeasurementError, ProfileError
 from ..profiles import Profile, load_profile
 from ..progress import Event, Progress
+from ..techniques import REGISTRY
 from ..tflite.facts import ModelReport, analyze
 
 log = logging.getLogger(__name__)
 
 # Kernels differ by precision far more than a roofline says (on x86, XNNPACK's float kernels beat its
 # int8 ones on some layers; int16x8 runs reference kernels): compute is costed per precision class.
-CLASSES = {"fp32": "float", "fp16": "float", "dynamic": "dynamic", "int8": "int8", "int16x8": "int16x8",
-           "mixed": "int8"}  # mixed: mostly int8; its float layers are costed as int8 (an approximation)
+# Each precision names its class (PrecisionSpec.cost; mixed, mostly int8, is costed as int8: an approximation).
+CLASSES = {t.name: t.precision.cost for t in REGISTRY.values() if t.precision is not None}
+COST_CLASSES = tuple(dict.fromkeys(CLASSES.values()))  # float, dynamic, int8, int16x8
 KINDS = ("conv", "fc", "depthwise")
-FEATURES = ("fixed_ms", "per_op_ms", "memory",
-            *(f"{c}_{kind}" for c in ("float", "dynamic", "int8", "int16x8") for kind in KINDS))
+FEATURES = ("fixed_ms", "per_op_ms", "memory", *(f"{c}_{kind}" for c in COST_CLASSES for kind in KINDS))
 _KIND = {"CONV_2D": "conv", "BATCH_MATMUL": "conv", "TRANSPOSE_CONV": "conv", "CONV_3D": "conv",
          "FULLY_CONNECTED": "fc", "DEPTHWISE_CONV_2D": "depthwise"}
 _TILED = {"dynamic", "int8"}  # the classes whose kernels pack the reduction in tiles (XNNPACK's qs8/qd8)
@@ -247,14 +248,17 @@ def calibrate(profile: str | Profile, device: str = "local", *, count: int = 16,
 
     from ..measure import bench
     from ..techniques import Step
-    from ..techniques.convert import convert
+    from ..techniques.conversion import convert
 
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
     # One precision per class is enough: fp16 runs as fp32 on CPUs, and a GPU computes everything as fp16.
-    classes = ("fp32",) if on_gpu(prof) else ("fp32", "dynamic", "int8", "int16x8")
+    firsts: dict[str, str] = {}
+    for name, klass in CLASSES.items():  # the first precision of each class (fp32, dynamic, int8, int16x8)
+        firsts.setdefault(klass, name)
+    classes = [firsts["float"]] if on_gpu(prof) else list(firsts.values())
     wanted = precisions or [p for p in classes if p in prof.precisions]
     if not wanted:
-        raise ProfileError(f"profile {prof.name} runs none of fp32, dynamic, int8, int16x8")
+        raise ProfileError(f"profile {prof.name} runs none of {', '.join(classes or COST_CLASSES)}")
     from ..measure import with_accelerator
 
     settings = with_accelerator(settings or BenchSettings(runs=30, warmup=3, min_time_s=0.3), prof)

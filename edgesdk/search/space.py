@@ -1,7 +1,11 @@
-"""The search space of `tune`: which recipes a profile allows, from the techniques' own search values."""
+"""The search space of `tune`: a mapping from each search dimension to its values, built from the
+dimensions the techniques declare (:data:`edgesdk.techniques.DIMENSIONS`) and their search values; a
+profile keeps the precisions it runs, and a model's form the steps it can take."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import product
 
@@ -10,17 +14,17 @@ from ..errors import RecipeError
 from ..fileio import slug
 from ..kinds import ModelForm, StepKind
 from ..profiles import Profile
-from ..techniques import REGISTRY, parse_recipe, parse_step, techniques
+from ..techniques import DIMENSIONS, REGISTRY, listed, parse_recipe, parse_step, techniques
 
 NONE = "none"
-DIMENSIONS = ("structure", "prune", "cluster", "precision")   # a Candidate's fields; techniques name theirs
+PRECISION = "precision"  # the one dimension every candidate has a value in
 
 
 def dimension_values(dimension: str) -> list[str]:
-    """A dimension's default values: ``none`` (but for the precision) and every search value of the
-    techniques in it, as the dimension writes them (``0.5`` and ``wanda=0.5`` for pruning)."""
+    """A dimension's default values: ``none`` (where no step of it is a choice) and every search value of
+    the techniques in it, as the dimension writes them (``0.5`` and ``wanda=0.5`` for pruning)."""
     found = sorted(techniques(dimension=dimension), key=lambda t: t.order)
-    return [*([] if dimension == "precision" else [NONE]), *(label for t in found for label in t.labels())]
+    return [*([NONE] if DIMENSIONS[dimension].optional else []), *(label for t in found for label in t.labels())]
 
 
 def step_text(dimension: str, value: str) -> str:
@@ -35,94 +39,119 @@ def step_text(dimension: str, value: str) -> str:
 
 @dataclass(frozen=True)
 class Candidate:
-    """One point of the space: a change of structure (channels=F, lowrank=R or none), a pruning (a
-    sparsity, or a method and sparsity, or none), a cluster count (or none) and a precision."""
+    """One point of the space: a value in each dimension (``none`` where no step of it applies), held in
+    the order the dimensions were declared (the order its recipe is written in)."""
 
-    prune: str = NONE
-    cluster: str = NONE
-    precision: str = "fp32"
-    structure: str = NONE
+    choice: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, params: Mapping[str, str]) -> Candidate:
+        """The candidate of ``params`` (dimension -> value; a missing optional dimension is ``none``).
+
+        Raises:
+            RecipeError: a dimension no technique declared.
+        """
+        for name in params:
+            DIMENSIONS.lookup(name)
+        return cls(tuple((d, params.get(d, NONE)) for d in DIMENSIONS))
+
+    def __getitem__(self, dimension: str) -> str:
+        return dict(self.choice)[dimension]
 
     @property
     def recipe(self) -> str:
-        steps = [step_text(dim, value) for dim, value in self.params().items() if value != NONE]
-        return ",".join(steps)
+        return ",".join(step_text(dim, value) for dim, value in self.choice if value != NONE)
 
     @property
     def slug(self) -> str:
         return slug(self.recipe)
 
+    @property
+    def plain(self) -> bool:
+        """Only a precision: no step of any other dimension."""
+        return all(value == NONE for dim, value in self.choice if dim != PRECISION)
+
     def params(self) -> dict[str, str]:
         """The candidate's value in each dimension, in the order its recipe is written."""
-        return {"structure": self.structure, "prune": self.prune, "cluster": self.cluster,
-                "precision": self.precision}
+        return dict(self.choice)
 
 
 @dataclass(frozen=True)
 class Space:
-    """The choices for each dimension; every combination is a candidate."""
+    """The values of each dimension; every combination is a candidate."""
 
-    precision: tuple[str, ...]
-    prune: tuple[str, ...] = (NONE,)
-    cluster: tuple[str, ...] = (NONE,)
-    structure: tuple[str, ...] = (NONE,)
+    choices: dict[str, tuple[str, ...]]
     notes: list[str] = field(default_factory=list, compare=False)
 
     def dimensions(self) -> dict[str, tuple[str, ...]]:
-        return {"structure": self.structure, "prune": self.prune, "cluster": self.cluster,
-                "precision": self.precision}
+        return dict(self.choices)
+
+    def __getitem__(self, dimension: str) -> tuple[str, ...]:
+        return self.choices[dimension]
 
     def grid(self) -> list[Candidate]:
-        return [Candidate(p, c, q, s) for s, p, c, q in product(self.structure, self.prune, self.cluster,
-                                                                 self.precision)]
+        names = list(self.choices)
+        return [Candidate.of(dict(zip(names, values, strict=True))) for values in product(*self.choices.values())]
+
+    def __iter__(self) -> Iterator[Candidate]:
+        return iter(self.grid())
 
     def __len__(self) -> int:
-        return len(self.structure) * len(self.prune) * len(self.cluster) * len(self.precision)
+        return math.prod(len(v) for v in self.choices.values())
 
 
-def build(profile: Profile, *, precisions: list[str] | None = None, prune: list[str] | None = None,
-          cluster: list[str] | None = None, structure: list[str] | None = None) -> Space:
+def build(profile: Profile, restrict: Mapping[str, Sequence[str] | None] | None = None,
+          **by_dimension: Sequence[str] | None) -> Space:
     """The space for ``profile``: precisions the target runs, and each technique's search values, grouped
     by the dimension each technique declares.
 
-    ``precisions``, ``prune``, ``cluster`` and ``structure`` restrict a dimension (``none`` means the
-    technique is not applied; a prune value is a sparsity for magnitude pruning, or ``wanda=S`` /
-    ``sparsegpt=S``; a structure value is a step that changes the architecture: ``channels=F`` or
-    ``lowrank=R``); by default the techniques' declared search values are used.
+    ``restrict`` (or one keyword per dimension: ``precision=[...]``, ``prune=[...]``) restricts a dimension
+    (``none`` means no step of it; a prune value is a sparsity for magnitude pruning, or ``wanda=S`` /
+    ``sparsegpt=S``; a structure value is ``channels=F`` or ``lowrank=R``); by default the techniques'
+    declared search values are used.
 
     Raises:
-        RecipeError: a value no technique of the dimension accepts, or a precision the profile refuses.
+        RecipeError: an unknown dimension, a value no technique of the dimension accepts, or a precision
+            the profile refuses.
     """
-    notes = []
-    known = dimension_values("precision")
+    given = {**(restrict or {}), **by_dimension}
+    for name in given:
+        DIMENSIONS.lookup(name)
+    notes: list[str] = []
+    chosen = {PRECISION: _precisions(profile, given.get(PRECISION), notes)}
+    for dim in DIMENSIONS:
+        if dim == PRECISION:
+            continue
+        values = given.get(dim) or dimension_values(dim)
+        for value in values:
+            if value != NONE:
+                _check(dim, value, dimension_values(dim))
+        chosen[dim] = tuple(dict.fromkeys(values))
+    return Space({d: chosen[d] for d in DIMENSIONS}, notes=notes)
+
+
+def _precisions(profile: Profile, given: Sequence[str] | None, notes: list[str]) -> tuple[str, ...]:
+    known = dimension_values(PRECISION)
 
     def problem(precision: str) -> str | None:
         return feasibility.precision_problem(profile, parse_step(precision))
 
     allowed = [p for p in known if problem(p) is None]
-    if precisions:
-        for p in precisions:
-            _check("precision", p, known)
-        refused = [p for p in precisions if problem(p) is not None]
+    if given:
+        for p in given:
+            _check(PRECISION, p, known)
+        refused = [p for p in given if problem(p) is not None]
         if refused:
             raise RecipeError(f"profile {profile.name} refuses precision(s) {', '.join(refused)}: "
                               f"{problem(refused[0])}")
-        allowed = list(dict.fromkeys(precisions))
+        allowed = list(dict.fromkeys(given))
     else:
         skipped = [p for p in known if p not in allowed]
         if skipped:
             notes.append(f"precisions {', '.join(skipped)} left out: profile {profile.name} does not run them")
     if not allowed:
         raise RecipeError(f"profile {profile.name} runs none of the precisions {', '.join(known)}")
-    chosen = {"precision": allowed}
-    for dim, given in (("structure", structure), ("prune", prune), ("cluster", cluster)):
-        values = dimension_values(dim) if given is None else given
-        for value in values:
-            if value != NONE:
-                _check(dim, value, dimension_values(dim))
-        chosen[dim] = list(dict.fromkeys(values))
-    return Space(precision=tuple(chosen["precision"]), prune=tuple(chosen["prune"]), cluster=tuple(chosen["cluster"]),
-                 structure=tuple(chosen["structure"]), notes=notes)
+    return tuple(allowed)
 
 
 def for_form(space: Space, form: ModelForm) -> Space:
@@ -139,14 +168,11 @@ def for_form(space: Space, form: ModelForm) -> Space:
         dropped = [v for v in values if v not in ok]
         if dropped:
             notes.append(f"{dim} {', '.join(dropped)} left out: {form.article} {form.text} model cannot take them")
-        kept[dim] = ok
-    if not kept["precision"]:
-        raise RecipeError(f"none of the precisions {', '.join(space.precision)} applies to {form.article} "
+        kept[dim] = ok or (NONE,)
+    if not kept[PRECISION] or kept[PRECISION] == (NONE,):
+        raise RecipeError(f"none of the precisions {', '.join(space[PRECISION])} applies to {form.article} "
                           f"{form.text} model")
-    if form == ModelForm.INTEGER and "int8" not in kept["precision"]:
-        kept["precision"] = ("int8", *kept["precision"])
-    return Space(precision=kept["precision"], prune=kept["prune"] or (NONE,), cluster=kept["cluster"] or (NONE,),
-                 structure=kept["structure"] or (NONE,), notes=notes)
+    return Space(kept, notes=notes)
 
 
 def _check(dimension: str, value: str, known: list[str]) -> None:
@@ -157,11 +183,11 @@ def _check(dimension: str, value: str, known: list[str]) -> None:
     technique = REGISTRY.get(name)
     if technique is None or technique.dimension != dimension:
         names = sorted({t.name for t in techniques(dimension=dimension)})
-        if dimension == "precision":
+        if dimension == PRECISION:
             raise RecipeError(f"unknown precision(s) {value}; expected: {', '.join(known)} "
                               "(mixed=F, mixed=int16x8:F or mixed=int4:F for any fraction F)")
-        if dimension == "structure":
-            raise RecipeError(f"structure values are {' or '.join(f'{n}=…' for n in names)} (or none). "
+        if not any(t.bare for t in techniques(dimension=dimension)):  # its values name their step
+            raise RecipeError(f"{dimension} values are {listed([f'{n}=…' for n in names])} (or none). "
                               f"Received: {value}")
         raise RecipeError(f"{dimension} values are steps of {', '.join(names)} (or none). Received: {value}")
     parse_recipe(text if technique.kind == StepKind.CONVERT else f"{text},fp32")

@@ -113,8 +113,8 @@ def drop_queued_repeats(study: Any, done: dict[str, dict[str, Any]]) -> None:
     for t in study.get_trials(deepcopy=False, states=(state.WAITING,)):
         params = t.system_attrs.get("fixed_params") or t.params
         try:
-            recipe = spacemod.Candidate(**params).recipe
-        except TypeError:  # not one of our candidates
+            recipe = spacemod.Candidate.of(params).recipe
+        except RecipeError:  # not one of our candidates
             continue
         earlier = done.get(recipe)
         if earlier is None or not storage.set_trial_state_values(t._trial_id, state=state.RUNNING):

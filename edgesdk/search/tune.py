@@ -192,11 +192,10 @@ def _seed_queue(study: Any, space: spacemod.Space, total: int, handle: Any, prof
     if total >= len(space):
         first = space.grid()
     else:
-        plain = [c for c in space.grid() if c.prune == spacemod.NONE and c.cluster == spacemod.NONE
-                 and c.structure == spacemod.NONE and tuple(sorted(c.params().items())) not in tried]
+        plain = [c for c in space.grid() if c.plain and tuple(sorted(c.params().items())) not in tried]
         if len(plain) > 1:
-            rank = _predicted_ranks(handle, prof, predictor, [c.precision for c in plain])
-            plain.sort(key=lambda c: rank[c.precision])
+            rank = _predicted_ranks(handle, prof, predictor, [c["precision"] for c in plain])
+            plain.sort(key=lambda c: rank[c["precision"]])
         first = plain[:max(0, total - len(tried))]
     for cand in first:
         if tuple(sorted(cand.params().items())) not in tried:
@@ -293,7 +292,7 @@ class _Search:
                     trial = self.study.ask()
                     self.proposals += 0 if queued else 1
                     dims = self.space.dimensions()
-                    cand = spacemod.Candidate(**{d: trial.suggest_categorical(d, list(v)) for d, v in dims.items()})
+                    cand = spacemod.Candidate.of({d: trial.suggest_categorical(d, list(v)) for d, v in dims.items()})
                     self.active[trial.number] = (trial, cand.recipe)
                     return trial, cand
                 elsewhere = studymod.running_elsewhere(self.study, set(self.active))

@@ -14,6 +14,8 @@ from typing import Any
 
 from ..errors import RecipeError
 from ..kinds import ModelForm, StepKind
+from ..profiles import Profile
+from ..registry import Registry
 
 # A training step needs the Keras graph; a weight-space step also edits a float .tflite (and, for
 # magnitude pruning and clustering, an integer one); a conversion takes a Keras or SavedModel graph or
@@ -49,6 +51,42 @@ class Context:
     say: Callable[[str], None] = field(default=lambda message: None)
 
 
+def runs(profile: Profile, precision: str) -> str | None:
+    """Why ``profile`` does not run models of the profile precision ``precision`` (None: it does)."""
+    if precision in profile.precisions:
+        return None
+    return (f"profile {profile.name!r} ({profile.compute_class}) does not run {precision} models; "
+            f"it runs: {', '.join(profile.precisions)}")
+
+
+@dataclass(frozen=True)
+class PrecisionSpec:
+    """What a conversion step is to a profile, to the predictor and to the model it leaves.
+
+    Attributes:
+        runs_as: the profile precision (:class:`edgesdk.kinds.Precision`) a target must run for it, and
+            the one the profile's preferred list is read with (mixed: int8; weight-only: fp32).
+        cost: the predictor's compute class (float, dynamic, int8 or int16x8).
+        problem: ``(profile, value, shown) -> reason or None`` in place of the plain ``runs_as`` check,
+            for a precision whose needs depend on its value (``value`` None: a model of this precision).
+        keeps_storage: the float32 weights it leaves go back to an fp16-weight input's storage (fp32 asks
+            for float32; fp16 is that storage already).
+        nothing_note: said when its output stays float32 (None: it is not expected to quantize).
+    """
+
+    runs_as: str
+    cost: str = "float"
+    problem: Callable[[Profile, Any, str], str | None] | None = None
+    keeps_storage: bool = True
+    nothing_note: str | None = None
+
+    def check(self, profile: Profile, value: Any, shown: str) -> str | None:
+        """Why ``profile`` cannot run this precision at ``value`` (None: it can)."""
+        if self.problem is not None:
+            return self.problem(profile, value, shown)
+        return runs(profile, self.runs_as)
+
+
 @dataclass(frozen=True)
 class Technique:
     """What a recipe step may be.
@@ -70,7 +108,14 @@ class Technique:
             for a conversion (from a Keras model or a SavedModel path) and a post step.
         flatbuffer: ``(content, step, ctx) -> content``: the step on a .tflite model's flatbuffer (a
             float one, normalized, or an integer one where ``forms`` says so); a Keras or conversion
-            step that accepts a .tflite form must have one.
+            step that accepts a .tflite form must have one. A Keras step with neither (distill) only
+            changes how the others run, in ``prepare``.
+        write: the value as the recipe writes it after ``=`` (None: the bare name), where the default
+            writing does not fit (``int8=io``).
+        check: ``(keras_steps, conversions, recipe)``: a rule of the step about the rest of the recipe,
+            raising RecipeError (qat converts to int8 only; distill needs a step to fine-tune).
+        implies: the conversion the step means when the recipe names none (qat: int8).
+        precision: a conversion's needs and costs (:class:`PrecisionSpec`).
     """
 
     name: str
@@ -89,12 +134,23 @@ class Technique:
     prepare: Callable[[Step, Context], None] | None = None
     apply: Callable[[Any, Step, Context], Any] | None = None
     flatbuffer: Callable[[bytes, Step, Context], bytes] | None = None
+    write: Callable[[Any], str | None] | None = None
+    check: Callable[[list[Step], list[Step], str], None] | None = None
+    implies: str | None = None
+    precision: PrecisionSpec | None = None
 
     def __post_init__(self) -> None:
         if self.calibrated:
             object.__setattr__(self, "runs_model", True)
         if self.kind != StepKind.POST and self.forms & FLATBUFFER_FORMS and self.flatbuffer is None:
             raise ValueError(f"technique {self.name!r} accepts .tflite models but has no flatbuffer apply")
+        if (self.kind == StepKind.CONVERT) != (self.precision is not None):
+            raise ValueError(f"technique {self.name!r}: a conversion step, and only one, has a PrecisionSpec")
+
+    @property
+    def transforms(self) -> bool:
+        """Whether the step changes the model (distill only changes how the others fine-tune)."""
+        return self.apply is not None or self.flatbuffer is not None
 
     def on(self, form: ModelForm) -> Callable[[Any, Step, Context], Any]:
         """The apply for a model of ``form``."""
@@ -106,10 +162,11 @@ class Technique:
 
     def format(self, value: Any) -> str:
         """The step as a recipe writes it: ``prune=0.5``, ``prune=2:4``, ``channels=l1:0.5``, ``int8=io``."""
-        if value is None or value is False:
+        if self.write is not None:
+            text = self.write(value)
+            return self.name if text is None else f"{self.name}={text}"
+        if value is None or value is False or value is True:
             return self.name
-        if value is True:
-            return f"{self.name}=io" if self.name == "int8" else self.name
         if self.tag is not None:
             tag, share = value
             return f"{self.name}={share:g}" if tag == self.tag else f"{self.name}={tag}:{share:g}"
@@ -137,15 +194,40 @@ class Technique:
         raise RecipeError(f"{self.name} cannot apply to {model}, {why}; {self.name} takes {takes} models")
 
 
-REGISTRY: dict[str, Technique] = {}
+@dataclass(frozen=True)
+class Dimension:
+    """A dimension of `tune`'s search: the techniques that declare it share it, their search values are
+    its values, and ``tune --NAME`` (or ``--space NAME=…``) restricts it.
+
+    Attributes:
+        what: what its values are, for help texts ("cluster counts").
+        optional: ``none`` (no step of the dimension) is a value; the precision is never absent.
+        option: ``tune`` has its own ``--NAME`` option for it (the others take ``--space NAME=V``).
+    """
+
+    name: str
+    what: str
+    optional: bool = True
+    option: bool = False
+
+
+REGISTRY: Registry[Technique] = Registry("technique", RecipeError)
+DIMENSIONS: Registry[Dimension] = Registry("search dimension", RecipeError)
+
+
+def dimension(name: str, what: str, *, optional: bool = True, option: bool = False) -> Dimension:
+    """Declare a search dimension (before the techniques in it register); recipes write the dimensions
+    in the order they are declared."""
+    return DIMENSIONS.add(name, Dimension(name, what, optional, option))
 
 
 def register(technique: Technique) -> Technique:
-    """Add a technique to the registry (once: a second one of the same name is a programming error)."""
-    if technique.name in REGISTRY:
-        raise ValueError(f"technique {technique.name!r} is registered twice")
-    REGISTRY[technique.name] = technique
-    return technique
+    """Add a technique to the registry (once: a second one of the same name is a programming error). Its
+    dimension must be declared: a technique is never silently left out of the search."""
+    if technique.dimension is not None and technique.dimension not in DIMENSIONS:
+        raise ValueError(f"technique {technique.name!r}: its search dimension {technique.dimension!r} is not "
+                         "declared (techniques.base.dimension)")
+    return REGISTRY.add(technique.name, technique)
 
 
 def techniques(kind: StepKind | None = None, dimension: str | None = None) -> list[Technique]:
@@ -229,10 +311,8 @@ def parse_step(token: str, recipe: str | None = None) -> Step:
     """
     name, _, raw = token.strip().partition("=")
     name = name.strip().lower()
-    if name not in REGISTRY:
-        where = f" in recipe {recipe!r}" if recipe is not None else ""
-        raise RecipeError(f"unknown technique {name!r}{where}; expected one of {', '.join(REGISTRY)}")
-    return Step(name, REGISTRY[name].parse(raw.strip() if raw else None))
+    technique = REGISTRY.lookup(name, f" in recipe {recipe!r}" if recipe is not None else "")
+    return Step(name, technique.parse(raw.strip() if raw else None))
 
 
 def parse_recipe(text: str) -> Recipe:
@@ -257,15 +337,20 @@ def parse_recipe(text: str) -> Recipe:
     if len(converts) > 1:
         raise RecipeError(f"a recipe has one conversion step; {text!r} has "
                           f"{', '.join(s.name for s in converts)}")
-    has_qat = any(s.name == "qat" for s in keras_steps)
-    if has_qat and converts and converts[0].name != "int8":
-        raise RecipeError(f"qat produces an int8 model; it cannot be combined with {converts[0].name} "
-                          "(16x8 conversion of QAT models is not supported by the TFLite converter)")
-    if any(s.name == "distill" for s in keras_steps) and not any(s.name != "distill" for s in keras_steps):
-        names = [t.name for t in techniques(StepKind.KERAS) if t.name != "distill"]
-        others = ", ".join(names[:-1]) + f" or {names[-1]}"
-        raise RecipeError(f"distill is how the other steps are fine-tuned: combine it with {others} "
-                          "(e.g. channels=0.5,distill=4,int8)")
-    convert = converts[0] if converts else Step("int8", False) if has_qat else Step("fp32")
+    for step in [*keras_steps, *by_kind[StepKind.POST]]:
+        rule = REGISTRY[step.name].check
+        if rule is not None:
+            rule(keras_steps, converts, text)
+    implied = [t.implies for s in keras_steps if (t := REGISTRY[s.name]).implies is not None]
+    name = converts[0].name if converts else implied[0] if implied else DEFAULT_PRECISION
+    convert = converts[0] if converts else Step(name, REGISTRY[name].parse(None))
     keras_steps.sort(key=lambda s: REGISTRY[s.name].order)
-    return Recipe(tuple(keras_steps), convert, tuple(by_kind[StepKind.POST]), stated=bool(converts) or has_qat)
+    return Recipe(tuple(keras_steps), convert, tuple(by_kind[StepKind.POST]), stated=bool(converts or implied))
+
+
+DEFAULT_PRECISION = "fp32"  # the conversion of a recipe that names none (and implies none)
+
+
+def listed(names: list[str], last: str = "or") -> str:
+    """``a, b or c``."""
+    return ", ".join(names[:-1]) + f" {last} {names[-1]}" if len(names) > 1 else "".join(names)

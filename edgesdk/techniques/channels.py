@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import RecipeError
 from ..kinds import StepKind
-from .base import Technique, fraction, register
+from .base import Technique, dimension, fraction, register
 from .training import FineTune, batch_norm_gains, fine_tune
 
 log = logging.getLogger(__name__)
@@ -307,6 +307,8 @@ def _copy_weights(model: Any, smaller: Any, spaces: _Spaces, inputs: dict[str, l
             weights = [w[..., out_mask] if w.shape and w.shape[-1] == out_mask.size else w for w in weights]
         layer.set_weights(weights)
 
+
+dimension("structure", "architecture changes", option=True)
 
 register(Technique(
     "channels", StepKind.KERAS, "structured pruning: remove this fraction of the channels of every convolution and "

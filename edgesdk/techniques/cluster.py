@@ -10,7 +10,7 @@ from ..errors import RecipeError
 from ..kinds import ModelForm, StepKind
 from ..tflite.graph import Graph
 from . import flatbuffer
-from .base import REGISTRY, WEIGHT_SPACE, Context, Step, Technique, register
+from .base import REGISTRY, WEIGHT_SPACE, Context, Step, Technique, dimension, register
 from .training import FineTune, fine_tune, fresh_copy
 
 
@@ -107,6 +107,8 @@ def cluster_flatbuffer(content: bytes, k: int, preserve_sparsity: bool) -> bytes
 def _flat(content: bytes, step: Step, ctx: Context) -> bytes:
     return cluster_flatbuffer(content, step.value, _pruned(ctx))
 
+
+dimension("cluster", "cluster counts", option=True)
 
 register(Technique("cluster", StepKind.KERAS, "weight clustering into N shared values (cluster=16)", _clusters,
                    (8, 16, 32), dimension="cluster", bare=True, order=3, fine_tuned=True,

@@ -4,11 +4,10 @@ softened at a temperature (Hinton et al.; the loss is in :mod:`.training`), labe
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from ..errors import RecipeError
 from ..kinds import StepKind
-from .base import Context, Step, Technique, register
+from .base import Context, Step, Technique, listed, register, techniques
 
 
 def _temperature(value: str | None) -> float:
@@ -30,10 +29,13 @@ def _prepare(step: Step, ctx: Context) -> None:
     ctx.tune = dataclasses.replace(ctx.tune, y=None, temperature=step.value)
 
 
-def _unchanged(model: Any, step: Step, ctx: Context) -> Any:
-    return model  # distillation changed how the other steps fine-tune (in _prepare)
+def _with_others(keras_steps: list[Step], conversions: list[Step], recipe: str) -> None:
+    if not any(s.name != "distill" for s in keras_steps):
+        names = [t.name for t in techniques(StepKind.KERAS) if t.name != "distill" and t.transforms]
+        raise RecipeError(f"distill is how the other steps are fine-tuned: combine it with {listed(names)} "
+                          "(e.g. channels=0.5,distill=4,int8)")
 
 
 register(Technique("distill", StepKind.KERAS, "knowledge distillation: the fine-tuning of the other steps fits the "
                    "float model's outputs softened at temperature T (distill=4), labels unused: unlabeled data is "
-                   "enough", _temperature, order=5, prepare=_prepare, apply=_unchanged))
+                   "enough", _temperature, order=5, prepare=_prepare, check=_with_others))

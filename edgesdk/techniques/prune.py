@@ -11,7 +11,7 @@ from ..errors import RecipeError
 from ..kinds import ModelForm, StepKind
 from ..tflite.graph import Graph
 from . import flatbuffer
-from .base import WEIGHT_SPACE, Technique, register, sparsity
+from .base import WEIGHT_SPACE, Technique, dimension, register, sparsity
 from .training import FineTune, fine_tune, fresh_copy
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,8 @@ def prune_flatbuffer(content: bytes, value: Any) -> bytes:
                           if isinstance(value, tuple) else "prune found no layer to prune")
     return graph.to_bytes()
 
+
+dimension("prune", "pruning (a bare value is magnitude pruning)", option=True)
 
 register(Technique(
     "prune", StepKind.KERAS, "magnitude pruning to a sparsity (prune=0.5) or N:M (prune=2:4)", sparsity("prune"),

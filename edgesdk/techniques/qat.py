@@ -6,7 +6,7 @@ from typing import Any
 
 from ..errors import RecipeError
 from ..kinds import StepKind
-from .base import Technique, no_value, register
+from .base import Step, Technique, no_value, register
 from .training import FineTune, fine_tune, fresh_copy
 
 
@@ -24,5 +24,11 @@ def apply(model: Any, tune: FineTune | None) -> Any:
     return fine_tune(qmodel, tune)
 
 
+def _int8_only(keras_steps: list[Step], conversions: list[Step], recipe: str) -> None:
+    if conversions and conversions[0].name != "int8":
+        raise RecipeError(f"qat produces an int8 model; it cannot be combined with {conversions[0].name} "
+                          "(16x8 conversion of QAT models is not supported by the TFLite converter)")
+
+
 register(Technique("qat", StepKind.KERAS, "quantization-aware training, then int8 conversion", no_value("qat"), (True,),
-                   order=4, apply=lambda model, step, ctx: apply(model, ctx.tune)))
+                   order=4, apply=lambda model, step, ctx: apply(model, ctx.tune), check=_int8_only, implies="int8"))

@@ -21,6 +21,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -67,8 +68,7 @@ def last_line(exc: BaseException) -> str:
 
 def _fail(what: str, exc: BaseException, custom: Sequence[str]) -> RecipeError:
     hint = (f"; the model has custom operators ({', '.join(custom)}) that this runtime has no kernel for, so it "
-            "cannot run on calibration data: only steps that need no run (dynamic, fp16, weight-only, prune, "
-            "cluster, lowrank, strip) apply") if custom else ""
+            "cannot run on calibration data") if custom else ""
     return RecipeError(f"{what}: {last_line(exc)}{hint}")
 
 
@@ -114,7 +114,18 @@ def int16x8(float_model: bytes, calibration: Any, custom: Sequence[str] = ()) ->
         raise _fail("int16x8 quantization failed", exc, custom) from exc
 
 
-def statistics(debugger: Any) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class LayerError:
+    """One layer's error when quantized to int8: its operator, its output tensor, and the RMSE of its
+    output over its quantization step (how many steps of its own grid it is off: the converter
+    documentation's measure of sensitivity)."""
+
+    op: str
+    tensor: str
+    rmse_per_step: float
+
+
+def statistics(debugger: Any) -> list[LayerError]:
     """The QuantizationDebugger's per-layer rows, worst first by RMSE over the quantization step."""
     text = io.StringIO()
     debugger.layer_statistics_dump(text)
@@ -123,17 +134,18 @@ def statistics(debugger: Any) -> list[dict[str, Any]]:
         scale, mse = float(row["scale"]), float(row["mean_squared_error"])
         if row["op_name"] in ("QUANTIZE", "DEQUANTIZE") or scale <= 0:
             continue
-        rows.append({"op": row["op_name"], "tensor": row["tensor_name"], "rmse_per_step": float(np.sqrt(mse)) / scale})
-    return sorted(rows, key=lambda r: -r["rmse_per_step"])
+        rows.append(LayerError(row["op_name"], row["tensor_name"], float(np.sqrt(mse)) / scale))
+    return sorted(rows, key=lambda r: -r.rmse_per_step)
 
 
-def layer_errors(float_model: bytes, calibration: Any,
-                 custom: Sequence[str] = ()) -> tuple[list[dict[str, Any]], bytes]:
-    """Each layer's int8 error on the samples (see :func:`statistics`), and the calibrated model."""
+def layer_errors(float_model: bytes, calibration: Any, custom: Sequence[str] = (),
+                 calibrated: bytes | None = None) -> list[LayerError]:
+    """Each layer's int8 error on the samples (see :func:`statistics`); ``calibrated``: the model as
+    :func:`calibrate` gave it, when the caller has it already."""
     import tensorflow as tf
     from tensorflow.lite.python.convert import mlir_quantize
 
-    calibrated = calibrate(float_model, calibration, custom)
+    calibrated = calibrated or calibrate(float_model, calibration, custom)
     try:
         with quiet():
             debug_model = mlir_quantize(calibrated, enable_numeric_verify=True)
@@ -141,7 +153,7 @@ def layer_errors(float_model: bytes, calibration: Any,
                 quant_debug_model_content=debug_model, float_model_content=float_model,
                 debug_dataset=generator(calibration, input_types(float_model), DEBUG_SAMPLES))
             debugger.run()
-            return statistics(debugger), calibrated
+            return statistics(debugger)
     except Exception as exc:  # noqa: BLE001
         raise _fail("the quantization debugger failed", exc, custom) from exc
 
@@ -150,8 +162,9 @@ def mixed_float(float_model: bytes, fraction: float, calibration: Any, custom: S
     """int8 with the ceil(fraction x layers) most sensitive layers left float."""
     from tensorflow.lite.python.convert import mlir_quantize
 
-    errors, calibrated = layer_errors(float_model, calibration, custom)
-    keep = [r["tensor"] for r in errors[:max(1, int(np.ceil(fraction * len(errors))))]]
+    calibrated = calibrate(float_model, calibration, custom)
+    errors = layer_errors(float_model, calibration, custom, calibrated)
+    keep = [r.tensor for r in errors[:max(1, int(np.ceil(fraction * len(errors))))]]
     log.info("mixed: %d of %d layers kept float", len(keep), len(errors))
     try:
         with quiet():
@@ -264,7 +277,7 @@ def weight_only(float_model: bytes, bits: int) -> bytes:
     return aeq(float_model, lambda q: _rules(q, False, bits), None, f"weight-only int{bits}")
 
 
-def mixed_aeq(float_model: bytes, errors: list[dict[str, Any]], kind: str, fraction: float, calibration: Any) -> bytes:
+def mixed_aeq(float_model: bytes, errors: list[LayerError], kind: str, fraction: float, calibration: Any) -> bytes:
     """int8 throughout, and per layer either int16 activations (``int16x8``: the most sensitive layers) or
     int4 weights (``int4``: the least sensitive convolutions and fully connected layers); inputs and
     outputs stay float. ai-edge-quantizer inserts the QUANTIZE ops between int8 and int16."""
@@ -282,18 +295,18 @@ def mixed_aeq(float_model: bytes, errors: list[dict[str, Any]], kind: str, fract
         for op in int8_ops:
             q.add_static_config(".*", op, 8, 8)
         for row in chosen:
-            regex = f"^{re.escape(row['tensor'])};$"  # an op's scope: its output names, each ended by ';'
+            regex = f"^{re.escape(row.tensor)};$"  # an op's scope: its output names, each ended by ';'
             if kind == "int16x8":
-                q.add_static_config(regex, row["op"], 16, 8)
+                q.add_static_config(regex, row.op, 16, 8)
             else:
-                q.add_static_config(regex, row["op"], 8, 4)
+                q.add_static_config(regex, row.op, 8, 4)
     return aeq(float_model, configure, calibration, f"mixed={kind}:{fraction:g}")
 
 
-def chosen_layers(errors: list[dict[str, Any]], kind: str, fraction: float) -> list[dict[str, Any]]:
+def chosen_layers(errors: list[LayerError], kind: str, fraction: float) -> list[LayerError]:
     """The layers that get ``kind``: for int16x8 the most sensitive ones; for int4 weights the least
     sensitive convolutions and fully connected layers (the ones LiteRT runs with int4 weights)."""
     if kind == "int16x8":
         return errors[:max(1, int(np.ceil(fraction * len(errors))))]
-    candidates = [r for r in reversed(errors) if r["op"] in ("CONV_2D", "FULLY_CONNECTED")]
+    candidates = [r for r in reversed(errors) if r.op in ("CONV_2D", "FULLY_CONNECTED")]
     return candidates[:max(1, int(np.ceil(fraction * len(candidates))))] if candidates else []

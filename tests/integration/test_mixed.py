@@ -20,12 +20,12 @@ def model_path(request, keras3_path, h5_path):
 
 def test_the_most_sensitive_layers_stay_float(model_path, data_files, tmp_path):
     from edgesdk.intake import open_model
-    from edgesdk.techniques.convert import converter_for, layer_errors
+    from edgesdk.techniques.conversion import converter_for, keras_layer_errors
 
     train, val, _ = data_files
     x = np.load(train)["x"][:64].reshape(-1, 8, 8, 1).astype(np.float32)
-    errors = layer_errors(converter_for(open_model(model_path).converter_source()), x)
-    steps = [e["rmse_per_step"] for e in errors]
+    errors = keras_layer_errors(converter_for(open_model(model_path).converter_source()), x)
+    steps = [e.rmse_per_step for e in errors]
     assert len(steps) >= 4 and steps == sorted(steps, reverse=True)
     full = edgesdk.compress(model_path, "host", "int8", tmp_path / "i.tflite", val, train_data=train)
     mixed = edgesdk.compress(model_path, "host", "mixed=0.25", tmp_path / "m.tflite", val, train_data=train)
@@ -82,10 +82,10 @@ def test_int4_weights_for_the_least_sensitive_layers(model_path, data_files, tmp
 
 def test_tune_searches_mixed_where_the_target_runs_it():
     host = build(load_profile("host"))
-    assert {"mixed=0.1", "mixed=0.25"} <= set(host.precision)
+    assert {"mixed=0.1", "mixed=0.25"} <= set(host["precision"])
     npu = build(load_profile("ethos-u55"))  # int8 and int16x8 only: no float layers
-    assert not any(p.startswith("mixed") for p in npu.precision)
+    assert not any(p.startswith("mixed") for p in npu["precision"])
     assert any("mixed=0.1" in note for note in npu.notes)
-    assert build(load_profile("host"), precisions=["mixed=0.5"]).precision == ("mixed=0.5",)
-    assert build(load_profile("host"), precisions=["mixed=int4:0.5", "mixed=int16x8:0.1"]).precision == \
+    assert build(load_profile("host"), precision=["mixed=0.5"])["precision"] == ("mixed=0.5",)
+    assert build(load_profile("host"), precision=["mixed=int4:0.5", "mixed=int16x8:0.1"])["precision"] == \
         ("mixed=int4:0.5", "mixed=int16x8:0.1")

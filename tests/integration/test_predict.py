@@ -74,7 +74,7 @@ def test_quantized_kernels_are_costed_on_whole_tiles(tmp_path):
     import tf_keras as k
 
     from edgesdk.techniques import Step
-    from edgesdk.techniques.convert import convert
+    from edgesdk.techniques.conversion import convert
 
     inp = k.Input((16, 16, 3))
     x = k.layers.Conv2D(24, 3, padding="same")(inp)                  # 16*16 * 9*3 * 24 MACs
@@ -102,7 +102,7 @@ def held_out(tmp_path_factory):
     import tf_keras as k
 
     from edgesdk.techniques import Step
-    from edgesdk.techniques.convert import convert
+    from edgesdk.techniques.conversion import convert
 
     x = inp = k.Input((32, 32, 3))
     for width in (24, 32, 32):
@@ -140,7 +140,7 @@ def test_calibrate_on_the_local_device_and_predict_held_out(held_out, tmp_path):
 @pytest.mark.slow
 def test_tune_without_a_device_estimates_and_says_so(tmp_path):
     store = edgesdk.Store()
-    space = build(load_profile("host"), precisions=["fp32", "int8"], prune=["none"], cluster=["none"],
+    space = build(load_profile("host"), precision=["fp32", "int8"], prune=["none"], cluster=["none"],
                   structure=["none"])
     result = tune(MODEL, "host", tmp_path / "t", data=VAL, train_data=TRAIN, space=space, store=store, epochs=0)
     rows = [r for r in result.trials if r["status"] == "estimated"]  # never "measured": nothing was

@@ -22,7 +22,7 @@ QUICK = BenchSettings(runs=10, warmup=1, min_time_s=0.05)
 
 
 def small_space(**kwargs):
-    return build(load_profile("host"), precisions=kwargs.get("precisions", ["fp32", "int8"]),
+    return build(load_profile("host"), precision=kwargs.get("precision", ["fp32", "int8"]),
                  prune=kwargs.get("prune", ["none", "0.5"]), cluster=["none"], structure=["none"])
 
 
@@ -104,9 +104,9 @@ def test_constraints_prune_before_any_device_time(tmp_path):
     assert not (tmp_path / "t/best.tflite").exists() and "no candidate could be measured" in result.notes
     # A profile that refuses a precision: the space leaves it out, and asking for it is an error.
     mcu = load_profile("edgetpu")
-    assert "fp32" not in build(mcu).precision
+    assert "fp32" not in build(mcu)["precision"]
     with pytest.raises(RecipeError, match="refuses precision"):
-        build(mcu, precisions=["fp32"])
+        build(mcu, precision=["fp32"])
 
 
 def test_resume_and_cache(tmp_path):
@@ -194,7 +194,7 @@ def test_a_killed_tune_retries_the_trial_it_was_on(tmp_path, how):
         "from device_agent.protocol import BenchSettings\n"
         "from edgesdk.profiles import load_profile\n"
         "from edgesdk.search import build, tune\n"
-        "space = build(load_profile('host'), precisions=['fp32', 'int8'], prune=['none', '0.5'], cluster=['none'],"
+        "space = build(load_profile('host'), precision=['fp32', 'int8'], prune=['none', '0.5'], cluster=['none'],"
         " structure=['none'])\n"
         f"tune({str(MODEL)!r}, 'host', {str(out)!r}, devices=['local'], data={str(VAL)!r}, space=space, epochs=0,"
         " settings=BenchSettings(runs=200, warmup=1, min_time_s=2), heartbeat_s=1,"

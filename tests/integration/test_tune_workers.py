@@ -52,7 +52,7 @@ def test_two_workers_on_postgresql_share_one_study(postgres, tmp_path):
 
 def test_several_devices_measure_in_parallel_one_at_a_time_each(tmp_path):
     store = edgesdk.Store()
-    space = build(load_profile("host"), precisions=["fp32", "int8", "fp16"], prune=["none", "0.5"], cluster=["none"],
+    space = build(load_profile("host"), precision=["fp32", "int8", "fp16"], prune=["none", "0.5"], cluster=["none"],
                   structure=["none"])
     devices = ["local", "local://"]  # two names for this machine: two devices to the scheduler
     result = tune(MODEL, "host", tmp_path / "t", devices=devices, data=VAL, train_data=TRAIN, space=space,
