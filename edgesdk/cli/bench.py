@@ -72,8 +72,6 @@ def bench(
     Example: edgesdk bench model.tflite --device ssh://pi@raspberrypi.local?python=/home/pi/venv/bin/python
     Example: edgesdk bench model.tflite --device "adb://R58M123ABC?benchmark_model=./android_aarch64_benchmark_model"
     """
-    from device_agent.protocol import BenchSettings
-
     from ..measure import bench as run_bench
     from ..profiles import load_profile
     from ..store import Store
@@ -94,6 +92,12 @@ def bench(
         print_json({**m.to_dict(), **({"prediction": check} if check else {})})
         return
     warn(doc["warnings"] + ([check["disagreement"]] if check and check.get("disagreement") else []))
+    _print_bench(model, m, check, prof.name if prof else "")
+
+
+def _print_bench(model: Path, m: Any, check: dict | None, profile: str) -> None:
+    """The measurement as a table: latency, memory, runtime, accelerator, device, power."""
+    doc = m.document
     lat, mem, dev = doc["latency"], doc["memory"], doc["device"]
     origin = Text.assemble(("from the store", "cyan"), " (use --fresh to measure again)") if m.cached \
         else "measured now"
@@ -111,7 +115,7 @@ def bench(
         table.add_row("accelerator", accelerator_text(doc["accelerator"]))
         if check:
             table.add_row("predicted", "fully accelerated" if not check["fallback_ops"] else
-                          f"{', '.join(check['fallback_ops'])} on the CPU ({prof.name if prof else ''})")
+                          f"{', '.join(check['fallback_ops'])} on the CPU ({profile})")
     table.add_row("device", f"{dev['hostname']} · {dev['cpu_model']} · {dev['cores']} cores · "
                   + (f"GPU {dev['gpu']} · " if dev.get("gpu") else "") + f"fingerprint {dev['fingerprint']}")
     power = doc["power"]

@@ -10,23 +10,23 @@ from rich.table import Table
 
 from device_agent.protocol import MAX_RUNS, MAX_SECONDS, BenchSettings
 
-from ..techniques import techniques
 from .app import app
 from .common import AcceleratorOpt, JsonOpt, StoreOpt, TrustOpt, brief, err, out, print_json, tag
+from .space_options import restricting
 
 DEFAULT_BENCH = BenchSettings()
-
-
-def _dimension_help(dimension: str) -> str:
-    """The help of a search dimension's option, from the techniques registered in it."""
-    what = {"precision": "the precisions", "prune": "pruning (a bare value is magnitude pruning)",
-            "cluster": "cluster counts", "structure": "architecture changes"}[dimension]
-    values = [label for t in sorted(techniques(dimension=dimension), key=lambda t: t.order) for label in t.labels()]
-    none = "" if dimension == "precision" else "'none', "
-    return f"restrict {what} to some of: {none}{', '.join(values)} (repeatable; other values of these steps work too)"
+StorageOpt = Annotated[Optional[str], typer.Option("--storage", help="Optuna storage URL (default: SQLite in OUTDIR); "
+                                                   "postgresql://… to share one study between hosts")]
+StudyOpt = Annotated[Optional[str], typer.Option("--study", help="study name (default: from model and profile)")]
+MinTimeOpt = Annotated[float, typer.Option("--min-time", help="minimum seconds of timed runs", min=0,
+                                           max=MAX_SECONDS)]
+FullAccelerationOpt = Annotated[bool, typer.Option(
+    "--require-full-acceleration", help="reject candidates the profile predicts would not run wholly on its "
+    "accelerator (before any device time), and those the device reports partly on the CPU")]
 
 
 @app.command()
+@restricting
 def tune(
     model: Annotated[Path, typer.Argument(help=".keras, .h5, SavedModel directory or .tflite (the space keeps what "
                                           "the model can take)")],
@@ -52,24 +52,16 @@ def tune(
     budget: Annotated[Optional[int], typer.Option("--budget", min=1, help="distinct candidates to try "
                                                   "(default: 24, or the whole space with --time-budget)")] = None,
     time_budget: Annotated[Optional[float], typer.Option("--time-budget", min=1, help="seconds")] = None,
-    precision: Annotated[Optional[list[str]], typer.Option("--precision", help=_dimension_help("precision"))] = None,
-    prune: Annotated[Optional[list[str]], typer.Option("--prune", help=_dimension_help("prune"))] = None,
-    cluster: Annotated[Optional[list[str]], typer.Option("--cluster", help=_dimension_help("cluster"))] = None,
-    structure: Annotated[Optional[list[str]], typer.Option("--structure", help=_dimension_help("structure"))] = None,
-    storage: Annotated[Optional[str], typer.Option("--storage", help="Optuna storage URL (default: SQLite in "
-                                                   "OUTDIR); postgresql://… to share one study between hosts")] = None,
-    study: Annotated[Optional[str], typer.Option("--study", help="study name (default: from model and "
-                                                 "profile)")] = None,
+    restrict: dict[str, list[str]] | None = None,
+    storage: StorageOpt = None,
+    study: StudyOpt = None,
     seed: Annotated[int, typer.Option(help="sampler and fine-tuning seed", min=0, max=2**32 - 1)] = 0,
     epochs: Annotated[int, typer.Option(help="fine-tuning epochs per candidate", min=0)] = 1,
     runs: Annotated[int, typer.Option(help="minimum timed runs per measurement", min=1,
                                       max=MAX_RUNS)] = DEFAULT_BENCH.runs,
-    min_time: Annotated[float, typer.Option("--min-time", help="minimum seconds of timed runs",
-                                            min=0, max=MAX_SECONDS)] = DEFAULT_BENCH.min_time_s,
+    min_time: MinTimeOpt = DEFAULT_BENCH.min_time_s,
     accelerator: AcceleratorOpt = None,
-    require_full_acceleration: Annotated[bool, typer.Option(
-        "--require-full-acceleration", help="reject candidates the profile predicts would not run wholly on its "
-        "accelerator (before any device time), and those the device reports partly on the CPU")] = False,
+    require_full_acceleration: FullAccelerationOpt = False,
     trust_model_code: TrustOpt = False,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
@@ -84,66 +76,27 @@ def tune(
     Example: edgesdk tune model.keras -p rpi5 --device pi5 -d val.npz --train-data train.npz
     --max-accuracy-drop 0.01 -o tuned/
     """
-    from device_agent.protocol import BenchSettings
-
     from ..intake import open_model
     from ..profiles import load_profile
-    from ..search import DEFAULT_BUDGET, Constraints, build, default_budget, for_form
+    from ..search import Constraints, build, default_budget, for_form
     from ..search import tune as run_tune
     from ..store import Store
 
     prof = load_profile(profile)
-    space = build(prof, {"precision": precision, "prune": prune, "cluster": cluster, "structure": structure})
+    space = build(prof, restrict)
     space = for_form(space, open_model(model, trust_code=trust_model_code).form)  # what this model can take
     constraints = Constraints(max_accuracy_drop=max_accuracy_drop, min_accuracy=min_accuracy,
                               max_latency_ms=max_latency_ms, max_memory_bytes=max_memory,
                               require_full_acceleration=require_full_acceleration)
-    total = default_budget(len(space), budget, time_budget)
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    # The bar appears with the first report, after tune has checked its input: an error stays one line.
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TextColumn("left"), TimeRemainingColumn(), TextColumn("{task.fields[best]}"), console=err,
-                   transient=False)
-    task = bar.add_task(f"tuning {model.name} for {prof.name} ({len(space)} candidates)", total=total,
-                        best="", start=False)
-    try:
-        def show(event: Any) -> None:
-            detail = event.detail
-            best, row, left = detail.get("best"), detail.get("row"), detail.get("time_budget_s")
-            note = f"best {best['recipe']} p50 {best['latency_ms']:.4g} ms" + \
-                (" (estimated)" if best.get("estimated") else "") if best else ""
-            if left:
-                note += f" · time budget: {max(0.0, left - detail['elapsed_s']):.0f} s left"
-            bar.update(task, completed=event.done, total=event.total, best=note)
-            if row is None:  # before the first trial: a resumed study starts from what it has done
-                if budget is None and time_budget is None and total < len(space):
-                    err.print(f"trying {total} of the {len(space)} candidates (the default budget is "
-                              f"{DEFAULT_BUDGET}; --budget N or --time-budget S to search further)", highlight=False)
-                bar.start_task(task)
-                bar.start()
-            elif not err.is_terminal and row.get("recipe"):  # logs (CI, cron) get one line per trial
-                err.print(f"[{event.done}/{event.total}] {row['recipe']}: {row.get('status')}"
-                          + (f", p50 {row['latency_ms']:.4g} ms" if row.get("latency_ms") is not None else "")
-                          + (" (estimated)" if row.get("estimated") else "")
-                          + (f" ({brief(str(row['reason']))})" if row.get("reason") else ""), highlight=False)
-
-        wanted = [o.strip() for o in objectives.split(",")] if objectives is not None else None
+    wanted = [o.strip() for o in objectives.split(",")] if objectives is not None else None
+    with _TuneProgress(f"tuning {model.name} for {prof.name} ({len(space)} candidates)", len(space),
+                       default_budget(len(space), budget, time_budget), chosen=budget or time_budget) as show:
         result = run_tune(model, prof, outdir, devices=device or [], data=data, train_data=train_data,
                           constraints=constraints, objectives=wanted,
                           budget=budget, time_budget_s=time_budget, storage=storage, study_name=study, seed=seed,
                           epochs=epochs, store=Store(store),
                           settings=BenchSettings(runs=runs, min_time_s=min_time, accelerator=accelerator),
                           space=space, progress=show, trust_model_code=trust_model_code)
-    finally:
-        bar.stop()
     if as_json:
         print_json(result.to_dict())
     else:
@@ -152,6 +105,55 @@ def tune(
         raise typer.Exit(130)
     if result.best is None:
         raise typer.Exit(1)
+
+
+class _TuneProgress:
+    """tune's progress on stderr: a bar with the best so far on a terminal, one line per trial in a log.
+    The bar appears with the first report, after tune has checked its input: an error stays one line."""
+
+    def __init__(self, title: str, size: int, total: int, *, chosen: object) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.size, self.total, self.chosen = size, total, chosen
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
+                            TextColumn("{task.fields[best]}"), console=err, transient=False)
+        self.task = self.bar.add_task(title, total=total, best="", start=False)
+
+    def __enter__(self) -> _TuneProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def __call__(self, event: Any) -> None:
+        from ..search import DEFAULT_BUDGET
+
+        detail = event.detail
+        best, row, left = detail.get("best"), detail.get("row"), detail.get("time_budget_s")
+        note = f"best {best['recipe']} p50 {best['latency_ms']:.4g} ms" + \
+            (" (estimated)" if best.get("estimated") else "") if best else ""
+        if left:
+            note += f" · time budget: {max(0.0, left - detail['elapsed_s']):.0f} s left"
+        self.bar.update(self.task, completed=event.done, total=event.total, best=note)
+        if row is None:  # before the first trial: a resumed study starts from what it has done
+            if self.chosen is None and self.total < self.size:
+                err.print(f"trying {self.total} of the {self.size} candidates (the default budget is "
+                          f"{DEFAULT_BUDGET}; --budget N or --time-budget S to search further)", highlight=False)
+            self.bar.start_task(self.task)
+            self.bar.start()
+        elif not err.is_terminal and row.get("recipe"):  # logs (CI, cron) get one line per trial
+            err.print(f"[{event.done}/{event.total}] {row['recipe']}: {row.get('status')}"
+                      + (f", p50 {row['latency_ms']:.4g} ms" if row.get("latency_ms") is not None else "")
+                      + (" (estimated)" if row.get("estimated") else "")
+                      + (f" ({brief(str(row['reason']))})" if row.get("reason") else ""), highlight=False)
 
 
 @app.command()

@@ -139,6 +139,20 @@ def write_html(result: Any, path: Path) -> None:
                    f"<td>{_cell(r.get('memory_bytes'), '{:,}')}</td><td>{energy}</td>"
                    f"<td class='l'>{e(notes)}</td></tr>")
     out.append("</table>")
+    out.extend(_device_section(kept))
+    out.append("<h2>Candidates</h2>")
+    for r in kept:
+        lat = r.get("latency") or {}
+        out.append(f"<details><summary>#{r['number']} <code>{e(r['recipe'])}</code></summary><pre>"
+                   f"{e(_describe(r, lat))}</pre></details>")
+    out.append("</body></html>")
+    write_atomic(path, "\n".join(out).encode("utf-8"))
+
+
+def _device_section(kept: list[dict[str, Any]]) -> list[str]:
+    """The device the candidates were measured on, its runtime and accelerator (none when estimated)."""
+    e = html.escape
+    out: list[str] = []
     device = next((r.get("device") for r in kept if r.get("device")), None)
     if device:
         out.append("<h2>Device</h2><table id='device'>")
@@ -156,13 +170,7 @@ def write_html(result: Any, path: Path) -> None:
         partial = sorted({op for r in kept for op in ((r.get("accelerator") or {}).get("fallback_ops") or [])})
         ran += f" · operators on the CPU in some candidates: {', '.join(partial)}" if partial else ""
         out.append(f"<tr><td>accelerator</td><td class='l'>{e(ran)}</td></tr></table>")
-    out.append("<h2>Candidates</h2>")
-    for r in kept:
-        lat = r.get("latency") or {}
-        out.append(f"<details><summary>#{r['number']} <code>{e(r['recipe'])}</code></summary><pre>"
-                   f"{e(_describe(r, lat))}</pre></details>")
-    out.append("</body></html>")
-    write_atomic(path, "\n".join(out).encode("utf-8"))
+    return out
 
 
 def _describe(row: dict[str, Any], lat: dict[str, Any]) -> str:

@@ -196,24 +196,7 @@ def _report(path: str | Path, buf: bytes, model: Any) -> ModelReport:
                              first.dtype if first else "", first.bytes if first else 0, _macs(name, ins, outs),
                              tuple(int(j) for j in (op.inputs if op.inputs is not None else []))))
 
-    # Liveness: a non-constant tensor lives from the op that writes it to its last reader.
-    last_use: dict[int, int] = {}
-    n_ops = len(layers)
-    for i, op in enumerate(graph.operators or []):
-        for j in op.inputs if op.inputs is not None else []:
-            if j >= 0:
-                last_use[j] = i
-    for j in graph.outputs if graph.outputs is not None else []:
-        last_use[j] = n_ops
-    live = {j: tensors[j].bytes for j in (graph.inputs if graph.inputs is not None else [])}
-    peak = sum(live.values())
-    for i, op in enumerate(graph.operators or []):
-        for j in op.outputs if op.outputs is not None else []:
-            if not tensors[j].constant:
-                live[j] = tensors[j].bytes
-        peak = max(peak, sum(live.values()))
-        for j in [j for j in live if last_use.get(j, -1) <= i]:
-            del live[j]
+    peak = _peak_activation_bytes(graph, tensors)
 
     return ModelReport(
         path=str(path),
@@ -230,6 +213,32 @@ def _report(path: str | Path, buf: bytes, model: Any) -> ModelReport:
         layers=layers,
         tensors=tensors,
     )
+
+
+def _peak_activation_bytes(graph: Any, tensors: list[TensorInfo]) -> int:
+    """The most bytes of activations alive at once, running the operators in their stored order.
+
+    Liveness: a non-constant tensor lives from the op that writes it to its last reader.
+    """
+    last_use: dict[int, int] = {}
+    n_ops = len(graph.operators or [])
+    for i, op in enumerate(graph.operators or []):
+        for j in op.inputs if op.inputs is not None else []:
+            if j >= 0:
+                last_use[j] = i
+    for j in graph.outputs if graph.outputs is not None else []:
+        last_use[j] = n_ops
+    live = {j: tensors[j].bytes for j in (graph.inputs if graph.inputs is not None else [])}
+    peak = sum(live.values())
+    for i, op in enumerate(graph.operators or []):
+        for j in op.outputs if op.outputs is not None else []:
+            if not tensors[j].constant:
+                live[j] = tensors[j].bytes
+        peak = max(peak, sum(live.values()))
+        for j in [j for j in live if last_use.get(j, -1) <= i]:
+            del live[j]
+
+    return peak
 
 
 _VALUE_TYPES = {"FLOAT32": "<f4", "FLOAT16": "<f2", "INT8": "i1", "UINT8": "u1", "INT16": "<i2", "INT32": "<i4",

@@ -134,11 +134,19 @@ def test_cli_tune(tmp_path):
 
     out = tmp_path / "cli"
     args = ["tune", str(MODEL), "-p", "host", "--device", "local", "-d", str(VAL), "--train-data", str(TRAIN),
-            "--precision", "int8", "--prune", "none", "--cluster", "none", "--structure", "none",
+            "--precision", "int8", "--space", "prune=none", "--cluster", "none", "--space", "structure=none",
             "--runs", "5", "--min-time", "0", "--epochs", "0", "-o", str(out)]
     done = CliRunner().invoke(app, args)
     assert done.exit_code == 0, done.output
     assert "best: int8" in done.output and (out / "best.tflite").is_file() and (out / "report.html").is_file()
+    # --space and the generated --NAME options restrict the same space: one candidate, int8 alone
+    assert [t["recipe"] for t in json.loads((out / "results.json").read_text())["trials"] if t.get("recipe")] == \
+        ["int8"]
+    for form, why in (("speed=1", "unknown search dimension 'speed'"), ("prune", "expected NAME=VALUE"),
+                      ("prune=0.3x", "0.3x")):
+        refused = CliRunner().invoke(app, [*args[:-2], "--space", form, "-o", str(tmp_path / "refused")])
+        assert refused.exit_code != 0 and why in (refused.output + str(refused.exception)), form
+    assert not (tmp_path / "refused").exists()
     bad = CliRunner().invoke(app, [*args[:-2], "--objectives", "speed", "-o", str(out)])
     assert bad.exit_code != 0 and "unknown objective 'speed'" in str(bad.exception or bad.output)
 
