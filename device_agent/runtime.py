@@ -2,9 +2,9 @@
 
 A :class:`Runtime` opens a model as a :class:`Session` that the benchmark drives (inputs, invoke,
 outputs). :class:`InterpreterRuntime` is the TFLite interpreter of ai_edge_litert, tflite_runtime or
-tensorflow.lite, whichever imports first; a runtime that is not a TFLite interpreter (LiteRT's
-CompiledModel with an accelerator, ONNX Runtime) is one more subclass and one more entry in
-``CANDIDATES`` (with its factory in ``FACTORIES``).
+tensorflow.lite, whichever imports first. A new runtime (ONNX Runtime, a vendor's NPU runtime) is a
+:class:`Runtime` subclass with its :class:`Session` plus one :func:`register_runtime` line: the agent
+tries it in registration order, and ``edgesdk devices setup`` installs it where it names its packages.
 """
 
 from __future__ import annotations
@@ -13,21 +13,15 @@ import abc
 import importlib
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from .protocol import OFFLOADED
+from .registry import Registry
 from .session import NoAccelerator, Session, UnsupportedModel
 
-__all__ = ["CANDIDATES", "FACTORIES", "InterpreterRuntime", "LiteRtRuntime", "NoAccelerator", "NoRuntimeError",
-           "Runtime", "Session", "UnsupportedModel", "load"]
-
-# Preference order: LiteRT is the maintained runtime; tflite_runtime is what older boards carry;
-# full TensorFlow is a last resort (its interpreter is deprecated).
-CANDIDATES = (
-    ("ai_edge_litert", "ai_edge_litert.interpreter", "ai-edge-litert"),
-    ("tflite_runtime", "tflite_runtime.interpreter", "tflite-runtime"),
-    ("tensorflow", "tensorflow.lite.python.interpreter", "tensorflow"),
-)
+__all__ = ["RUNTIMES", "DeviceRuntime", "InterpreterRuntime", "LiteRtRuntime", "NoAccelerator", "NoRuntimeError",
+           "Runtime", "Session", "UnsupportedModel", "load", "register_runtime"]
 
 INSTALL_HINT = ("no TFLite runtime found: install one on the device, e.g. "
                 "`python3 -m pip install numpy ai-edge-litert` (or `tflite-runtime 'numpy<2'` where "
@@ -149,29 +143,63 @@ def _litert(module: Any, name: str, version: str) -> Runtime:
     return LiteRtRuntime(name, version, module.Interpreter)
 
 
-# How each candidate's imported module becomes a Runtime (the TFLite interpreter where none is named).
-FACTORIES: dict[str, Callable[[Any, str, str], Runtime]] = {"ai_edge_litert": _litert}
+@dataclass(frozen=True)
+class DeviceRuntime:
+    """A runtime the agent may find on a device.
+
+    Attributes:
+        name: its key (the agent's ``--runtime``; ``runtime.name`` in measurements).
+        module: the module whose import says it is installed.
+        dist: its distribution name (for its version, and ``devices setup --runtime``).
+        factory: makes the :class:`Runtime` from the imported module, its name and version.
+        install: what ``devices setup`` installs for it with pip (empty: never installed by edgesdk).
+    """
+
+    name: str
+    module: str
+    dist: str
+    factory: Callable[[Any, str, str], Runtime]
+    install: tuple[str, ...] = ()
+
+
+RUNTIMES: Registry[DeviceRuntime] = Registry("device runtime", NoRuntimeError)
+
+
+def register_runtime(runtime: DeviceRuntime) -> DeviceRuntime:
+    """Add a runtime; the agent tries them in registration order (a second of one name is refused)."""
+    return RUNTIMES.add(runtime.name, runtime)
+
+
+# Preference order: LiteRT is the maintained runtime; tflite_runtime is what older boards carry (its last
+# wheels, 2.14, were built against numpy 1); full TensorFlow is a last resort (its interpreter is deprecated).
+register_runtime(DeviceRuntime("ai_edge_litert", "ai_edge_litert.interpreter", "ai-edge-litert", _litert,
+                               ("numpy", "ai-edge-litert")))
+register_runtime(DeviceRuntime("tflite_runtime", "tflite_runtime.interpreter", "tflite-runtime", _interpreter,
+                               ("numpy<2", "tflite-runtime")))
+register_runtime(DeviceRuntime("tensorflow", "tensorflow.lite.python.interpreter", "tensorflow", _interpreter))
 
 
 def load(preferred: Optional[str] = None) -> Runtime:
-    """The first runtime of ``CANDIDATES`` that imports.
+    """The first runtime of :data:`RUNTIMES` that imports.
 
     Args:
-        preferred: a runtime name from ``CANDIDATES`` to require instead of searching.
+        preferred: a runtime name from :data:`RUNTIMES` to require instead of searching.
 
     Raises:
         NoRuntimeError: when none (or not the preferred one) can be imported.
     """
+    if preferred:
+        RUNTIMES.lookup(preferred)
     errors = []
-    for name, module, dist in CANDIDATES:
-        if preferred and name != preferred:
+    for entry in RUNTIMES.values():
+        if preferred and entry.name != preferred:
             continue
         try:
-            mod = importlib.import_module(module)
+            mod = importlib.import_module(entry.module)
         except Exception as exc:  # noqa: BLE001 - a broken install is reported, not raised
-            errors.append(f"{name}: {exc}")
+            errors.append(f"{entry.name}: {exc}")
             continue
-        return FACTORIES.get(name, _interpreter)(mod, name, _version(dist))
+        return entry.factory(mod, entry.name, _version(entry.dist))
     raise NoRuntimeError(INSTALL_HINT + ("; tried " + "; ".join(errors) if errors else ""))
 
 

@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from device_agent.runtime import RUNTIMES as AGENT_RUNTIMES
+from device_agent.runtime import DeviceRuntime
+
 from .deploy import Transport, open_transport
 from .devices import is_url, resolve
 from .errors import DeployError, EdgeSdkError
@@ -31,10 +34,9 @@ from .store import Store
 
 log = logging.getLogger(__name__)
 
-RUNTIMES = ("ai-edge-litert", "tflite-runtime")
-# What each runtime is installed with. tflite-runtime's last wheels (2.14) were built against numpy 1.
-PACKAGES = {"ai-edge-litert": ["numpy", "ai-edge-litert"], "tflite-runtime": ["numpy<2", "tflite-runtime"]}
-MODULES = {"ai-edge-litert": "ai_edge_litert.interpreter", "tflite-runtime": "tflite_runtime.interpreter"}
+# The agent's runtimes that name what installs them, by distribution name, in the agent's preference order.
+INSTALLABLE: dict[str, DeviceRuntime] = {r.dist: r for r in AGENT_RUNTIMES.values() if r.install}
+RUNTIMES = tuple(INSTALLABLE)
 INSTALL_TIMEOUT_S = 1800.0  # an emulated or slow board unpacks numpy for minutes
 
 PROBE = ("import json, platform, sys, sysconfig; "
@@ -70,7 +72,7 @@ def _version(dist: str) -> str | None:
 def requirements(runtime: str) -> list[str]:
     """The packages to install for ``runtime``; ai-edge-litert at this machine's version (the agent is
     tested with it) when it is installed here."""
-    wanted = list(PACKAGES[runtime])
+    wanted = list(INSTALLABLE[runtime].install)
     mine = _version(runtime)
     if mine and runtime == "ai-edge-litert":
         wanted[-1] = f"{runtime}=={mine}"
@@ -129,7 +131,7 @@ class _Device:
             return None
 
     def has_runtime(self, python: str, runtime: str) -> bool:
-        check = f"import numpy, {MODULES[runtime]}"
+        check = f"import numpy, {INSTALLABLE[runtime].module}"
         return self.t.shell(f"{_quote(python)} -c {_quote(check)}", 300).returncode == 0
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..errors import ModelError, RecipeError
 from ..kinds import ModelForm
-from .source import TRUST_FLAG, ModelSource, code_layers, load_keras
+from .source import TRUST_FLAG, ModelSource, code_layers, load_keras, refuse_code
 
 
 class ModelHandle(abc.ABC):
@@ -33,6 +33,16 @@ class ModelHandle(abc.ABC):
     @abc.abstractmethod
     def form(self) -> ModelForm:
         """The richest form this model offers a technique (a Keras graph > a SavedModel graph > a .tflite)."""
+
+    def check_code(self) -> None:
+        """Refuse the model, before any work, if opening it would run Python code it carries (without
+        ``--trust-model-code``). Formats that hold no code, or that fall back to a graph that runs none,
+        refuse nothing.
+
+        Raises:
+            ModelError: the layers that carry code, and the flag.
+        """
+        return None
 
     def why(self) -> str:
         """Why the model is in this form and not a richer one (shown when a technique refuses it)."""
@@ -91,6 +101,10 @@ class KerasHandle(ModelHandle):
     def converter_source(self) -> Any:
         return self.keras()
 
+    def check_code(self) -> None:
+        if not self.trust_code:
+            refuse_code(self.source)
+
 
 class SavedModelHandle(KerasHandle):
     """A SavedModel directory: its Keras graph where it has one (and no layer holds code, unless trusted),
@@ -99,6 +113,9 @@ class SavedModelHandle(KerasHandle):
     def __init__(self, source: ModelSource, trust_code: bool = False) -> None:
         super().__init__(source, trust_code)
         self._why: str | None = None
+
+    def check_code(self) -> None:
+        """Nothing: a SavedModel whose Keras layers carry code is converted from its TensorFlow graph."""
 
     def _load(self) -> None:
         if self._model is not None or self._why is not None:
@@ -203,6 +220,3 @@ class TfliteHandle(ModelHandle):
         assert self._float is not None
         return self._float
 
-
-HANDLES: dict[str, type[ModelHandle]] = {"keras": KerasHandle, "h5": KerasHandle, "savedmodel": SavedModelHandle,
-                                         "tflite": TfliteHandle}

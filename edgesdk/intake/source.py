@@ -20,12 +20,10 @@ from typing import Any
 
 from ..errors import ModelError
 from ..fileio import sha256_file
+from .formats import MODEL_FORMATS, by_marker, by_suffix, expected
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("keras", "h5", "savedmodel", "tflite")
-EXPECTED = "a .keras or .h5 Keras model, a SavedModel directory, or a .tflite flatbuffer"
-_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
 @dataclass(frozen=True)
@@ -38,8 +36,8 @@ class ModelSource:
     size_bytes: int
 
     def __post_init__(self) -> None:
-        if self.format not in FORMATS:
-            raise ValueError(f"format must be one of {FORMATS}. Received: {self.format!r}")
+        if self.format not in MODEL_FORMATS:
+            raise ValueError(f"format must be one of {', '.join(MODEL_FORMATS)}. Received: {self.format!r}")
 
 
 def _hash_dir(path: Path) -> tuple[str, int]:
@@ -53,42 +51,32 @@ def _hash_dir(path: Path) -> tuple[str, int]:
 
 
 def identify(path: str | os.PathLike[str]) -> ModelSource:
-    """Check that ``path`` is a model of a supported format and fingerprint it.
+    """Check that ``path`` is a model of a registered format (:mod:`.formats`) and fingerprint it.
 
     Raises:
         ModelError: missing, empty, corrupt or unsupported file, naming the file and what was expected.
     """
     p = Path(path)
     if not p.exists():
-        raise ModelError(f"{p}: no such file; expected {EXPECTED}")
+        raise ModelError(f"{p}: no such file; expected {expected()}")
     if p.is_dir():
-        if not (p / "saved_model.pb").is_file():
-            raise ModelError(f"{p}: a directory without saved_model.pb is not a SavedModel; expected {EXPECTED}")
+        found = by_marker(p)
+        if found is None:
+            markers = " or ".join(f.marker for f in MODEL_FORMATS.values() if f.marker)
+            raise ModelError(f"{p}: a directory without {markers} is not a model directory; expected {expected()}")
         sha, size = _hash_dir(p)
-        return ModelSource(p, "savedmodel", sha, size)
+        return ModelSource(p, found.name, sha, size)
     size = p.stat().st_size
     if size == 0:
-        raise ModelError(f"{p}: the file is empty; expected {EXPECTED}")
-    with p.open("rb") as fh:
-        head = fh.read(8)
-    suffix = p.suffix.lower()
-    if suffix == ".tflite":
-        if head[4:8] != b"TFL3":
-            raise ModelError(f"{p}: not a TFLite flatbuffer (no TFL3 identifier); the file is corrupt "
-                             "or not a .tflite model")
-        fmt = "tflite"
-    elif suffix == ".keras":
-        if not zipfile.is_zipfile(p):
-            raise ModelError(f"{p}: not a valid .keras file (a .keras model is a zip archive); "
-                             "the file is corrupt or truncated")
-        fmt = "keras"
-    elif suffix in (".h5", ".hdf5"):
-        if head != _HDF5_MAGIC:
-            raise ModelError(f"{p}: not an HDF5 file; the file is corrupt or not a Keras .h5 model")
-        fmt = "h5"
-    else:
-        raise ModelError(f"{p}: unsupported model format {suffix or '(no extension)'!r}; expected {EXPECTED}")
-    return ModelSource(p, fmt, sha256_file(p), size)
+        raise ModelError(f"{p}: the file is empty; expected {expected()}")
+    fmt = by_suffix(p.suffix)
+    if fmt is None:
+        raise ModelError(f"{p}: unsupported model format {p.suffix.lower() or '(no extension)'!r}; expected "
+                         f"{expected()}")
+    if fmt.check is not None:
+        with p.open("rb") as fh:
+            fmt.check(p, fh.read(8))
+    return ModelSource(p, fmt.name, sha256_file(p), size)
 
 
 MAX_CONFIG_BYTES = 64 << 20  # a model configuration larger than this is refused (a decompression bomb)

@@ -101,8 +101,7 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
     handle = intake.open_model(model, trust_code=trust_model_code)
     source = handle.source
-    if source.format in ("keras", "h5") and not trust_model_code:
-        intake.refuse_code(source)  # before any trial (a SavedModel with code is converted from its graph)
+    handle.check_code()  # before any trial
     store = store if store is not None else Store()
     devices = list(dict.fromkeys(devices or []))
     for name in devices:  # before anything is compressed: an unknown name or a bad URL is a typo

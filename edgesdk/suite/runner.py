@@ -86,7 +86,7 @@ def prepare(suite: LoadedSuite, entry: ModelEntry, recipe: str, outdir: Path) ->
         data = suite.resolve(entry.data) if entry.data else None
         if data is not None and not data.is_file():
             raise EdgeSdkError(f"{suite.path}: model {entry.label!r}: data {entry.data!r} does not exist")
-        if recipe == "none" and intake.identify(source).format == "tflite":
+        if recipe == "none" and intake.MODEL_FORMATS[intake.identify(source).format].deployable:
             art.path = source
             art.quality = _own_quality(source, data) if data else None
         else:
