@@ -144,6 +144,9 @@ class Technique:
             object.__setattr__(self, "runs_model", True)
         if self.kind != StepKind.POST and self.forms & FLATBUFFER_FORMS and self.flatbuffer is None:
             raise ValueError(f"technique {self.name!r} accepts .tflite models but has no flatbuffer apply")
+        if self.search_values and self.dimension is None:
+            raise ValueError(f"technique {self.name!r} has search values but no dimension: they would never be "
+                             "searched")
         if (self.kind == StepKind.CONVERT) != (self.precision is not None):
             raise ValueError(f"technique {self.name!r}: a conversion step, and only one, has a PrecisionSpec")
 
@@ -167,7 +170,7 @@ class Technique:
             return self.name if text is None else f"{self.name}={text}"
         if value is None or value is False or value is True:
             return self.name
-        if self.tag is not None:
+        if self.tag is not None and isinstance(value, tuple):
             tag, share = value
             return f"{self.name}={share:g}" if tag == self.tag else f"{self.name}={tag}:{share:g}"
         if isinstance(value, tuple):

@@ -30,5 +30,5 @@ def _int8_only(keras_steps: list[Step], conversions: list[Step], recipe: str) ->
                           "(16x8 conversion of QAT models is not supported by the TFLite converter)")
 
 
-register(Technique("qat", StepKind.KERAS, "quantization-aware training, then int8 conversion", no_value("qat"), (True,),
+register(Technique("qat", StepKind.KERAS, "quantization-aware training, then int8 conversion", no_value("qat"),
                    order=4, apply=lambda model, step, ctx: apply(model, ctx.tune), check=_int8_only, implies="int8"))

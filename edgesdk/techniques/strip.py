@@ -16,5 +16,5 @@ def strip_strings(content: bytes) -> bytes:
 
 
 register(Technique("strip", StepKind.POST, "drop tensor names and signatures: a smaller file for flash-limited targets",
-                   no_value("strip"), (False, True), forms=ANY_FORM,
+                   no_value("strip"), forms=ANY_FORM,
                    apply=lambda tflite, step, ctx: strip_strings(tflite)))
