@@ -164,7 +164,7 @@ class TfliteHandle(ModelHandle):
         from ..tflite.validate import CORRUPT
 
         try:
-            done = normalize(self.source.path.read_bytes())
+            done = normalize(self.as_given())
         except ModelError as exc:
             raise ModelError(f"{self.source.path}: {exc}") from exc
         except CORRUPT as exc:  # a mutated file the structure check let through
@@ -174,7 +174,7 @@ class TfliteHandle(ModelHandle):
             done.content
         from ..tflite.graph import FLOAT16, Graph
 
-        given = Graph(self.source.path.read_bytes())
+        given = Graph(self.as_given())
         self.fp16_weights = any(t.type == FLOAT16 and given.constant(i) is not None
                                 for i, t in enumerate(given.sub.tensors or []))
 
