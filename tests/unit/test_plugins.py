@@ -209,7 +209,7 @@ def test_every_model_format_is_named_in_messages_and_refuses_a_file_that_only_cl
 @pytest.mark.parametrize("name", list(RUNTIMES))
 def test_every_device_runtime_names_its_module_and_what_installs_it(name):
     runtime = RUNTIMES[name]
-    assert runtime.module.startswith(name.split("_")[0]) and callable(runtime.factory)
+    assert all(part.isidentifier() for part in runtime.module.split(".")) and callable(runtime.factory)
     if runtime.install:
         assert INSTALLABLE[runtime.dist] is runtime and any(p.startswith(runtime.dist) for p in runtime.install)
 
