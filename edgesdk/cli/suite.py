@@ -30,12 +30,14 @@ def _gates(latency: str, size: str, quality: str) -> Any:
 
 
 def _print_comparison(comparison: Any) -> None:
+    from ..suite.gates import Verdict
+
     table = Table(title=f"{comparison.candidate} against {comparison.baseline}")
     for col in ("cell", "verdict", "p50", "noise", "size", "quality"):
         table.add_column(col)
     for c in comparison.cells:
-        style = {"regression": "red", "failed": "red", "within noise": "yellow"}.get(c.verdict, "")
-        table.add_row(c.cell, f"[{style}]{c.verdict}[/{style}]" if style else c.verdict,
+        style = "red" if c.verdict.failure else "yellow" if c.verdict == Verdict.WITHIN_NOISE else ""
+        table.add_row(c.cell, styled(str(c.verdict), style) if style else str(c.verdict),
                       "" if c.latency_change is None else f"{c.latency_change:+.1%}" + (" paired" if c.paired else ""),
                       "" if c.latency_noise is None else f"±{c.latency_noise:.1%}",
                       "" if c.size_change is None else f"{c.size_change:+.1%}",

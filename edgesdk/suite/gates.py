@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 import statistics
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from device_agent.protocol import typical_ms
@@ -80,16 +81,40 @@ def quality_points(cell: dict[str, Any]) -> float | None:
     return quality.points if quality is not None else None
 
 
+class Verdict(StrEnum):
+    """What the comparison of one cell with the baseline found (written as its value in JSON, CSV, JUnit)."""
+
+    OK = "ok"
+    REGRESSION = "regression"
+    WITHIN_NOISE = "within noise"      # over the latency gate, within the measurements' noise
+    NOT_COMPARED = "not compared"      # the baseline's cell, or this one, did not pass
+    NEW = "new"                        # not in the baseline
+    FAILED = "failed"                  # measuring failed in the new run
+    COMPRESSION_FAILED = "compression failed"
+
+    @property
+    def failure(self) -> bool:
+        """The run does not pass with this cell."""
+        return self in (Verdict.REGRESSION, Verdict.FAILED, Verdict.COMPRESSION_FAILED)
+
+
+class Gate(StrEnum):
+    LATENCY = "latency"
+    SIZE = "size"
+    QUALITY = "quality"
+
+
 @dataclass
 class CellComparison:
     cell: str
-    verdict: str    # ok, regression, within noise, not compared, new, failed, compression failed
+    verdict: Verdict
     latency_change: float | None = None
     latency_noise: float | None = None
     paired: bool = False               # the latency verdict came from a paired re-measurement
     size_change: float | None = None
     quality_change: float | None = None
     reasons: list[str] = field(default_factory=list)
+    exceeded: list[Gate] = field(default_factory=list)  # the gates the cell went past (within noise too)
 
 
 @dataclass
@@ -101,12 +126,12 @@ class Comparison:
 
     @property
     def failures(self) -> list[CellComparison]:
-        return [c for c in self.cells if c.verdict in ("regression", "failed", "compression failed")]
+        return [c for c in self.cells if c.verdict.failure]
 
     @property
     def regressions(self) -> list[CellComparison]:
         """Cells that got slower, bigger or less accurate (not those that failed to compress or measure)."""
-        return [c for c in self.cells if c.verdict == "regression"]
+        return [c for c in self.cells if c.verdict == Verdict.REGRESSION]
 
     @property
     def passed(self) -> bool:
@@ -124,7 +149,7 @@ class Comparison:
             lines.append(f"{len(self.regressions)} of {len(self.cells)} cells regressed past the gates "
                          f"({self.gates.describe()}):")
             lines += [f"  {c.cell}: {'; '.join(c.reasons)}" for c in self.regressions]
-        broken = [c for c in self.failures if c.verdict != "regression"]
+        broken = [c for c in self.failures if c.verdict != Verdict.REGRESSION]
         if broken:
             lines.append(f"{len(broken)} of {len(self.cells)} cells failed in the new run, so they could not be "
                          "compared (not a regression):")
@@ -152,13 +177,13 @@ def compare_cell(a: dict[str, Any] | None, b: dict[str, Any], gates: Gates,
     """One cell of the new run against the same cell of the baseline; ``history`` holds the cell's p50
     in earlier runs (for the run-to-run noise). A paired re-measurement against ``baseline_run``
     recorded in the cell decides the latency verdict."""
-    out = CellComparison(b["cell"], "ok")
+    out = CellComparison(b["cell"], Verdict.OK)
     if b["status"] == "failed":
-        out.verdict = "compression failed" if b.get("stage") == "compress" else "failed"
+        out.verdict = Verdict.COMPRESSION_FAILED if b.get("stage") == "compress" else Verdict.FAILED
         out.reasons.append(f"failed in the new run: {b.get('reason')}")
         return out
     if a is None or a["status"] != "passed" or b["status"] != "passed":
-        out.verdict = "new" if a is None else "not compared"
+        out.verdict = Verdict.NEW if a is None else Verdict.NOT_COMPARED
         why = "not in the baseline" if a is None else f"baseline {a['status']}" if a["status"] != "passed" \
             else f"{b['status']} in the new run" + (f": {b.get('reason')}" if b.get("reason") else "")
         out.reasons.append(why)
@@ -175,23 +200,26 @@ def compare_cell(a: dict[str, Any] | None, b: dict[str, Any], gates: Gates,
         out.latency_noise = max(noise(ma) + noise(mb), history_spread(history or []))
         how = f"{p50(ma):.4g} -> {p50(mb):.4g} ms ({out.latency_change:+.1%})"
     if out.latency_change > gates.max_latency_increase:
+        out.exceeded.append(Gate.LATENCY)
         if out.latency_change > out.latency_noise:
-            out.verdict = "regression"
+            out.verdict = Verdict.REGRESSION
             out.reasons.append(f"p50 {how}; gate +{gates.max_latency_increase:.1%}, noise ±{out.latency_noise:.1%}")
         else:
-            out.verdict = "within noise"
+            out.verdict = Verdict.WITHIN_NOISE
             out.reasons.append(f"p50 {how} is above the gate but within the noise (±{out.latency_noise:.1%})")
     size_a, size_b = ma["memory"]["model_bytes"], mb["memory"]["model_bytes"]
     out.size_change = size_b / size_a - 1 if size_a else None
     if out.size_change is not None and out.size_change > gates.max_size_increase + 1e-12:
-        out.verdict = "regression"
+        out.verdict = Verdict.REGRESSION
+        out.exceeded.append(Gate.SIZE)
         out.reasons.append(f"model {size_a:,} -> {size_b:,} B ({out.size_change:+.1%}; gate "
                            f"+{gates.max_size_increase:.1%})")
     qa, qb = quality_points(a), quality_points(b)
     if qa is not None and qb is not None:
         out.quality_change = qb - qa
         if qa - qb > gates.max_quality_drop + 1e-9:
-            out.verdict = "regression"
+            out.verdict = Verdict.REGRESSION
+            out.exceeded.append(Gate.QUALITY)
             out.reasons.append(f"quality {qa:.2f} -> {qb:.2f} ({qb - qa:+.2f} pt; gate -{gates.max_quality_drop:g} pt)")
     return out
 
@@ -219,6 +247,6 @@ def compare(baseline: dict[str, Any], candidate: dict[str, Any], gates: Gates | 
     cells = [compare_cell(old.get(c["cell"]), c, gates, cell_history(earlier, c["cell"]), baseline["run_id"])
              for c in candidate["cells"]]
     new = {c["cell"] for c in candidate["cells"]}
-    cells += [CellComparison(cell, "not compared", reasons=["missing from the new run"])
+    cells += [CellComparison(cell, Verdict.NOT_COMPARED, reasons=["missing from the new run"])
               for cell in old if cell not in new]
     return Comparison(baseline["run_id"], candidate["run_id"], gates, cells)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..fileio import dumps, make_dirs, write_atomic
-from .gates import Comparison, p50, quality_points
+from .gates import Comparison, Verdict, p50, quality_points
 
 CSV_FIELDS = ["model", "recipe", "device", "status", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "runs",
               "model_bytes", "peak_rss_bytes", "quality_points", "energy_mj", "runtime", "threads", "worker",
@@ -59,7 +59,7 @@ def write_junit(run: dict[str, Any], path: Path, comparison: Comparison | None =
         if cell["status"] == "failed":
             ET.SubElement(case, "failure", message=str(cell.get("reason")), type="CellFailed")
             counts["failures"] += 1
-        elif verdict is not None and verdict.verdict == "regression":
+        elif verdict is not None and verdict.verdict == Verdict.REGRESSION:
             ET.SubElement(case, "failure", message="; ".join(verdict.reasons), type="Regression")
             counts["failures"] += 1
         elif cell["status"] != "passed":
@@ -131,7 +131,7 @@ def write_html(run: dict[str, Any], path: Path, history: list[dict[str, Any]],
                 tds.append("<td></td>")
                 continue
             v = verdicts.get(c["cell"])
-            klass = c["status"] if not (v and v.verdict == "regression") else "regression"
+            klass = c["status"] if not (v and v.verdict == Verdict.REGRESSION) else "regression"
             if c.get("measurement"):
                 r = row(c)
                 quality = f" · quality {r['quality_points']:.2f} pt" if r["quality_points"] is not None else ""

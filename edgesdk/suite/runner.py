@@ -270,7 +270,7 @@ def confirm(suite: LoadedSuite, store: Store, run: dict[str, Any], comparison: A
     on the device and the pair decides (``paired`` in the cell). Otherwise a cell failing the latency
     gate is measured again alone, up to CONFIRMATIONS times; a re-measurement within the gates replaces
     the first one (kept as ``unconfirmed_p50_ms``). True when some cell changed."""
-    from .gates import cell_history, compare_cell, earlier_runs, p50, paired_result
+    from .gates import Gate, Verdict, cell_history, compare_cell, earlier_runs, p50, paired_result
 
     report = sayer(progress)
     cells, old = {c["cell"]: c for c in run["cells"]}, {c["cell"]: c for c in baseline["cells"]}
@@ -280,9 +280,9 @@ def confirm(suite: LoadedSuite, store: Store, run: dict[str, Any], comparison: A
     gate = comparison.gates.max_latency_increase
     for verdict in comparison.cells:
         cell = cells.get(verdict.cell)
-        if cell is None or cell["worker"] != worker or verdict.verdict not in ("ok", "regression", "within noise") \
-                or verdict.paired or not all(r.startswith("p50 ") for r in verdict.reasons) or \
-                verdict.latency_change is None:
+        if cell is None or cell["worker"] != worker or \
+                verdict.verdict not in (Verdict.OK, Verdict.REGRESSION, Verdict.WITHIN_NOISE) \
+                or verdict.paired or set(verdict.exceeded) - {Gate.LATENCY} or verdict.latency_change is None:
             continue
         # A slow baseline hides a slower cell: judge the rise against the cell's usual speed too.
         usual = statistics.median(cell_history(earlier, verdict.cell) or [p50(old[verdict.cell]["measurement"])])
@@ -308,7 +308,7 @@ def confirm(suite: LoadedSuite, store: Store, run: dict[str, Any], comparison: A
                 report(cell["device"], f"{what}: paired p50 {change:+.1%} (±{spread:.1%}) over the baseline's model")
                 changed = True
                 continue
-        if verdict.verdict != "regression":
+        if verdict.verdict != Verdict.REGRESSION:
             continue
         seen = [p50(cell["measurement"])]
         for attempt in range(1, CONFIRMATIONS + 1):
@@ -319,7 +319,7 @@ def confirm(suite: LoadedSuite, store: Store, run: dict[str, Any], comparison: A
                 break
             again = compare_cell(old[verdict.cell], {**cell, **result}, comparison.gates,
                                  cell_history(earlier, verdict.cell))
-            if again.verdict != "regression":
+            if again.verdict != Verdict.REGRESSION:
                 result["unconfirmed_p50_ms"] = seen
                 runs.finish(store, run["run_id"], verdict.cell, worker, "passed", result)
                 report(cell["device"], f"{what}: not reproduced (p50 {p50(result['measurement']):.4g} ms, "

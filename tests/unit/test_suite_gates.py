@@ -56,6 +56,22 @@ def test_size_quality_failed_and_missing_cells():
     assert gone.passed and gone.cells[-1].reasons == ["missing from the new run"]
 
 
+def test_a_verdict_is_typed_and_names_the_gates_it_went_past():
+    from edgesdk.suite.gates import Gate, Verdict
+
+    both = verdict(cell(1.0, size=1000, accuracy=0.95), cell(1.3, size=1100, accuracy=0.90))
+    assert both.verdict is Verdict.REGRESSION and both.exceeded == [Gate.LATENCY, Gate.SIZE, Gate.QUALITY]
+    noisy = verdict(cell(1.0, [0.9, 1.0, 1.1]), cell(1.12, [1.0, 1.12, 1.25]))
+    assert noisy.verdict is Verdict.WITHIN_NOISE and noisy.exceeded == [Gate.LATENCY] and not noisy.verdict.failure
+    assert verdict(cell(1.0), cell(1.0)).exceeded == []
+    failed = compare(run("a", cell(1.0)), run("b", {"cell": "m|none|local", "status": "failed", "stage": "compress",
+                                                     "reason": "boom"}))
+    assert failed.cells[0].verdict is Verdict.COMPRESSION_FAILED and not failed.passed
+    from edgesdk.fileio import dumps
+
+    assert '"verdict": "compression failed"' in dumps(failed.to_dict())  # written as its value
+
+
 @pytest.mark.parametrize("text, value", [("5%", 0.05), ("0", 0.0), ("12.5 %", 0.125)])
 def test_parse_fraction(text, value):
     assert parse_fraction(text, "--x") == pytest.approx(value)
