@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from . import memory, power, runtime, sysinfo
-from .protocol import OFFLOADED, SCHEMA, BenchSettings
+from . import memory, power, protocol, runtime, sysinfo
+from .protocol import OFFLOADED, BenchSettings
 
 
 def make_inputs(details: list[dict[str, Any]], seed: int) -> list[np.ndarray]:
@@ -247,27 +247,13 @@ def run(model_path: str, settings: BenchSettings, runtime_name: str | None = Non
     if not peak_reset:
         warnings.append("peak RSS could not be reset before loading: the increase includes earlier peaks")
 
-    return {
-        "schema": SCHEMA,
-        "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
-        "runtime": {"name": name, "version": version},
-        "delegate": settings.delegate or (f"litert-{accelerator['used']}" if accelerator["used"] in OFFLOADED
-                                          else "xnnpack" if name == "ai_edge_litert" else "default"),
-        "accelerator": accelerator,
-        "threads": settings.threads if settings.threads is not None else "default",
-        "settings": settings.to_dict(),
-        "device": device,
-        "latency": latency,
-        "memory": {
-            "peak_rss_bytes": peak,
-            "peak_rss_increase_bytes": max(0, peak - rss_before),
-            "model_bytes": len(model_bytes),
-        },
-        "power": power_doc,
-        "output_checksum": checksum.hexdigest(),
-        "inputs": {"source": "given", "samples": len(given)} if given else
-        {"source": "generated", "seed": settings.seed},
-        "warnings": warnings,
-        "started_at": started_at,
-        "finished_at": time.time(),
-    }
+    return protocol.measurement(
+        model_sha256=hashlib.sha256(model_bytes).hexdigest(), runtime={"name": name, "version": version},
+        delegate=settings.delegate or (f"litert-{accelerator['used']}" if accelerator["used"] in OFFLOADED
+                                       else "xnnpack" if name == "ai_edge_litert" else "default"),
+        accelerator=accelerator, settings=settings, device=device, latency=latency,
+        memory={"peak_rss_bytes": peak, "peak_rss_increase_bytes": max(0, peak - rss_before),
+                "model_bytes": len(model_bytes)},
+        power=power_doc, output_checksum=checksum.hexdigest(),
+        inputs={"source": "given", "samples": len(given)} if given else {"source": "generated", "seed": settings.seed},
+        warnings=warnings, started_at=started_at)

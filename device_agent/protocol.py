@@ -6,8 +6,9 @@ This module is the single source of truth for the protocol: the agent writes doc
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 SCHEMA = "edgesdk.measurement/1"
 INFO_SCHEMA = "edgesdk.deviceinfo/1"
@@ -91,6 +92,42 @@ def typical_ms(latency: dict[str, Any]) -> float:
     """The latency a measurement stands for: its p50, or its mean where the runtime reports no p50
     (older benchmark_model builds)."""
     return float(latency["p50_ms"] if latency.get("p50_ms") is not None else latency["mean_ms"])
+
+
+class Runtime(TypedDict):
+    name: str
+    version: str
+
+
+class Memory(TypedDict):
+    peak_rss_bytes: int | None
+    peak_rss_increase_bytes: int | None
+    model_bytes: int
+
+
+def measurement(*, model_sha256: str, runtime: Runtime, delegate: str, accelerator: dict[str, Any],
+                settings: BenchSettings, device: dict[str, Any], latency: dict[str, Any], memory: Memory,
+                power: dict[str, Any], output_checksum: str | None, warnings: list[str], started_at: float,
+                inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A measurement document of schema :data:`SCHEMA`, as every producer writes it (the agent's bench,
+    the host's benchmark_model driver): one place that knows its layout. :func:`validate` reads it."""
+    doc: dict[str, Any] = {
+        "schema": SCHEMA,
+        "model_sha256": model_sha256,
+        "runtime": dict(runtime),
+        "delegate": delegate,
+        "accelerator": accelerator,
+        "threads": settings.threads if settings.threads is not None else "default",
+        "settings": settings.to_dict(),
+        "device": device,
+        "latency": latency,
+        "memory": dict(memory),
+        "power": power,
+        "output_checksum": output_checksum,
+    }
+    if inputs is not None:
+        doc["inputs"] = inputs
+    return {**doc, "warnings": warnings, "started_at": started_at, "finished_at": time.time()}
 
 
 class ProtocolError(ValueError):

@@ -24,7 +24,7 @@ import re
 import time
 from typing import Any
 
-from device_agent.protocol import SCHEMA, BenchSettings
+from device_agent.protocol import BenchSettings, measurement
 from device_agent.runtime import UNSUPPORTED_OP
 from device_agent.sysinfo import cpu_model_from, fingerprint, ram_from
 
@@ -221,27 +221,15 @@ def document(log: str, *, model_sha256: str, model_bytes: int, binary_sha256: st
         "first_inference_ms": ms("first_us") or 0.0, "init_ms": ms("init_us") or 0.0, "attempts": 1,
     }
     increase = figures["rss_increase_bytes"]
-    return {
-        "schema": SCHEMA,
-        "model_sha256": model_sha256,
-        "runtime": {"name": RUNTIME_NAME, "version": f"sha256:{binary_sha256[:16]}"},
-        "delegate": settings.delegate or ("default" if ran["used"] == "cpu"
-                                          else _DELEGATE_NAME[ran["requested"]].lower()),
-        "accelerator": ran,
-        "threads": settings.threads if settings.threads is not None else "default",
-        "settings": settings.to_dict(),
-        "device": device,
-        "latency": latency,
-        "memory": {"peak_rss_bytes": figures["peak_bytes"],
-                   "peak_rss_increase_bytes": increase,
-                   "model_bytes": model_bytes},
-        "power": {"source": None, "reason": "not measured: benchmark_model mode has no python agent on the device "
-                                            "to sample a power source"},
-        "output_checksum": None,
-        "warnings": warnings,
-        "started_at": started_at,
-        "finished_at": time.time(),
-    }
+    return measurement(
+        model_sha256=model_sha256, runtime={"name": RUNTIME_NAME, "version": f"sha256:{binary_sha256[:16]}"},
+        delegate=settings.delegate or ("default" if ran["used"] == "cpu" else _DELEGATE_NAME[ran["requested"]].lower()),
+        accelerator=ran, settings=settings, device=device, latency=latency,
+        memory={"peak_rss_bytes": figures["peak_bytes"], "peak_rss_increase_bytes": increase,
+                "model_bytes": model_bytes},
+        power={"source": None, "reason": "not measured: benchmark_model mode has no python agent on the device to "
+                                         "sample a power source"},
+        output_checksum=None, warnings=warnings, started_at=started_at)
 
 
 class BenchmarkModel:
