@@ -49,3 +49,10 @@ class GateError(EdgeSdkError):
     """A regression gate failed: a cell got slower, bigger or less accurate than its baseline allows."""
 
     exit_code = 1
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first non-empty line of an exception's message, at most ``limit`` characters; its type's name
+    when the message is empty (taking line 0 of ``str(exc).splitlines()`` raises IndexError then)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:limit]

@@ -20,7 +20,7 @@ from sqlalchemy import Column, DateTime, Integer, LargeBinary, MetaData, String,
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 
-from .errors import StoreError
+from .errors import StoreError, first_line
 from .fileio import dumps
 
 metadata = MetaData()
@@ -172,7 +172,7 @@ class Store:
             with self.engine.begin() as conn:
                 conn.execute(table.insert().values(**row, created_at=datetime.now(UTC)))
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot write to results store {self.url}: {str(exc).splitlines()[0]}") from exc
+            raise StoreError(f"cannot write to results store {self.url}: {first_line(exc)}") from exc
 
     def add_compression(self, record: dict[str, Any]) -> None:
         self._write(compressions, {
@@ -195,7 +195,7 @@ class Store:
             with self.engine.connect() as conn:
                 row = conn.execute(query).first()
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot read results store {self.url}: {str(exc).splitlines()[0]}") from exc
+            raise StoreError(f"cannot read results store {self.url}: {first_line(exc)}") from exc
         return json.loads(row[0]) if row else None
 
     def add_artifact(self, sha256: str, data: bytes) -> bool:
@@ -210,7 +210,7 @@ class Store:
         except IntegrityError:  # another process stored the same file at the same moment
             return False
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot write to results store {self.url}: {str(exc).splitlines()[0]}") from exc
+            raise StoreError(f"cannot write to results store {self.url}: {first_line(exc)}") from exc
 
     def get_artifact(self, sha256: str) -> bytes | None:
         """The model file kept under ``sha256``, or None."""
@@ -218,7 +218,7 @@ class Store:
             with self.engine.connect() as conn:
                 row = conn.execute(select(artifacts.c.data).where(artifacts.c.sha256 == sha256)).first()
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot read results store {self.url}: {str(exc).splitlines()[0]}") from exc
+            raise StoreError(f"cannot read results store {self.url}: {first_line(exc)}") from exc
         return bytes(row[0]) if row else None
 
     def list_compressions(self, source_sha256: str | None = None) -> list[dict[str, Any]]:
@@ -239,7 +239,7 @@ class Store:
                     conn.execute(devices.delete().where(devices.c.name == name))
                 conn.execute(devices.insert().values(name=name, url=url, created_at=datetime.now(UTC)))
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot write to results store {self.url}: {str(exc).splitlines()[0]}") from exc
+            raise StoreError(f"cannot write to results store {self.url}: {first_line(exc)}") from exc
 
     def remove_device(self, name: str) -> bool:
         with self.engine.begin() as conn:

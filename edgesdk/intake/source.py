@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelError
+from ..errors import ModelError, first_line
 from ..fileio import sha256_file
 from .formats import MODEL_FORMATS, by_marker, by_suffix, expected
 
@@ -99,7 +99,7 @@ def _zip_member(path: Path, zf: zipfile.ZipFile, name: str) -> bytes | None:
         with zf.open(info) as fh:
             content = fh.read(MAX_CONFIG_BYTES + 1)
     except (RuntimeError, NotImplementedError, zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
-        raise ModelError(f"{path}: cannot read {name} from the archive ({_first_line(exc)}); it is encrypted, "
+        raise ModelError(f"{path}: cannot read {name} from the archive ({first_line(exc)}); it is encrypted, "
                          "compressed with a method Keras does not write, or corrupt") from exc
     if len(content) > MAX_CONFIG_BYTES:
         raise ModelError(f"{path}: {name} in the archive decompresses to over {MAX_CONFIG_BYTES >> 20} MiB; "
@@ -107,16 +107,11 @@ def _zip_member(path: Path, zf: zipfile.ZipFile, name: str) -> bytes | None:
     return content
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
-
-
 def _json(path: Path, what: str, text: bytes | str) -> Any:
     try:
         return json.loads(text)
     except (ValueError, RecursionError) as exc:
-        reason = "nested too deeply" if isinstance(exc, RecursionError) else _first_line(exc)
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else first_line(exc)
         raise ModelError(f"{path}: {what} is not valid JSON ({reason}); the file is corrupt") from exc
 
 
@@ -125,7 +120,7 @@ def _keras_version(path: Path) -> str:
         with zipfile.ZipFile(path) as zf:
             raw = _zip_member(path, zf, "metadata.json")
     except (zipfile.BadZipFile, OSError) as exc:
-        raise ModelError(f"{path}: the .keras archive cannot be read ({_first_line(exc)})") from exc
+        raise ModelError(f"{path}: the .keras archive cannot be read ({first_line(exc)})") from exc
     if raw is None:
         raise ModelError(f"{path}: the .keras archive has no metadata.json; the file is corrupt or was not "
                          "saved by Keras")
@@ -152,7 +147,7 @@ def _savedmodel_metadata(path: Path) -> list[str]:
         saved = saved_model_pb2.SavedModel()
         saved.ParseFromString((path / "saved_model.pb").read_bytes())
     except (DecodeError, RuntimeError, ValueError) as exc:
-        raise ModelError(f"{path}: the SavedModel's protocol buffers cannot be parsed ({_first_line(exc)}); "
+        raise ModelError(f"{path}: the SavedModel's protocol buffers cannot be parsed ({first_line(exc)}); "
                          "the directory is corrupt") from exc
     for graph in saved.meta_graphs:
         texts += [node.user_object.metadata for node in graph.object_graph_def.nodes
@@ -178,7 +173,7 @@ def _keras_configs(source: ModelSource) -> list[Any]:
             with zipfile.ZipFile(source.path) as zf:
                 config = _zip_member(source.path, zf, "config.json")
         except (zipfile.BadZipFile, OSError) as exc:
-            raise ModelError(f"{source.path}: the .keras archive cannot be read ({_first_line(exc)})") from exc
+            raise ModelError(f"{source.path}: the .keras archive cannot be read ({first_line(exc)})") from exc
         texts = [] if config is None else [config]
     elif source.format == "savedmodel":
         texts = list(_savedmodel_metadata(source.path))
@@ -294,4 +289,4 @@ def load_keras(source: ModelSource, *, trust_code: bool = False) -> Any:
             raise ModelError(f"{path}: the SavedModel has no Keras model in it ({type(exc).__name__}); "
                              "only quantization recipes (fp32, dynamic, fp16, int8, int16x8) apply") from exc
         raise ModelError(f"{path}: cannot load as a {source.format} Keras model: "
-                         f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from exc
+                         f"{type(exc).__name__}: {first_line(exc)}") from exc

@@ -13,7 +13,7 @@ from typing import Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from ..errors import ProfileError
+from ..errors import ProfileError, first_line
 from ..fileio import read_text
 from ..kinds import PRECISIONS
 from ..strict import Strict, StrictBool
@@ -157,7 +157,7 @@ def load_profile(name_or_path: str | Path) -> Profile:
     except UnicodeDecodeError as exc:
         raise ProfileError(f"{path}: a profile must be UTF-8 text; byte {exc.start} is not") from exc
     except yaml.YAMLError as exc:
-        raise ProfileError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from exc
+        raise ProfileError(f"{path}: not valid YAML: {first_line(exc)}") from exc
     if not isinstance(raw, dict):
         raise ProfileError(f"{path}: a profile must be a YAML mapping. Received: {type(raw).__name__}")
     odd = [k for k in raw if not isinstance(k, str)]

@@ -31,7 +31,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from device_agent import protocol
 from device_agent.protocol import BenchSettings
 
-from ..errors import EdgeSdkError, SuiteError
+from ..errors import EdgeSdkError, SuiteError, first_line
 from ..fileio import read_text
 from ..strict import Strict, StrictBool
 
@@ -256,7 +256,7 @@ def load(path: str | Path) -> LoadedSuite:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise SuiteError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from exc
+        raise SuiteError(f"{path}: not valid YAML: {first_line(exc)}") from exc
     if not isinstance(raw, dict):
         raise SuiteError(f"{path}: a suite must be a YAML mapping with name, models, recipes and devices. "
                          f"Received: {type(raw).__name__}")

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import RecipeError
+from ..errors import RecipeError, first_line
 from ..kinds import StepKind
 from .base import Technique, dimension, fraction, register
 from .training import FineTune, batch_norm_gains, fine_tune
@@ -280,7 +280,7 @@ def _rebuild(model: Any, spaces: _Spaces, inputs: dict[str, list[int]], outputs:
         smaller = tf_keras.Model.from_config(config)
     except Exception as exc:  # noqa: BLE001 - custom layers and odd configs raise anything
         raise RecipeError(f"channels: cannot rebuild the smaller model ({type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0][:200]})") from exc
+                          f"{first_line(exc)})") from exc
     try:
         _copy_weights(model, smaller, spaces, inputs, outputs)
     except (ValueError, IndexError) as exc:

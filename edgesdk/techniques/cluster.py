@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import RecipeError
+from ..errors import RecipeError, first_line
 from ..kinds import ModelForm, StepKind
 from ..tflite.graph import Graph
 from . import flatbuffer
@@ -37,7 +37,7 @@ def apply(model: Any, clusters: int, tune: FineTune | None, preserve_sparsity: b
         # cluster_weights mutates the model it is given (and returns None for Keras 3 models).
         clustered = wrap(fresh_copy(model), **params)
     except (ValueError, TypeError, RuntimeError) as exc:
-        raise RecipeError(f"cluster: {str(exc).splitlines()[0]}") from exc
+        raise RecipeError(f"cluster: {first_line(exc)}") from exc
     if clustered is None:
         raise RecipeError("cluster: TFMOT returned no model (a Keras 3 model reached it unbridged)")
     if tune is not None and tune.epochs:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import RecipeError
+from ..errors import RecipeError, first_line
 from ..kinds import StepKind
 from ..tflite.graph import FLOAT32, Graph
 from . import flatbuffer
@@ -123,7 +123,7 @@ def apply(model: Any, target: float | tuple[str, float], tune: FineTune | None) 
                 layer.set_weights(weights[layer.name])
     except Exception as exc:  # noqa: BLE001 - odd configs raise anything
         raise RecipeError(f"lowrank: cannot rebuild the factorized model ({type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0][:200]})") from exc
+                          f"{first_line(exc)})") from exc
     log.info("lowrank: %d layers factorized; %d of %d parameters", len(factored), smaller.count_params(),
              model.count_params())
     if tune is not None and tune.epochs > 0:

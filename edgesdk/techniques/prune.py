@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import RecipeError
+from ..errors import RecipeError, first_line
 from ..kinds import ModelForm, StepKind
 from ..tflite.graph import Graph
 from . import flatbuffer
@@ -77,7 +77,7 @@ def apply(model: Any, value: Any, tune: FineTune | None) -> Any:
         # keeps their weights.
         wrapped = tf_keras.models.clone_model(fresh_copy(model), clone_function=wrap)
     except ValueError as exc:
-        raise RecipeError(f"prune: {str(exc).splitlines()[0]}") from exc
+        raise RecipeError(f"prune: {first_line(exc)}") from exc
     fine_tune(wrapped, tune, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
     return tfmot.sparsity.keras.strip_pruning(wrapped)
 

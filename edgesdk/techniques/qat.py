@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import RecipeError
+from ..errors import RecipeError, first_line
 from ..kinds import StepKind
 from .base import Step, Technique, no_value, register
 from .training import FineTune, fine_tune, fresh_copy
@@ -20,7 +20,7 @@ def apply(model: Any, tune: FineTune | None) -> Any:
     try:
         qmodel = tfmot.quantization.keras.quantize_model(fresh_copy(model))
     except (ValueError, TypeError, RuntimeError) as exc:
-        raise RecipeError(f"qat: {str(exc).splitlines()[0]}") from exc
+        raise RecipeError(f"qat: {first_line(exc)}") from exc
     return fine_tune(qmodel, tune)
 
 
