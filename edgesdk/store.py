@@ -11,6 +11,8 @@ import json
 import os
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from sqlalchemy import Column, DateTime, Integer, LargeBinary, MetaData, String,
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 
-from .errors import StoreError, first_line
+from .errors import StoreError
 from .fileio import dumps
 
 metadata = MetaData()
@@ -167,12 +169,18 @@ class Store:
         except (SQLAlchemyError, OSError, ValueError) as exc:
             raise StoreError(f"cannot open results store {shown_url(self.url)}: {db_reason(exc)}") from exc
 
-    def _write(self, table: Table, row: dict[str, Any]) -> None:
+    @contextmanager
+    def db(self, doing: str) -> Iterator[None]:
+        """A database failure in the block as a :class:`StoreError`: ``cannot DOING results store URL:
+        reason``, the URL's password hidden (every method of the store reads and writes through it)."""
         try:
-            with self.engine.begin() as conn:
-                conn.execute(table.insert().values(**row, created_at=datetime.now(UTC)))
+            yield
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot write to results store {self.url}: {first_line(exc)}") from exc
+            raise StoreError(f"cannot {doing} results store {shown_url(self.url)}: {db_reason(exc)}") from exc
+
+    def _write(self, table: Table, row: dict[str, Any]) -> None:
+        with self.db("write to"), self.engine.begin() as conn:
+            conn.execute(table.insert().values(**row, created_at=datetime.now(UTC)))
 
     def add_compression(self, record: dict[str, Any]) -> None:
         self._write(compressions, {
@@ -191,65 +199,55 @@ class Store:
     def find_measurement(self, key: str) -> dict[str, Any] | None:
         """The newest measurement stored under ``key``, or None."""
         query = select(measurements.c.document).where(measurements.c.key == key).order_by(measurements.c.id.desc())
-        try:
-            with self.engine.connect() as conn:
-                row = conn.execute(query).first()
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot read results store {self.url}: {first_line(exc)}") from exc
+        with self.db("read"), self.engine.connect() as conn:
+            row = conn.execute(query).first()
         return json.loads(row[0]) if row else None
 
     def add_artifact(self, sha256: str, data: bytes) -> bool:
         """Keep a model file by its content (once per sha256). True when it was new."""
-        try:
-            with self.engine.begin() as conn:
-                if conn.execute(select(artifacts.c.sha256).where(artifacts.c.sha256 == sha256)).first():
-                    return False
-                conn.execute(artifacts.insert().values(sha256=sha256, size=len(data), data=data,
-                                                       created_at=datetime.now(UTC)))
-            return True
-        except IntegrityError:  # another process stored the same file at the same moment
-            return False
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot write to results store {self.url}: {first_line(exc)}") from exc
+        with self.db("write to"):
+            try:
+                with self.engine.begin() as conn:
+                    if conn.execute(select(artifacts.c.sha256).where(artifacts.c.sha256 == sha256)).first():
+                        return False
+                    conn.execute(artifacts.insert().values(sha256=sha256, size=len(data), data=data,
+                                                           created_at=datetime.now(UTC)))
+                return True
+            except IntegrityError:  # another process stored the same file at the same moment
+                return False
 
     def get_artifact(self, sha256: str) -> bytes | None:
         """The model file kept under ``sha256``, or None."""
-        try:
-            with self.engine.connect() as conn:
-                row = conn.execute(select(artifacts.c.data).where(artifacts.c.sha256 == sha256)).first()
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot read results store {self.url}: {first_line(exc)}") from exc
+        with self.db("read"), self.engine.connect() as conn:
+            row = conn.execute(select(artifacts.c.data).where(artifacts.c.sha256 == sha256)).first()
         return bytes(row[0]) if row else None
 
     def list_compressions(self, source_sha256: str | None = None) -> list[dict[str, Any]]:
         query = select(compressions.c.record).order_by(compressions.c.id)
         if source_sha256:
             query = query.where(compressions.c.source_sha256 == source_sha256)
-        with self.engine.connect() as conn:
+        with self.db("read"), self.engine.connect() as conn:
             return [json.loads(r[0]) for r in conn.execute(query)]
 
     def add_device(self, name: str, url: str, *, replace: bool = False) -> None:
         """Record a named device; refuses to overwrite one unless ``replace``."""
-        try:
-            with self.engine.begin() as conn:
-                exists = conn.execute(select(devices.c.name).where(devices.c.name == name)).first()
-                if exists and not replace:
-                    raise StoreError(f"a device named {name!r} exists already; remove it first or pass --replace")
-                if exists:
-                    conn.execute(devices.delete().where(devices.c.name == name))
-                conn.execute(devices.insert().values(name=name, url=url, created_at=datetime.now(UTC)))
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot write to results store {self.url}: {first_line(exc)}") from exc
+        with self.db("write to"), self.engine.begin() as conn:
+            exists = conn.execute(select(devices.c.name).where(devices.c.name == name)).first()
+            if exists and not replace:
+                raise StoreError(f"a device named {name!r} exists already; remove it first or pass --replace")
+            if exists:
+                conn.execute(devices.delete().where(devices.c.name == name))
+            conn.execute(devices.insert().values(name=name, url=url, created_at=datetime.now(UTC)))
 
     def remove_device(self, name: str) -> bool:
-        with self.engine.begin() as conn:
+        with self.db("write to"), self.engine.begin() as conn:
             return conn.execute(devices.delete().where(devices.c.name == name)).rowcount > 0
 
     def devices(self) -> dict[str, str]:
         """Named devices, name -> URL."""
-        with self.engine.connect() as conn:
+        with self.db("read"), self.engine.connect() as conn:
             return {r.name: r.url for r in conn.execute(select(devices.c.name, devices.c.url).order_by(devices.c.name))}
 
     def count_measurements(self) -> int:
-        with self.engine.connect() as conn:
+        with self.db("read"), self.engine.connect() as conn:
             return len(conn.execute(select(measurements.c.id)).all())

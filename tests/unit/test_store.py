@@ -49,3 +49,20 @@ def test_unusable_url_is_a_store_error(tmp_path):
     blocker.write_text("")
     with pytest.raises(StoreError):
         Store(f"sqlite:///{blocker / 'sub' / 'r.sqlite'}")
+
+
+def test_every_store_method_turns_a_database_failure_into_one_store_error(tmp_path):
+    """The file is replaced by something that is not a database after the store opened it: each method
+    says so in one StoreError naming what it was doing (none lets an SQLAlchemy error through)."""
+    path = tmp_path / "r.sqlite"
+    store = Store(f"sqlite:///{path}")
+    store.engine.dispose()
+    path.write_bytes(b"this is not a database" * 100)
+    calls = {"read": [lambda: store.find_measurement("k"), lambda: store.get_artifact("a" * 64),
+                      store.list_compressions, store.devices, store.count_measurements],
+             "write to": [lambda: store.add_measurement("k", DOC, "local"), lambda: store.add_artifact("a", b"x"),
+                          lambda: store.add_device("pi", "ssh://pi@h"), lambda: store.remove_device("pi")]}
+    for doing, methods in calls.items():
+        for method in methods:
+            with pytest.raises(StoreError, match=f"cannot {doing} results store sqlite:///.*not a database"):
+                method()
