@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from device_agent.runtime import RUNTIMES as AGENT_RUNTIMES
 from device_agent.runtime import DeviceRuntime
 
-from .deploy import Transport, open_transport
+from .deploy import LOCAL, SCHEMES, Transport, open_transport, scheme_of
 from .devices import is_url, resolve
 from .errors import DeployError, EdgeSdkError
 from .progress import Event, Progress
@@ -173,8 +173,9 @@ def setup(device: str, store: Store | None = None, *, runtime: str | None = None
     if runtime is not None and runtime not in RUNTIMES:
         raise DeployError(f"--runtime must be one of {', '.join(RUNTIMES)}. Received: {runtime!r}")
     url = resolve(device, store)
-    if url.split("://")[0] not in ("ssh", "adb"):
-        raise DeployError(f"devices setup works over ssh:// and adb://; {url} is not such a device "
+    if url in LOCAL or not scheme_of(url).setup:
+        over = " and ".join(s.prefix for s in SCHEMES.values() if s.setup)
+        raise DeployError(f"devices setup works over {over}; {url} is not such a device "
                           "(this machine: install with `python3 -m pip install numpy ai-edge-litert`)")
     say = progress or (lambda event: log.info(event.text))
     transport = open_transport(url, trust_new_host=trust_new_host)

@@ -21,13 +21,15 @@ from .transport import AgentRun, Transport
 class Scheme:
     """A device URL scheme: its prefix, an example, and the module whose ``parse_url`` checks a URL and
     whose transport class opens it (imported only when a URL of the scheme is used); ``host_keys``: the
-    transport checks host keys, so it takes ``trust_new_host``."""
+    transport checks host keys, so it takes ``trust_new_host``; ``setup``: the device has a shell and
+    pip, so ``devices setup`` can install a runtime on it."""
 
     prefix: str
     example: str
     module: str
     transport: str
     host_keys: bool = False
+    setup: bool = False
 
     def parse_url(self, url: str) -> Any:
         return importlib.import_module(self.module).parse_url(url)
@@ -46,9 +48,9 @@ def register_scheme(scheme: Scheme) -> Scheme:
 
 
 register_scheme(Scheme("ssh://", "ssh://user@host[:port][?python=PATH]", "edgesdk.deploy.ssh", "SshTransport",
-                       host_keys=True))
+                       host_keys=True, setup=True))
 register_scheme(Scheme("adb://", "adb://SERIAL[?python=PATH|benchmark_model=PATH]", "edgesdk.deploy.adb",
-                       "AdbTransport"))
+                       "AdbTransport", setup=True))
 register_scheme(Scheme("serial://", "serial:///dev/ttyACM0[?baud=115200]", "edgesdk.deploy.serial",
                        "SerialTransport"))
 LOCAL = ("local", "local://")
@@ -95,5 +97,5 @@ def open_transport(url: str, *, trust_new_host: bool = False) -> Transport:
     return scheme_of(url).open(url, trust_new_host=trust_new_host)
 
 
-__all__ = ["SCHEMES", "AgentRun", "LocalTransport", "Scheme", "Transport", "examples", "open_transport",
+__all__ = ["LOCAL", "SCHEMES", "AgentRun", "LocalTransport", "Scheme", "Transport", "examples", "open_transport",
            "register_scheme", "scheme_of", "validate_url"]

@@ -218,3 +218,14 @@ def test_the_agent_loads_the_first_runtime_that_imports_and_refuses_an_unknown_o
     assert load().name == next(iter(RUNTIMES))  # ai_edge_litert is installed here
     with pytest.raises(NoRuntimeError, match="unknown device runtime 'onnxruntime'; expected one of"):
         load("onnxruntime")
+
+
+def test_devices_setup_refuses_a_scheme_without_a_shell_naming_the_ones_it_takes():
+    from edgesdk.provision import setup
+
+    over = " and ".join(s.prefix for s in SCHEMES.values() if s.setup)
+    assert over == "ssh:// and adb://"
+    for scheme in (s for s in SCHEMES.values() if not s.setup):
+        url = scheme.example.split("[", 1)[0]
+        with pytest.raises(DeployError, match=f"devices setup works over {over}; {url} is not such a device"):
+            setup(url)
