@@ -226,6 +226,6 @@ def random_calibration(shape: list[int] | list[list[int]], count: int = 32, seed
     """Standard-normal samples for a model input, or (given a list of shapes) for each of several inputs
     (the caller reports ``RANDOM_WARNING``)."""
     if shape and isinstance(shape[0], list):
-        return [random_calibration(s, count, seed + i) for i, s in enumerate(shape)]  # type: ignore[arg-type]
+        return [random_calibration(s, count, seed + i) for i, s in enumerate(shape)]
     dims = [int(s) if s and s > 0 else 1 for s in shape[1:]]  # type: ignore[arg-type, operator]
     return np.random.default_rng(seed).standard_normal((count, *dims)).astype(np.float32)

@@ -179,7 +179,7 @@ class TfliteHandle(ModelHandle):
                                 for i, t in enumerate(given.sub.tensors or []))
 
     @property
-    def form(self) -> ModelForm:  # type: ignore[override]
+    def form(self) -> ModelForm:
         self._normalize()
         return ModelForm.INTEGER if self._integer else ModelForm.TFLITE
 
