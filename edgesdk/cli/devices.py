@@ -8,6 +8,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from device_agent.runtime import RUNTIMES
+
 from ..deploy import examples
 from .app import devices_app
 from .common import JsonOpt, StoreOpt, err, out, print_json, tag
@@ -115,12 +117,15 @@ def devices_clean(device: Annotated[str, typer.Argument(help="a named device, an
         out.print(f"left {done.kept} other file(s) in {done.directory}: edgesdk did not upload them")
 
 
+INSTALLABLE = [r.dist for r in RUNTIMES.values() if r.install]  # what `devices setup` can install, preferred first
+
+
 @devices_app.command("setup")
 def devices_setup(device: Annotated[str, typer.Argument(help="a named device or an ssh:// or adb:// URL")],
                   runtime: Annotated[Optional[str], typer.Option(
-                      "--runtime", metavar="ai-edge-litert|tflite-runtime",
-                      help="the TFLite runtime to install (default: ai-edge-litert, else tflite-runtime with "
-                           "numpy<2 where LiteRT has no wheel for the device)")] = None,
+                      "--runtime", metavar="|".join(INSTALLABLE),
+                      help=f"the TFLite runtime to install (default: the first of {', '.join(INSTALLABLE)} that "
+                           "has a wheel for the device)")] = None,
                   offline: Annotated[bool, typer.Option(
                       "--offline", help="the device has no internet: download the wheels here for its platform "
                                         "tags and push them")] = False,
