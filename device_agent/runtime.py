@@ -21,7 +21,7 @@ from .registry import Registry
 from .session import NoAccelerator, Session, UnsupportedModel
 
 __all__ = ["RUNTIMES", "DeviceRuntime", "InterpreterRuntime", "LiteRtRuntime", "NoAccelerator", "NoRuntimeError",
-           "Runtime", "Session", "UnsupportedModel", "load", "register_runtime"]
+           "Runtime", "Session", "UnsupportedModel", "installable", "load", "register_runtime"]
 
 INSTALL_HINT = ("no TFLite runtime found: install one on the device, e.g. "
                 "`python3 -m pip install numpy ai-edge-litert` (or `tflite-runtime 'numpy<2'` where "
@@ -163,6 +163,12 @@ class DeviceRuntime:
 
 
 RUNTIMES: Registry[DeviceRuntime] = Registry("device runtime", NoRuntimeError)
+
+
+def installable() -> dict[str, DeviceRuntime]:
+    """The runtimes ``devices setup`` can install (those naming their packages), by distribution name, in
+    the order the agent prefers them."""
+    return {r.dist: r for r in RUNTIMES.values() if r.install}
 
 
 def register_runtime(runtime: DeviceRuntime) -> DeviceRuntime:

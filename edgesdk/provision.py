@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from device_agent.runtime import RUNTIMES as AGENT_RUNTIMES
-from device_agent.runtime import DeviceRuntime
+from device_agent.runtime import DeviceRuntime, installable
 
 from .deploy import LOCAL, SCHEMES, Transport, open_transport, scheme_of
 from .devices import is_url, resolve
@@ -35,7 +34,7 @@ from .store import Store
 log = logging.getLogger(__name__)
 
 # The agent's runtimes that name what installs them, by distribution name, in the agent's preference order.
-INSTALLABLE: dict[str, DeviceRuntime] = {r.dist: r for r in AGENT_RUNTIMES.values() if r.install}
+INSTALLABLE: dict[str, DeviceRuntime] = installable()
 RUNTIMES = tuple(INSTALLABLE)
 INSTALL_TIMEOUT_S = 1800.0  # an emulated or slow board unpacks numpy for minutes
 

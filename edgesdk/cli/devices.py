@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from device_agent.runtime import RUNTIMES
+from device_agent.runtime import installable
 
 from ..deploy import examples
 from .app import devices_app
@@ -117,7 +117,7 @@ def devices_clean(device: Annotated[str, typer.Argument(help="a named device, an
         out.print(f"left {done.kept} other file(s) in {done.directory}: edgesdk did not upload them")
 
 
-INSTALLABLE = [r.dist for r in RUNTIMES.values() if r.install]  # what `devices setup` can install, preferred first
+INSTALLABLE = list(installable())  # what `devices setup` can install, preferred first
 
 
 @devices_app.command("setup")
