@@ -54,3 +54,4 @@ class TrialStatus(StrEnum):
     REJECTED = "rejected"      # refused before any device time (profile, memory, predicted latency)
     FAILED = "failed"
     REPEAT = "repeat"          # a candidate already tried
+    SKIPPED = "skipped"        # a proposal that what earlier trials taught rules out; no work, no budget

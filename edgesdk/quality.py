@@ -3,13 +3,18 @@
 ``metric`` is ``accuracy`` (labels, a classifier: ``before`` and ``after`` are the float and compressed
 model's accuracy), ``mse`` (targets: their mean squared errors) or ``fidelity`` (no labels: the SQNR of
 the compressed model's outputs against the float model's, and for a classifier the share of samples
-whose top-1 class agrees).
+whose top-1 class agrees). ``inputs`` says what it was measured on: the user's data (None) or
+``generated`` inputs (no data was given: standard-normal samples).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 from typing import Any
+
+# Below this SQNR against the original the outputs barely follow it (noise a third of the signal): a
+# warning on every file, and without labels `tune` does not choose such a candidate.
+LOW_FIDELITY_DB = 5.0
 
 
 @dataclass(frozen=True)
@@ -22,6 +27,7 @@ class Quality:
     before: float | None = None
     after: float | None = None
     top1_agreement: float | None = None
+    inputs: str | None = None          # None: the user's data; "generated": no data was given
 
     def __post_init__(self) -> None:
         if self.metric not in ("accuracy", "mse", "fidelity"):

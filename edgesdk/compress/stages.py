@@ -22,10 +22,13 @@ from ..fileio import write_atomic
 from ..intake import ModelHandle, open_model
 from ..kinds import ModelForm, Precision
 from ..profiles import Profile, load_profile
+from ..quality import LOW_FIDELITY_DB
 from ..techniques import FLATBUFFER_FORMS, REGISTRY, Context, Recipe, parse_recipe, parse_step
 from ..tflite import facts
 from . import checks
 from .result import CompressResult
+
+GENERATED_SAMPLES = 32   # inputs the fidelity to the original is measured on without data
 
 PathLike = str | os.PathLike[str]
 
@@ -200,9 +203,30 @@ def evaluate(job: Job, tflite: bytes) -> tuple[dict[str, Any] | None, list[str]]
         classifier = evaluation.looks_like_classifier(job.float_report, job.labels)
         return evaluation.quality(job.reference, evaluation.predict(tflite, job.x), job.labels,
                                   classifier=classifier), []
-    if job.dataset is None and not (job.unrunnable and job.data_given):
+    if job.dataset is None and not job.unrunnable:
+        return _fidelity_on_generated(job, tflite)
+    if job.dataset is None and not job.data_given:
         return None, ["no data: quality not measured"]
     return None, []
+
+
+def _fidelity_on_generated(job: Job, tflite: bytes) -> tuple[dict[str, Any], list[str]]:
+    """Without data, the quality is the fidelity to the original on generated inputs (standard-normal,
+    other samples than any random calibration's), said as such."""
+    assert job.float_report is not None
+    job.say(f"comparing with the original on {GENERATED_SAMPLES} generated inputs (no data)")
+    shapes = [shape for _, shape in job.inputs]
+    x = datamod.random_calibration(shapes[0] if len(shapes) == 1 else shapes, GENERATED_SAMPLES, seed=job.seed + 1)
+    reference = evaluation.predict(job.float_bytes, x)
+    classifier = evaluation.looks_like_classifier(job.float_report, None)
+    found = evaluation.quality(reference, evaluation.predict(tflite, x), None, classifier=classifier)
+    found["inputs"] = "generated"
+    warnings = ["no data: quality is the fidelity to the original on generated inputs, not accuracy"]
+    sqnr = found.get("sqnr_db")
+    if sqnr is not None and sqnr < LOW_FIDELITY_DB:
+        warnings.append(f"fidelity to the original is low ({sqnr:.1f} dB SQNR < {LOW_FIDELITY_DB:g} dB on generated "
+                        "inputs): its outputs barely follow the original's; check it on real data (--data)")
+    return found, warnings
 
 
 def write(job: Job, tflite: bytes, report: facts.ModelReport, target: Any, checked: Feasibility,

@@ -42,6 +42,7 @@ class Constraints:
     max_latency_ms: float | None = None
     max_memory_bytes: int | None = None
     require_full_acceleration: bool = False   # every operator on the profile's accelerator, none on the CPU
+    min_sqnr_db: float | None = None   # fidelity: the outputs' SQNR against the original's (no labels needed)
 
     def check(self, has_data: bool) -> None:
         """Refuse limits that nothing could check: a quality limit without evaluation data would be
@@ -65,17 +66,25 @@ class Constraints:
             out.add("latency")
         return frozenset(out)
 
-    def violations(self, row: dict[str, Any]) -> list[str]:
-        """What ``row`` (a trial's result) breaks, as sentences; empty when it meets every limit."""
-        out = []
+    def quality_violations(self, row: dict[str, Any]) -> list[str]:
+        """The quality limits ``row`` breaks (compressing further breaks them too), as sentences."""
+        out: list[str] = []
         quality = Quality.from_dict(row.get("quality"))
-        drop = quality.drop if quality is not None else None
-        if self.max_accuracy_drop is not None and quality is not None and drop is not None:
-            if drop > self.max_accuracy_drop:
-                out.append(f"{quality.metric} drop {drop:.4f} > {self.max_accuracy_drop}")
-        if self.min_accuracy is not None and quality is not None and quality.metric == "accuracy" and \
+        if quality is None:
+            return out
+        drop = quality.drop
+        if self.max_accuracy_drop is not None and drop is not None and drop > self.max_accuracy_drop:
+            out.append(f"{quality.metric} drop {drop:.4f} > {self.max_accuracy_drop}")
+        if self.min_accuracy is not None and quality.metric == "accuracy" and \
                 quality.after is not None and quality.after < self.min_accuracy:
             out.append(f"accuracy {quality.after:.4f} < {self.min_accuracy}")
+        if self.min_sqnr_db is not None and quality.sqnr_db is not None and quality.sqnr_db < self.min_sqnr_db:
+            out.append(f"fidelity {quality.sqnr_db:.1f} dB SQNR < {self.min_sqnr_db:g} dB")
+        return out
+
+    def violations(self, row: dict[str, Any]) -> list[str]:
+        """What ``row`` (a trial's result) breaks, as sentences; empty when it meets every limit."""
+        out = self.quality_violations(row)
         if self.max_latency_ms is not None and row.get("latency_ms") is not None and \
                 row["latency_ms"] > self.max_latency_ms:
             out.append(f"latency {row['latency_ms']:.3f} ms > {self.max_latency_ms} ms")
@@ -101,6 +110,25 @@ def objective_value(name: str, row: dict[str, Any]) -> float:
         energy = row.get("energy_mj")
         return float(energy) if energy is not None else float("inf")
     raise RecipeError(f"unknown objective {name!r}; expected: {', '.join(OBJECTIVES)}")
+
+
+# the least relative gain on an objective that counts as one (measured latency moves by a few per cent)
+MARGIN = {"size": 0.01, "latency": 0.03, "energy": 0.03}
+
+
+def gains(row: dict[str, Any], base: dict[str, Any], objectives: list[str]) -> list[str]:
+    """The objectives (other than quality) on which ``row`` beats ``base`` by their margin."""
+    out = []
+    for name in objectives:
+        if name not in MARGIN:
+            continue
+        try:
+            ours, theirs = objective_value(name, row), objective_value(name, base)
+        except (KeyError, TypeError):  # one of them has no value for it (not measured)
+            continue
+        if 0 < theirs < float("inf") and ours < theirs * (1 - MARGIN[name]):
+            out.append(name)
+    return out
 
 
 def pareto(rows: list[dict[str, Any]], objectives: list[str]) -> list[int]:

@@ -16,8 +16,9 @@ from typing import Any
 
 from ..errors import OutputError
 from ..fileio import dumps, sha256_file, write_atomic
+from ..quality import Quality
 from . import space as spacemod
-from .objectives import KEPT, Constraints, choose, pareto
+from .objectives import KEPT, Constraints, choose, gains, objective_value, pareto
 
 MANIFEST = ".edgesdk-tune.json"     # in OUTDIR: the files tune wrote, {"files": {name: sha256}, "pareto": [...]}
 LEGACY_MANIFEST = ".edgesdk-pareto.json"   # before 0.x: pareto/'s names only
@@ -41,6 +42,8 @@ class TuneResult:
     interrupted: bool = False
     notes: list[str] = field(default_factory=list)
     budget: int | None = None
+    baseline: dict[str, Any] | None = None     # the original model, measured like a candidate
+    beats_original: bool | None = None         # False: no candidate is better than the original on an objective
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -50,8 +53,11 @@ class TuneResult:
 
 
 def collect(study: Any, out: Path, objectives: list[str], devices: list[str], new_measurements: int,
-            interrupted: bool, space: spacemod.Space, constraints: Constraints, predictor: Any) -> TuneResult:
-    """Every trial of the study as a row, judged by this run's limits (a resumed study may change them)."""
+            interrupted: bool, space: spacemod.Space, constraints: Constraints, predictor: Any,
+            baseline: dict[str, Any] | None = None) -> TuneResult:
+    """Every trial of the study as a row, judged by this run's limits (a resumed study may change them),
+    each kept one with its change against ``baseline`` (the original); the best is chosen among those
+    that beat the original on an objective."""
     import optuna
 
     trials = []
@@ -65,8 +71,20 @@ def collect(study: Any, out: Path, objectives: list[str], devices: list[str], ne
         trials.append(row)
     kept = [r for r in trials if r.get("status") in KEPT]
     front = pareto(kept, objectives)
-    best, meets = choose(kept, objectives, constraints.bounded())
     notes = list(space.notes)
+    eligible, beats = kept, None
+    if baseline is not None:
+        baseline = with_reference_quality(baseline, kept)
+        if baseline.get("status") in KEPT:
+            baseline["violations"] = constraints.violations(baseline)
+            for r in kept:
+                r["versus"] = versus(r, baseline)
+            eligible = [r for r in kept if r.get("sha256") != baseline.get("sha256") and gains(r, baseline, objectives)]
+            beats = bool(eligible) if kept else None
+            if kept and not eligible:
+                notes.append(f"nothing beats the original model: no candidate is {_better(objectives)} than it "
+                             "(by 1 % in size, 3 % in latency or energy); keep the original (no best.tflite)")
+    best, meets = choose(eligible, objectives, constraints.bounded())
     basis = next(((r.get("target") or {}).get("basis") for r in kept if (r.get("target") or {}).get("basis")), None)
     if not devices and basis:
         notes.append(f"no device: every latency is ESTIMATED ({basis}) for profile {predictor.profile}, "
@@ -79,13 +97,50 @@ def collect(study: Any, out: Path, objectives: list[str], devices: list[str], ne
                 for r in kept if r.get("device")}
     if len(hardware) > 1:
         notes.append("the devices differ in hardware: latencies measured on different devices are compared")
-    if best is None:
+    if best is None and not kept:
         notes.append("no candidate could be measured")
     elif not meets:
         notes.append("no candidate meets every constraint: best.tflite is the closest (fewest violations)")
     return TuneResult(outdir=str(out), study=study.study_name, objectives=objectives, trials=trials, pareto=front,
                       best=best, best_meets_constraints=meets, devices=devices, new_measurements=new_measurements,
-                      interrupted=interrupted, notes=notes)
+                      interrupted=interrupted, notes=notes, baseline=baseline, beats_original=beats)
+
+
+def with_reference_quality(baseline: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The original's quality: the reference every candidate was compared with (its accuracy on the labels,
+    or, for fidelity, the original itself: top-1 agreement 1)."""
+    found = next((q for r in rows if (q := Quality.from_dict(r.get("quality"))) is not None), None)
+    if found is None:
+        return baseline
+    reference = Quality(found.metric, found.samples, before=found.before, after=found.before,
+                        top1_agreement=1.0 if found.top1_agreement is not None else None, inputs=found.inputs)
+    return {**baseline, "quality": {**reference.to_dict(), "reference": True}}
+
+
+def versus(row: dict[str, Any], baseline: dict[str, Any]) -> dict[str, float | None]:
+    """A kept row against the original: how many times smaller and faster, and the quality gained (negative:
+    lost; accuracy or top-1 agreement, in its own unit)."""
+    def ratio(name: str) -> float | None:
+        try:
+            ours, theirs = objective_value(name, row), objective_value(name, baseline)
+        except (KeyError, TypeError):
+            return None
+        return theirs / ours if ours > 0 and theirs < float("inf") else None
+
+    ours, theirs = Quality.from_dict(row.get("quality")), Quality.from_dict(baseline.get("quality"))
+    delta = None
+    if ours is not None and theirs is not None and ours.metric == theirs.metric:
+        if ours.metric != "fidelity" and ours.after is not None and theirs.after is not None:
+            delta = ours.score - theirs.score
+        elif ours.top1_agreement is not None:
+            delta = ours.top1_agreement - 1.0
+    return {"smaller": ratio("size"), "faster": ratio("latency"), "quality_delta": delta}
+
+
+def _better(objectives: list[str]) -> str:
+    words = {"size": "smaller", "latency": "faster", "energy": "less energy-hungry"}
+    shown = [words[o] for o in objectives if o in words]
+    return " or ".join(shown) if shown else "better"
 
 
 def _manifest(out: Path) -> dict[str, Any]:

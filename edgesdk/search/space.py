@@ -8,6 +8,7 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import product
+from typing import Any
 
 from .. import feasibility
 from ..errors import RecipeError
@@ -35,6 +36,13 @@ def step_text(dimension: str, value: str) -> str:
         return value
     bare = next((t for t in techniques(dimension=dimension) if t.bare), None)
     return f"{bare.name}={value}" if bare is not None else value
+
+
+def weight_bits(precision: str) -> float:
+    """The bits a precision stores per weight, on average (before anything is measured)."""
+    step = parse_step(precision)
+    spec = REGISTRY[step.name].precision
+    return spec.bits(step.value) if spec is not None else 32.0
 
 
 @dataclass(frozen=True)
@@ -172,6 +180,41 @@ def for_form(space: Space, form: ModelForm) -> Space:
     if not kept[PRECISION] or kept[PRECISION] == (NONE,):
         raise RecipeError(f"none of the precisions {', '.join(space[PRECISION])} applies to {form.article} "
                           f"{form.text} model")
+    return Space(kept, notes=notes)
+
+
+def for_model(space: Space, handle: Any) -> Space:
+    """``space`` for this model: :func:`for_form`, then without the steps its graph rules out before any
+    trial (a technique's ``model_problem``; a step that runs the model, where a custom operator has no
+    kernel here), each with a note."""
+    from ..tflite import runnable
+
+    space = for_form(space, handle.form)
+    content = handle.float_tflite()
+    unrunnable = bool(handle.custom_ops) and bool(runnable.check(content).custom)
+    problems: dict[str, str | None] = {}
+    kept: dict[str, tuple[str, ...]] = {}
+    notes = list(space.notes)
+    for dim, values in space.dimensions().items():
+        why: dict[str, str] = {}
+        for value in values:
+            if value == NONE:
+                continue
+            technique = REGISTRY[parse_step(step_text(dim, value)).name]
+            if technique.name not in problems:
+                problem = technique.model_problem(handle, content) if technique.model_problem else None
+                if problem is None and unrunnable and technique.runs_model:
+                    problem = (f"it runs the model on samples and the custom operators "
+                               f"({', '.join(handle.custom_ops)}) have no kernel here")
+                problems[technique.name] = problem
+            if problems[technique.name] is not None:
+                why[value] = problems[technique.name] or ""
+        for reason in dict.fromkeys(why.values()):
+            notes.append(f"{dim} {', '.join(v for v in why if why[v] == reason)} left out: {reason}")
+        kept[dim] = tuple(v for v in values if v not in why) or (NONE,)
+    if kept[PRECISION] == (NONE,):
+        raise RecipeError(f"none of the precisions {', '.join(space[PRECISION])} applies to this model: "
+                          f"{'; '.join(n for n in notes if n.startswith(PRECISION))}")
     return Space(kept, notes=notes)
 
 

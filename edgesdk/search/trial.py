@@ -8,6 +8,7 @@ profile predicts its accelerator leaves to the CPU.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,6 +22,10 @@ from ..profiles import Profile
 from . import space as spacemod
 from .objectives import Constraints
 from .row import TrialRow
+
+ORIGINAL = "original"   # the recipe name of the baseline row: the model as the user gave it
+_MEASURED = ("latency_ms", "estimated", "latency", "measured_memory", "energy_mj", "energy_estimated",
+             "measurement_key", "cached", "device", "runtime", "accelerator", "measured_on", "window", "violations")
 
 
 @dataclass
@@ -48,7 +53,6 @@ class CandidateRunner:
         predictor's latency) or ``rejected`` (with the reason and the stage that refused it); its number,
         recipe and params are the caller's to add."""
         from ..compress import compress
-        from ..measure import bench
         from ..tflite.facts import analyze
 
         path = self.outdir / "candidates" / f"{cand.slug}.tflite"
@@ -92,9 +96,56 @@ class CandidateRunner:
                 predicted > 2 * limits.max_latency_ms:
             return replace(made, stage="predicted", reason=f"predicted p50 {predicted:.4g} ms (estimated) is over "
                            "twice --max-latency-ms; not measured")
+        return self._latency(made, path, device, predicted, target)
+
+    def baseline(self, content: bytes, device: str | None, done: list[dict[str, Any]]) -> TrialRow:
+        """The original model as a row, measured (or estimated) like a candidate: the file as given (a
+        .tflite) or its float conversion (a Keras model, a SavedModel), in OUTDIR/candidates/original.tflite.
+        Its quality is the reference the candidates are compared with; a device that cannot run it is
+        said in its reason, and the search goes on. A candidate of ``done`` with the same bytes (fp32 of a
+        Keras model) lends its measurement: no second device run."""
+        import gzip
+        import hashlib
+
+        from .. import targets
+        from ..errors import EdgeSdkError
+        from ..fileio import write_atomic
+        from ..tflite.facts import analyze
+
+        path = self.outdir / "candidates" / f"{ORIGINAL}.tflite"
+        write_atomic(path, content)
+        report = analyze(path)
+        target: dict[str, Any] = {}
+        if targets.applies(self.profile):
+            with contextlib.suppress(EdgeSdkError):
+                assessed = targets.assess(content, report, self.profile)
+                target = assessed.to_dict() if assessed else {}
+        memory = (report.weight_bytes if self.profile.memory.weights_in_ram else 0) + report.peak_activation_bytes
+        predicted = target.get("latency_ms") or self.predictor.predict_ms(report, self.profile)
+        made = TrialRow(TrialStatus.FAILED, recipe=ORIGINAL, path=str(path),
+                        sha256=hashlib.sha256(content).hexdigest(), model_bytes=len(content),
+                        gzip_bytes=len(gzip.compress(content, compresslevel=9, mtime=0)),
+                        memory_bytes=target.get("ram_bytes") or memory, precision=report.precision,
+                        predicted_ms=predicted, flash_bytes=target.get("flash_bytes"), target=target or None,
+                        predictor_calibrated=self.predictor.calibrated or target.get("latency_ms") is not None)
+        twin = next((r for r in done if r.get("sha256") == made.sha256 and r.get("latency_ms") is not None), None)
+        if twin is not None:
+            lent = {k: v for k, v in twin.items() if k in _MEASURED}
+            return replace(made, **{**lent, "status": TrialStatus(twin["status"]), "reason": None})
+        try:
+            return self._latency(made, path, device, predicted, target)
+        except EdgeSdkError as exc:
+            return replace(made, reason=f"the original could not be measured: {exc}")
+
+    def _latency(self, made: TrialRow, path: Path, device: str | None, predicted: float,
+                 target: dict[str, Any]) -> TrialRow:
+        """``made`` with its latency: measured on ``device``, or (no device) the prediction, flagged."""
+        from ..measure import bench
+
+        limits = self.constraints
         if device is None:  # no device: the calibrated (or roofline) prediction stands in, flagged
             row = replace(made, status=TrialStatus.ESTIMATED, latency_ms=predicted, estimated=True,
-                          energy_mj=target.get("energy_mj"), cached=False)
+                          energy_mj=target.get("energy_mj"), cached=False, reason=None)
             return replace(row, violations=limits.violations(row.to_dict()))
         m = bench(path, device, self.settings, store=self.store)
         with self._count_lock:
@@ -107,5 +158,5 @@ class CandidateRunner:
                       energy_estimated=bool(power.get("estimated")), measurement_key=m.key, cached=m.cached,
                       device=doc["device"], runtime=doc["runtime"], measured_on=device,
                       accelerator=doc.get("accelerator"),
-                      window=[doc.get("started_at"), doc.get("finished_at")], estimated=False)
+                      window=[doc.get("started_at"), doc.get("finished_at")], estimated=False, reason=None)
         return replace(row, violations=limits.violations(row.to_dict()))

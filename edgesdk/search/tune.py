@@ -11,6 +11,7 @@ its claim (:mod:`edgesdk.claims`) passes to the retry. The study lives in
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -27,9 +28,12 @@ from .. import interrupt
 from ..claims import Claims
 from ..errors import EdgeSdkError, OutputError, RecipeError, StoreError
 from ..fileio import make_dirs
+from ..kinds import TrialStatus
 from ..measure import with_accelerator
 from ..profiles import Profile, load_profile
 from ..progress import Event, Progress
+from ..quality import LOW_FIDELITY_DB
+from . import plan as planmod
 from . import predict
 from . import space as spacemod
 from . import study as studymod
@@ -111,10 +115,13 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
     check_objectives(objectives, data is not None)
     constraints = constraints or Constraints()
     constraints.check(data is not None)
+    labelled = False
     for path in (data, train_data):
-        if path is not None:
-            datamod.load_npz(path)  # unreadable, non-numeric or non-finite data fails now, not in a trial
-    space = spacemod.for_form(space or spacemod.build(prof), handle.form)
+        if path is not None:  # unreadable, non-numeric or non-finite data fails now, not in a trial
+            labelled = labelled or (path == data and datamod.load_npz(path).y is not None)
+    if not labelled and constraints.min_sqnr_db is None:  # fidelity is the quality: a collapsed one is no answer
+        constraints = replace(constraints, min_sqnr_db=LOW_FIDELITY_DB)
+    space = spacemod.for_model(space or spacemod.build(prof), handle)
     if budget is not None and budget < 1:
         raise RecipeError(f"budget must be at least 1 trial. Received: {budget}")
     out = Path(outdir)
@@ -132,13 +139,19 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
     total = default_budget(len(space), budget, time_budget_s)
     runner = CandidateRunner(source.path, prof, out, data, train_data, constraints, predictor, settings, store,
                              epochs, seed, trust_model_code)
+    ranked = planmod.ranked_precisions(space, handle, prof, predictor, objectives)
+    plan = None if total >= len(space) else planmod.Plan(space, objectives, constraints, ranked)
     search = _Search(study, space, Claims(storage), runner, objectives, constraints, total,
-                     time_budget_s, progress, heartbeat_s)
-    _seed_queue(study, space, total, handle, prof, predictor)
+                     time_budget_s, progress, heartbeat_s, plan)
+    if plan is None:  # the budget covers the space: every candidate, in grid order
+        _seed_queue(study, space)
     search.report(None)
     interrupted, stopped = search.run(list[str | None](devices) or [None])
+    done = list(search.done_rows().values())
+    measured = devices and not interrupted and stopped is None and any(r.get("status") in KEPT for r in done)
+    baseline = runner.baseline(handle.as_given(), devices[0] if measured else None, done).to_dict()
     result = collect(study, out, objectives, devices, runner.new_measurements, interrupted, space, constraints,
-                     predictor)
+                     predictor, baseline)
     result.budget = total
     if budget is None and time_budget_s is None and total < len(space):
         result.notes.append(f"tried up to {total} of the {len(space)} candidates (the default budget); "
@@ -182,21 +195,10 @@ def _study(name: str, storage: str, objectives: list[str], seed: int, budget: in
     return study
 
 
-def _seed_queue(study: Any, space: spacemod.Space, total: int, handle: Any, prof: Profile, predictor: Any) -> None:
-    """Queue the first candidates: the whole grid when the budget covers the space, else each precision
-    plain, ranked by the predictor (fastest first) before anything is measured. Precision sets latency and
-    most of the accuracy; unstructured sparsity and clustering change neither the speed nor the raw size
-    on most runtimes, so the sampler explores those."""
+def _seed_queue(study: Any, space: spacemod.Space) -> None:
+    """Queue the whole grid (the budget covers the space), but what the study tried already."""
     tried = {tuple(sorted(t.params.items())) for t in study.get_trials(deepcopy=False)}
-    if total >= len(space):
-        first = space.grid()
-    else:
-        plain = [c for c in space.grid() if c.plain and tuple(sorted(c.params().items())) not in tried]
-        if len(plain) > 1:
-            rank = _predicted_ranks(handle, prof, predictor, [c["precision"] for c in plain])
-            plain.sort(key=lambda c: rank[c["precision"]])
-        first = plain[:max(0, total - len(tried))]
-    for cand in first:
+    for cand in space.grid():
         if tuple(sorted(cand.params().items())) not in tried:
             study.enqueue_trial(cand.params(), skip_if_exists=True)
 
@@ -206,8 +208,8 @@ class _Search:
 
     def __init__(self, study: Any, space: spacemod.Space, claims: Claims, runner: CandidateRunner,
                  objectives: list[str], constraints: Constraints, total: int, time_budget_s: float | None,
-                 progress: Progress | None, heartbeat_s: int) -> None:
-        self.study, self.space, self.claims, self.runner = study, space, claims, runner
+                 progress: Progress | None, heartbeat_s: int, plan: planmod.Plan | None = None) -> None:
+        self.study, self.space, self.claims, self.runner, self.plan = study, space, claims, runner, plan
         self.objectives, self.constraints, self.total = objectives, constraints, total
         self.time_budget_s, self.progress, self.heartbeat_s = time_budget_s, progress, heartbeat_s
         self.lock = threading.RLock()        # every ask, tell and claim
@@ -224,7 +226,8 @@ class _Search:
         rows: dict[str, dict[str, Any]] = {}
         for t in self.study.get_trials(deepcopy=False):
             row = t.user_attrs.get("row")
-            if row and t.state != optuna.trial.TrialState.RUNNING and "repeat_of" not in row:
+            if row and t.state != optuna.trial.TrialState.RUNNING and "repeat_of" not in row and \
+                    row.get("status") != TrialStatus.SKIPPED.value:
                 rows.setdefault(row["recipe"], row)
         return rows
 
@@ -287,11 +290,20 @@ class _Search:
                     return None
                 studymod.fail_stale(self.study)
                 queued = studymod.waiting(self.study) > 0
+                if not queued and self.plan is not None:
+                    planned = self.plan.next(done, self._busy())
+                    if planned is not None:
+                        self.study.enqueue_trial(planned.params())
+                        queued = True
                 if queued or self.proposals < PROPOSALS_PER_CANDIDATE * self.total:
                     trial = self.study.ask()
                     self.proposals += 0 if queued else 1
                     dims = self.space.dimensions()
                     cand = spacemod.Candidate.of({d: trial.suggest_categorical(d, list(v)) for d, v in dims.items()})
+                    why = None if queued or self.plan is None else self.plan.ruled_out(cand, done)
+                    if why is not None:  # what the trials taught rules it out: told, at no cost
+                        self._skip(trial, cand, why)
+                        continue
                     self.active[trial.number] = (trial, cand.recipe)
                     return trial, cand
                 elsewhere = studymod.running_elsewhere(self.study, set(self.active))
@@ -336,6 +348,24 @@ class _Search:
             self.active.pop(trial.number, None)
             self.report(row)
 
+    def _busy(self) -> set[str]:
+        """The recipes running now, here or in another worker."""
+        import optuna
+
+        running = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        found = {recipe for _, recipe in self.active.values()}
+        for t in running:
+            with contextlib.suppress(RecipeError):
+                found.add(spacemod.Candidate.of(t.params).recipe)
+        return found
+
+    def _skip(self, trial: Any, cand: spacemod.Candidate, why: str) -> None:
+        import optuna
+
+        trial.set_user_attr("row", {"number": trial.number, "recipe": cand.recipe, "params": cand.params(),
+                                    "status": TrialStatus.SKIPPED.value, "reason": f"not tried: {why}"})
+        self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+
     def _give_back(self, number: int) -> None:
         """Fail a trial of this process that will not finish, release its claim and queue it again."""
         trial, recipe = self.active.pop(number)
@@ -360,18 +390,6 @@ class _Search:
         self.progress(Event(text, done=min(len(done), self.total), total=self.total, detail={
             "row": row, "best": next((r for r in kept if r["number"] == best), None),
             "elapsed_s": time.monotonic() - self.started, "time_budget_s": self.time_budget_s}))
-
-
-def _predicted_ranks(handle: Any, profile: Profile, predictor: Any, precisions: list[str]) -> dict[str, float]:
-    """Predicted latency of the float model at each precision (the predictor's cost per precision class
-    applied to its MACs and bytes), from its float .tflite; nothing is measured."""
-    import dataclasses
-
-    from ..tflite.facts import analyze
-
-    report = analyze(handle.source.path, data=handle.float_tflite())
-    return {p: predictor.predict_ms(dataclasses.replace(report, precision=p.partition("=")[0]), profile)
-            for p in precisions}
 
 
 __all__ = ["DEFAULT_BUDGET", "OBJECTIVES", "Constraints", "TuneResult", "default_budget", "objective_value", "tune"]

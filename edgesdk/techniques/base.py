@@ -72,6 +72,7 @@ class PrecisionSpec:
         keeps_storage: the float32 weights it leaves go back to an fp16-weight input's storage (fp32 asks
             for float32; fp16 is that storage already).
         nothing_note: said when its output stays float32 (None: it is not expected to quantize).
+        bits: ``value -> bits``: what it stores per weight, on average (tune's first guess for size).
     """
 
     runs_as: str
@@ -79,6 +80,7 @@ class PrecisionSpec:
     problem: Callable[[Profile, Any, str], str | None] | None = None
     keeps_storage: bool = True
     nothing_note: str | None = None
+    bits: Callable[[Any], float] = lambda value: 32.0
 
     def check(self, profile: Profile, value: Any, shown: str) -> str | None:
         """Why ``profile`` cannot run this precision at ``value`` (None: it can)."""
@@ -116,6 +118,13 @@ class Technique:
             raising RecipeError (qat converts to int8 only; distill needs a step to fine-tune).
         implies: the conversion the step means when the recipe names none (qat: int8).
         precision: a conversion's needs and costs (:class:`PrecisionSpec`).
+        strength: how far a value goes (larger takes more away): a quality limit broken at one strength is
+            broken at every larger one, so `tune` does not try them (None: values are not ordered).
+        improves: the objectives (size, latency, energy) the step can improve on its own; `tune` tries the
+            steps that cannot improve the ones asked for last (None: any of them).
+        model_problem: ``(handle, float_tflite) -> reason``: why this model cannot take the step at all,
+            known from its graph before any trial (lowrank on a .tflite without a fully connected op);
+            `tune` leaves the step out of the search with the reason.
     """
 
     name: str
@@ -138,6 +147,9 @@ class Technique:
     check: Callable[[list[Step], list[Step], str], None] | None = None
     implies: str | None = None
     precision: PrecisionSpec | None = None
+    strength: Callable[[Any], float] | None = None
+    improves: frozenset[str] | None = None
+    model_problem: Callable[[Any, bytes], str | None] | None = None
 
     def __post_init__(self) -> None:
         if self.calibrated:
@@ -183,7 +195,8 @@ class Technique:
         """This technique's search values as its dimension writes them (its bare name without values)."""
         if not self.search_values:
             return [self.name]
-        texts = [f"{v[0]}:{v[1]}" if isinstance(v, tuple) else f"{v:g}" if isinstance(v, float) else str(v)
+        texts = [self.format(v).partition("=")[2] if self.write is not None else
+                 f"{v[0]}:{v[1]}" if isinstance(v, tuple) else f"{v:g}" if isinstance(v, float) else str(v)
                  for v in self.search_values]
         return texts if self.bare else [f"{self.name}={t}" for t in texts]
 
@@ -252,6 +265,11 @@ def fraction(name: str, raw: str | None, what: str, received: str | None = None)
         shown = name if raw is None else f"{name}={received if received is not None else raw}"
         raise RecipeError(f"{name} expects {what}, a fraction in (0, 1), e.g. {name}=0.5. Received: {shown}")
     return value
+
+
+def sparsity_of(value: Any) -> float:
+    """The share of weights a pruning value removes: the sparsity, or 1 - N/M."""
+    return 1.0 - value[0] / value[1] if isinstance(value, tuple) else float(value)
 
 
 def sparsity(name: str) -> Callable[[str | None], Any]:

@@ -315,4 +315,5 @@ register(Technique(
     "dense layer (coupled through residual adds, concatenations, depthwise and batch norm) and rebuild a smaller "
     "dense model; by filter L2 norm (channels=0.5), L1 (channels=l1:0.5) or activations on the data "
     "(channels=act:0.5)", parse, (0.25, 0.5), dimension="structure", tag="l2", order=0, fine_tuned=True,
-    apply=lambda model, step, ctx: apply(model, step.value, ctx.calibration, ctx.tune)))
+    apply=lambda model, step, ctx: apply(model, step.value, ctx.calibration, ctx.tune),
+    strength=lambda value: value[1]))

@@ -113,4 +113,4 @@ dimension("cluster", "cluster counts", option=True)
 register(Technique("cluster", StepKind.KERAS, "weight clustering into N shared values (cluster=16)", _clusters,
                    (8, 16, 32), dimension="cluster", bare=True, order=3, fine_tuned=True,
                    forms=WEIGHT_SPACE | {ModelForm.INTEGER}, apply=_apply,
-                   flatbuffer=_flat))
+                   flatbuffer=_flat, strength=lambda count: 1.0 / count, improves=frozenset()))

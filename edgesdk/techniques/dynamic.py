@@ -15,5 +15,6 @@ def _keras(source: Any, step: Step, ctx: Context) -> bytes:
 
 precision("dynamic", "dynamic-range: int8 weights, float activations", keras=_keras,
           tflite=lambda content, step, ctx: ptq.dynamic(content), order=2,
-          spec=PrecisionSpec("dynamic", cost="dynamic", nothing_note="dynamic-range leaves weights of fewer than "
+          spec=PrecisionSpec("dynamic", cost="dynamic", bits=lambda value: 8.0,
+                             nothing_note="dynamic-range leaves weights of fewer than "
                              f"{ptq.DYNAMIC_MIN_ELEMENTS} values float, as the converter does"))

@@ -19,4 +19,5 @@ def _keras(source: Any, step: Step, ctx: Context) -> bytes:
 
 precision("fp16", "float16 weights (GPU delegates compute in fp16)", keras=_keras,
           tflite=lambda content, step, ctx: graph.cast_fp16(content), order=1,
-          spec=PrecisionSpec("fp16", keeps_storage=False, nothing_note="no float32 weight to store as fp16"))
+          spec=PrecisionSpec("fp16", keeps_storage=False, bits=lambda value: 16.0,
+                             nothing_note="no float32 weight to store as fp16"))

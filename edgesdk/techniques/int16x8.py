@@ -22,4 +22,4 @@ def _tflite(content: bytes, step: Step, ctx: Context) -> bytes:
 
 
 precision("int16x8", "int16 activations, int8 weights, calibrated", keras=_keras, tflite=_tflite, order=4,
-          calibrated=True, spec=PrecisionSpec("int16x8", cost="int16x8"))
+          calibrated=True, spec=PrecisionSpec("int16x8", cost="int16x8", bits=lambda value: 8.0))

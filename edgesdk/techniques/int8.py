@@ -40,4 +40,4 @@ def _io(value: str | None) -> bool:
 
 precision("int8", "full-integer int8, calibrated; int8=io also makes inputs/outputs int8", keras=_keras,
           tflite=_tflite, parse=_io, order=3, calibrated=True, forms=CONVERTIBLE | {ModelForm.INTEGER},
-          write=lambda io: "io" if io else None, spec=PrecisionSpec("int8", cost="int8"))
+          write=lambda io: "io" if io else None, spec=PrecisionSpec("int8", cost="int8", bits=lambda value: 8.0))

@@ -29,7 +29,7 @@ from ..errors import RecipeError, first_line
 from ..kinds import StepKind
 from ..tflite.graph import FLOAT32, Graph
 from . import flatbuffer
-from .base import WEIGHT_SPACE, Context, Step, Technique, fraction, register
+from .base import FLATBUFFER_FORMS, WEIGHT_SPACE, Context, Step, Technique, fraction, register
 from .training import FineTune, batch_norm_gains, fine_tune
 
 log = logging.getLogger(__name__)
@@ -273,6 +273,20 @@ def lowrank_flatbuffer(content: bytes, target: tuple[str, float]) -> bytes:
                           "factorization makes smaller; on a .tflite, lowrank factorizes fully connected ops only")
     log.info("lowrank: %d fully connected ops factorized", done)
     return graph.to_bytes()
+def _no_layer(handle: Any, float_tflite: bytes) -> str | None:
+    """On a .tflite, lowrank factors float fully connected ops that do not produce a model output."""
+    if handle.form not in FLATBUFFER_FORMS:
+        return None
+    graph = Graph(float_tflite)
+    outputs = {int(t) for t in graph.sub.outputs}
+    for layer in flatbuffer.layers(graph):
+        op = graph.sub.operators[layer.position]
+        if layer.kind == "FULLY_CONNECTED" and int(op.outputs[0]) not in outputs and \
+                graph.tensor(layer.weight).type == FLOAT32:
+            return None
+    return "the model has no fully connected layer lowrank can factor (it keeps the output layer)"
+
+
 def _flat(content: bytes, step: Step, ctx: Context) -> bytes:
     return lowrank_flatbuffer(content, step.value)
 
@@ -282,4 +296,4 @@ register(Technique(
     "retaining this fraction of the energy: SVD for Dense, Tucker-2 (1x1, kxk core, 1x1) for Conv2D (lowrank=0.5, "
     "lowrank=energy:0.9); on a .tflite, fully connected ops only", parse, (0.5,), dimension="structure", tag="params",
     order=1, fine_tuned=True, forms=WEIGHT_SPACE, apply=lambda model, step, ctx: apply(model, step.value, ctx.tune),
-    flatbuffer=_flat))
+    flatbuffer=_flat, strength=lambda value: 1.0 - value[1], model_problem=_no_layer))

@@ -99,9 +99,15 @@ def _problem(profile: Profile, value: Any, shown: str) -> str | None:
     return None
 
 
+def _bits(value: tuple[str, float]) -> float:
+    """int8 weights but for the share F: float32 (mixed=F), int4 (mixed=int4:F) or int8 (int16x8 activations)."""
+    tag, share = value
+    return 8.0 + share * {"float": 24.0, "int4": -4.0}.get(tag, 0.0)
+
+
 precision("mixed", "mixed precision, int8 with per-layer exceptions chosen by each layer's sensitivity on the "
           "calibration data: mixed=F keeps the fraction F most sensitive layers float; mixed=int16x8:F gives them "
           "int16 activations; mixed=int4:F gives the F least sensitive convolutions and fully connected layers "
           "int4 weights (the last two through ai-edge-quantizer)", keras=_keras, tflite=_tflite, parse=_value,
-          search=(0.1, 0.25), order=5, tag="float", calibrated=True,
-          spec=PrecisionSpec("int8", cost="int8", problem=_problem))
+          search=(0.1, 0.25, ("int4", 0.5)), order=5, tag="float", calibrated=True,
+          spec=PrecisionSpec("int8", cost="int8", problem=_problem, bits=_bits))

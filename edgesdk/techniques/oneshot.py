@@ -30,7 +30,7 @@ from ..errors import RecipeError
 from ..kinds import StepKind
 from ..tflite.graph import Graph
 from . import flatbuffer
-from .base import WEIGHT_SPACE, Context, Step, Technique, register, sparsity
+from .base import WEIGHT_SPACE, Context, Step, Technique, register, sparsity, sparsity_of
 from .flatbuffer import lowest
 from .training import FineTune, batch_norm_gains, fine_tune, fresh_copy
 
@@ -312,9 +312,11 @@ register(Technique(
     "wanda", StepKind.KERAS, "activation-aware one-shot pruning: |W| x input norm from calibration data, no weight "
     "update (wanda=0.5, wanda=2:4)", sparsity("wanda"), (0.5, (2, 4)), dimension="prune", order=2,
     forms=WEIGHT_SPACE, flatbuffer=_flat, runs_model=True,
+    strength=sparsity_of, improves=frozenset(),
     apply=lambda model, step, ctx: apply(model, step.name, step.value, ctx.calibration, ctx.tune)))
 register(Technique(
     "sparsegpt", StepKind.KERAS, "second-order one-shot pruning: prunes by the inverse Hessian of the layer's inputs "
     "and updates the kept weights to compensate (sparsegpt=0.5, sparsegpt=2:4)", sparsity("sparsegpt"),
     (0.5, 0.75, (2, 4)), dimension="prune", order=2, forms=WEIGHT_SPACE, flatbuffer=_flat, runs_model=True,
+    strength=sparsity_of, improves=frozenset(),
     apply=lambda model, step, ctx: apply(model, step.name, step.value, ctx.calibration, ctx.tune)))

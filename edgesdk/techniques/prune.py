@@ -11,7 +11,7 @@ from ..errors import RecipeError, first_line
 from ..kinds import ModelForm, StepKind
 from ..tflite.graph import Graph
 from . import flatbuffer
-from .base import WEIGHT_SPACE, Technique, dimension, register, sparsity
+from .base import WEIGHT_SPACE, Technique, dimension, register, sparsity, sparsity_of
 from .training import FineTune, fine_tune, fresh_copy
 
 log = logging.getLogger(__name__)
@@ -111,4 +111,5 @@ register(Technique(
     "prune", StepKind.KERAS, "magnitude pruning to a sparsity (prune=0.5) or N:M (prune=2:4)", sparsity("prune"),
     (0.25, 0.5, 0.75, (2, 4)), dimension="prune", bare=True, order=2, fine_tuned=True,
     forms=WEIGHT_SPACE | {ModelForm.INTEGER}, apply=lambda model, step, ctx: apply(model, step.value, ctx.tune),
+    strength=sparsity_of, improves=frozenset(),
     flatbuffer=lambda content, step, ctx: prune_flatbuffer(content, step.value)))

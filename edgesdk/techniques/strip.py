@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from ..kinds import StepKind
-from .base import ANY_FORM, Technique, no_value, register
+from .base import ANY_FORM, Technique, dimension, no_value, register
+
+dimension("post", "steps on the written file (strip)", optional=True, option=False)
 
 
 def strip_strings(content: bytes) -> bytes:
@@ -16,5 +18,5 @@ def strip_strings(content: bytes) -> bytes:
 
 
 register(Technique("strip", StepKind.POST, "drop tensor names and signatures: a smaller file for flash-limited targets",
-                   no_value("strip"), forms=ANY_FORM,
+                   no_value("strip"), dimension="post", forms=ANY_FORM, improves=frozenset({"size"}),
                    apply=lambda tflite, step, ctx: strip_strings(tflite)))

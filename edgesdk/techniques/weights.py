@@ -32,6 +32,6 @@ def _keras(source: Any, step: Step, ctx: Context) -> bytes:
 
 
 precision("weights", "weight-only quantization: int8 (weights=int8) or int4 (weights=int4) weights stored behind "
-          "DEQUANTIZE ops, float arithmetic (through ai-edge-quantizer); not searched by tune", keras=_keras,
+          "DEQUANTIZE ops, float arithmetic (through ai-edge-quantizer)", keras=_keras,
           tflite=lambda content, step, ctx: ptq.weight_only(content, step.value), parse=_bits, order=6,
-          dimension=None, write=lambda bits: f"int{bits}", spec=PrecisionSpec("fp32", problem=_problem))
+          search=(8, 4), write=lambda bits: f"int{bits}", spec=PrecisionSpec("fp32", problem=_problem, bits=float))

@@ -148,7 +148,8 @@ def test_tune_requires_full_acceleration_before_device_time(gpu_models, tmp_path
     result = edgesdk.tune(partial, "mobile-gpu", tmp_path / "out", devices=["local"], budget=1, store=store,
                           settings=FAST, space=edgesdk.search.build(edgesdk.load_profile("mobile-gpu"),
                                                                     precision=["fp32"], prune=["none"],
-                                                                    cluster=["none"], structure=["none"]),
+                                                                    cluster=["none"], structure=["none"],
+                                                                    post=["none"]),
                           constraints=edgesdk.search.Constraints(require_full_acceleration=True))
     row = [r for r in result.trials if r.get("recipe")][0]
     assert row["status"] == "rejected" and row["stage"] == "acceleration" and "GATHER_ND" in row["reason"]

@@ -75,9 +75,14 @@ def test_fidelity_without_labels(keras3_path, data_files, tmp_path):
 
 def test_no_data_calibrates_on_random_inputs_with_a_warning(keras3_path, tmp_path):
     result = edgesdk.compress(keras3_path, "host", "int8", tmp_path / "a.tflite")
-    assert result.quality is None
     assert any("NOT trustworthy" in w for w in result.warnings)
-    assert any("quality not measured" in w for w in result.warnings)
+    # no data: the quality is the fidelity to the original on generated inputs, and says so
+    assert result.quality is not None and result.quality["metric"] == "fidelity"
+    assert result.quality["inputs"] == "generated" and result.quality["samples"] == 32
+    assert 10 < result.quality["sqnr_db"] < 80
+    assert any("fidelity to the original on generated inputs" in w for w in result.warnings)
+    collapsed = edgesdk.compress(keras3_path, "host", "prune=0.9", tmp_path / "b.tflite")  # one-shot, no data
+    assert collapsed.quality is not None and collapsed.quality["sqnr_db"] < result.quality["sqnr_db"]
 
 
 def test_recipes_the_profile_cannot_run_are_refused_before_work(keras3_path, tmp_path):

@@ -352,7 +352,8 @@ def test_an_unknown_device_is_refused_before_anything_is_compressed(tmp_path, ca
 
 def test_a_failing_trial_prints_one_line_and_no_traceback(tmp_path, capsys):
     rc, _, err = cli(capsys, "tune", MODEL, "-p", "host", "--device", "ssh://nobody@127.0.0.1:1", "--precision",
-                     "fp32", "--prune", "none", "--cluster", "none", "--structure", "none", "--epochs", "0",
+                     "fp32", "--prune", "none", "--cluster", "none", "--structure", "none",
+                     "--space", "post=none", "--epochs", "0",
                      "-o", tmp_path / "t")
     assert rc == 2 and "Traceback" not in err and "Trial 0 failed" not in err, err
     assert [line for line in err.splitlines() if line.startswith("error: ")] == \
@@ -369,6 +370,7 @@ def test_estimated_trials_the_pareto_folder_and_piped_output(tmp_path, digits, c
     (out / "pareto" / "mine.txt").write_text("keep me")
     args = [EDGESDK, "tune", str(MODEL), "-p", "host", "-d", str(VAL), "--precision", "fp32", "--precision", "int8",
             "--prune", "none", "--prune", "sparsegpt=0.5", "--cluster", "none", "--structure", "none",
+            "--space", "post=none",
             "--epochs", "0", "--budget", "2", "-o", str(out)]
     for name, content in (("results.json", '{"mine": 1}'), ("report.html", "<p>my report</p>"),
                           ("best.tflite", "my model")):
@@ -423,7 +425,8 @@ def test_a_read_only_or_full_tune_folder_is_one_line_and_keeps_what_was_stored(t
     disk = _tmpfs(tmp_path / "disk", "size=200k")
     try:
         args = ["tune", MODEL, "-p", "host", "--precision", "fp32", "--precision", "int8", "--prune", "none",
-                "--prune", "0.5", "--cluster", "none", "--cluster", "16", "--structure", "none", "--epochs", "0",
+                "--prune", "0.5", "--cluster", "none", "--cluster", "16", "--structure", "none",
+                "--space", "post=none", "--epochs", "0",
                 "--budget", "8", "-o", disk / "t"]
         for fault, fragment in ((None, "the study storage failed: database or disk is full (free space or write"),
                                 ("remount,ro", "attempt to write a readonly database (the folder or the file is")):

@@ -91,7 +91,8 @@ def test_tune_for_an_mcu_uses_the_arena_and_the_cycle_model(keras3_path, data_fi
     from edgesdk.search.space import build
 
     profile = load_profile("cortex-m4")
-    space = build(profile, precision=["int8", "fp32"], prune=["none"], cluster=["none"], structure=["none"])
+    space = build(profile, precision=["int8", "fp32"], prune=["none"], cluster=["none"], structure=["none"],
+                  post=["none"])
     result = edgesdk.tune(keras3_path, profile, tmp_path / "t", data=data_files[1], space=space, budget=2,
                           epochs=0)
     rows = [r for r in result.trials if r.get("status") == "estimated"]  # no device: nothing measured

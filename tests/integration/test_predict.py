@@ -141,7 +141,7 @@ def test_calibrate_on_the_local_device_and_predict_held_out(held_out, tmp_path):
 def test_tune_without_a_device_estimates_and_says_so(tmp_path):
     store = edgesdk.Store()
     space = build(load_profile("host"), precision=["fp32", "int8"], prune=["none"], cluster=["none"],
-                  structure=["none"])
+                  structure=["none"], post=["none"])
     result = tune(MODEL, "host", tmp_path / "t", data=VAL, train_data=TRAIN, space=space, store=store, epochs=0)
     rows = [r for r in result.trials if r["status"] == "estimated"]  # never "measured": nothing was
     assert not any(r["status"] == "measured" for r in result.trials)

@@ -106,7 +106,7 @@ def test_the_arm_device_end_to_end(tmp_path, keras3_path, newer_ops_path):
         out = tmp_path / "tuned"
         tuned = run("tune", str(keras3_path), "-p", "rpi5", "--device", "pi", "--budget", "2", "--runs", "5",
                     "--min-time", "0", "--precision", "int8", "--precision", "fp32", "--prune", "none", "--cluster",
-                    "none", "--structure", "none", "-o", str(out))
+                    "none", "--structure", "none", "--space", "post=none", "-o", str(out))
         assert tuned.returncode == 0, tuned.stderr
         rows = [r for r in json.loads((out / "results.json").read_text())["trials"] if r.get("recipe")]
         assert [r["status"] for r in rows] == ["measured", "measured"]

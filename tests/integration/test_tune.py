@@ -23,7 +23,7 @@ QUICK = BenchSettings(runs=10, warmup=1, min_time_s=0.05)
 
 def small_space(**kwargs):
     return build(load_profile("host"), precision=kwargs.get("precision", ["fp32", "int8"]),
-                 prune=kwargs.get("prune", ["none", "0.5"]), cluster=["none"], structure=["none"])
+                 prune=kwargs.get("prune", ["none", "0.5"]), cluster=["none"], structure=["none"], post=["none"])
 
 
 def run(outdir, store, **kwargs):
@@ -135,6 +135,7 @@ def test_cli_tune(tmp_path):
     out = tmp_path / "cli"
     args = ["tune", str(MODEL), "-p", "host", "--device", "local", "-d", str(VAL), "--train-data", str(TRAIN),
             "--precision", "int8", "--space", "prune=none", "--cluster", "none", "--space", "structure=none",
+            "--space", "post=none",
             "--runs", "5", "--min-time", "0", "--epochs", "0", "-o", str(out)]
     done = CliRunner().invoke(app, args)
     assert done.exit_code == 0, done.output
@@ -160,7 +161,8 @@ def test_ctrl_c_stops_and_keeps_what_was_measured(tmp_path):
     out = tmp_path / "t"
     proc = subprocess.Popen([str(cli), "tune", str(MODEL), "-p", "host", "--device", "local", "-d", str(VAL),
                              "--train-data", str(TRAIN), "--precision", "fp32", "--precision", "int8", "--prune",
-                             "none", "--prune", "0.5", "--cluster", "none", "--structure", "none", "--epochs", "0",
+                             "none", "--prune", "0.5", "--cluster", "none", "--structure", "none",
+                             "--space", "post=none", "--epochs", "0",
                              "--runs", "5", "--min-time", "0", "-o", str(out)], stderr=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
     assert proc.stderr is not None
@@ -203,7 +205,7 @@ def test_a_killed_tune_retries_the_trial_it_was_on(tmp_path, how):
         "from edgesdk.profiles import load_profile\n"
         "from edgesdk.search import build, tune\n"
         "space = build(load_profile('host'), precision=['fp32', 'int8'], prune=['none', '0.5'], cluster=['none'],"
-        " structure=['none'])\n"
+        " structure=['none'], post=['none'])\n"
         f"tune({str(MODEL)!r}, 'host', {str(out)!r}, devices=['local'], data={str(VAL)!r}, space=space, epochs=0,"
         " settings=BenchSettings(runs=200, warmup=1, min_time_s=2), heartbeat_s=1,"
         " progress=lambda p: print(p.done, flush=True))\n")
