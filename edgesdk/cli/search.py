@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.table import Table
 
 from device_agent.protocol import MAX_RUNS, MAX_SECONDS, BenchSettings
 
 from .app import app
-from .common import AcceleratorOpt, JsonOpt, StoreOpt, TrustOpt, brief, err, out, print_json, tag
+from .common import AcceleratorOpt, JsonOpt, StoreOpt, TrustOpt, brief, err, out, print_json
 from .space_options import restricting
+from .tune_table import print_tune
 
 DEFAULT_BENCH = BenchSettings()
 StorageOpt = Annotated[Optional[str], typer.Option("--storage", help="Optuna storage URL (default: SQLite in OUTDIR); "
@@ -100,10 +100,10 @@ def tune(
     if as_json:
         print_json(result.to_dict())
     else:
-        _print_tune(result)
+        print_tune(result)
     if result.interrupted:
         raise typer.Exit(130)
-    if result.best is None:
+    if result.best is None and result.beats_original is not False:  # nothing measured: no answer at all
         raise typer.Exit(1)
 
 
@@ -198,45 +198,3 @@ def calibrate(
     out.print(f"calibrated {prof.name} on {device} ({predictor.samples} measurements, runtime "
               f"{predictor.runtime['name'] if predictor.runtime else '?'}): median error of the fit "
               f"{predictor.fit_mape:.1%}; saved to {predict.calibration_path(prof)}", highlight=False)
-
-
-def _print_tune(result: Any) -> None:
-    for note in result.notes:
-        err.print(tag("note:", "yellow"), note, highlight=False)
-    where = ", ".join(result.devices) or "no device (latency ESTIMATED)"
-    shown = [r for r in result.trials if r.get("recipe")]
-    kept = sum(1 for r in shown if r.get("status") in ("measured", "estimated"))
-    how = "estimated" if not result.devices else "measured"
-    ran = sorted({(r.get("accelerator") or {}).get("used") or "cpu" for r in shown if r.get("status") == "measured"})
-    software = any(((r.get("accelerator") or {}).get("adapter") or {}).get("software") for r in shown)
-    on = f" ({'/'.join(a.upper() for a in ran)}{', software GPU: not GPU speed' if software else ''})" \
-        if ran and ran != ["cpu"] else ""
-    table = Table(title=f"{result.study}: {len(shown)} trials ({kept} {how}) on {where}{on}")
-    for column in ("#", "recipe", "status", "quality", "p50 ms", "bytes", "notes"):
-        table.add_column(column, justify="right" if column in ("#", "quality", "p50 ms", "bytes") else "left",
-                         no_wrap=column == "recipe")
-    from ..search.objectives import objective_value
-
-    for r in shown:
-        q = objective_value("accuracy", r) if r.get("quality") else None
-        mark = " ★ best" if r["number"] == result.best else " · Pareto" if r["number"] in result.pareto else ""
-        acc = r.get("accelerator") or {}
-        notes = r.get("reason") or "; ".join(r.get("violations") or []) or \
-            (f"repeat of #{r['repeat_of']}" if "repeat_of" in r else "") or \
-            (f"{', '.join(acc.get('fallback_ops') or []) or 'some operators'} on the CPU"
-             if acc.get("fully_accelerated") is False else "")
-        latency = "–" if r.get("latency_ms") is None else f"{r['latency_ms']:.4g}" + (" est." if r.get("estimated")
-                                                                                     else "")
-        table.add_row(str(r["number"]), r["recipe"], r.get("status", "") + mark, "–" if q is None else f"{q:.4f}",
-                      latency,
-                      "–" if r.get("model_bytes") is None else f"{r['model_bytes']:,}", notes)
-    out.print(table)
-    if result.best is not None:
-        best = result.trial(result.best)
-        verdict = "meets every constraint" if result.best_meets_constraints else "meets NOT every constraint"
-        measured = f"{result.new_measurements} new device measurement(s)" if result.devices else \
-            "latency estimated, nothing measured (no --device)"
-        out.print(f"best: {best['recipe']} ({verdict}) → {result.outdir}/best.tflite; report: "
-                  f"{result.outdir}/report.html; {measured}", highlight=False)
-    else:
-        out.print("no candidate could be measured; see the notes column", highlight=False)

@@ -7,7 +7,8 @@ of the rows done so far, so resumed and parallel searches follow it alike):
 1. every precision plain, in the order the objectives favour (the predictor's ranking);
 2. on the best plain precisions (those that kept the quality limits, best first), each other step
    alone, mildest first; the steps that cannot improve the objectives asked for (pruning and clustering
-   change neither the file size nor the speed of a dense runtime) come last;
+   change neither the file size nor the speed of a dense runtime) come last, and the second precision's
+   steps after the pairs on the first;
 3. stacks of the steps that proved worth it on their own on the same precision: they kept every quality
    limit and gained on an objective;
 4. then the sampler, seeded with all of the above.
@@ -34,6 +35,7 @@ from .objectives import KEPT, MARGIN, OBJECTIVES, Constraints, gains, objective_
 
 BASES = 2            # plain precisions the single steps are tried on
 SINGLE_LATE = 3      # priority added to single steps that cannot improve the objectives asked for
+NEXT_BASE = 2        # priority added per base: the second base's singles come after the first's pairs
 Ranked = tuple[tuple[float, int, int], "spacemod.Candidate"]   # (priority, base rank, dimension order), candidate
 
 
@@ -106,6 +108,7 @@ class Plan:
         for rank, base in enumerate(self._bases(rows)):
             pool += self._singles(base, rank, rows)
             pool += self._stacks(base, rank, rows)
+        pool = [((p + NEXT_BASE * rank, rank, order), c) for (p, rank, order), c in pool]
         for _, cand in sorted(pool, key=lambda item: item[0]):
             if cand.recipe not in rows and cand.recipe not in busy and self.ruled_out(cand, rows) is None:
                 return cand

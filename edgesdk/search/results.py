@@ -99,7 +99,7 @@ def collect(study: Any, out: Path, objectives: list[str], devices: list[str], ne
         notes.append("the devices differ in hardware: latencies measured on different devices are compared")
     if best is None and not kept:
         notes.append("no candidate could be measured")
-    elif not meets:
+    elif best is not None and not meets:
         notes.append("no candidate meets every constraint: best.tflite is the closest (fewest violations)")
     return TuneResult(outdir=str(out), study=study.study_name, objectives=objectives, trials=trials, pareto=front,
                       best=best, best_meets_constraints=meets, devices=devices, new_measurements=new_measurements,

@@ -1,0 +1,84 @@
+"""The answer of `tune`: every candidate against the original model, a fidelity floor where there are no
+labels, the steps a model's graph rules out left out of its space, and no best when nothing beats the
+original."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+import edgesdk
+from edgesdk import intake
+from edgesdk.cli import app
+from edgesdk.profiles import load_profile
+from edgesdk.search import build, tune
+from edgesdk.search.space import for_model
+
+from .test_tune import MODEL, VAL
+
+pytestmark = pytest.mark.slow
+ONLY = ["--space", "prune=none", "--cluster", "none", "--space", "structure=none", "--space", "post=none",
+        "--epochs", "0"]
+
+
+def test_the_original_is_the_first_row_and_each_candidate_is_compared_with_it(tmp_path):
+    out = tmp_path / "t"
+    args = ["tune", str(MODEL), "-p", "host", "-d", str(VAL), "--objectives", "size,accuracy",
+            "--max-accuracy-drop", "0.05", "--precision", "fp32", "--precision", "weights=int4", *ONLY, "-o", str(out)]
+    done = CliRunner().invoke(app, args, terminal_width=200)
+    assert done.exit_code == 0, done.output
+    saved = json.loads((out / "results.json").read_text())
+    base = saved["baseline"]
+    assert base["recipe"] == "original" and base["status"] == "estimated" and base["latency_ms"] > 0
+    assert base["quality"]["reference"] and base["quality"]["after"] == base["quality"]["before"]
+    assert (out / "candidates/original.tflite").stat().st_size == base["model_bytes"]
+    int4 = next(t for t in saved["trials"] if t.get("recipe") == "weights=int4")
+    assert int4["versus"]["smaller"] > 3 and int4["model_bytes"] * int4["versus"]["smaller"] == \
+        pytest.approx(base["model_bytes"])
+    assert saved["beats_original"] is True and saved["best"] == int4["number"]
+    lines = done.output.splitlines()
+    header = next(i for i, line in enumerate(lines) if "vs original" in line)
+    assert "accuracy" in lines[header] and "original" in lines[header + 2]   # the original comes first
+    assert "× smaller" in done.output and "best: weights=int4" in done.output
+    fp32 = next(line for line in lines if "│ fp32" in line)
+    assert "the same bytes as the original" in fp32
+
+
+def test_nothing_beats_the_original_is_an_answer_not_a_failure(tmp_path):
+    out = tmp_path / "t"
+    args = ["tune", str(MODEL), "-p", "host", "-d", str(VAL), "--objectives", "size,accuracy",
+            "--precision", "fp32", *ONLY, "-o", str(out)]
+    done = CliRunner().invoke(app, args, terminal_width=200)
+    assert done.exit_code == 0, done.output
+    assert "nothing beats the original model" in done.output and not (out / "best.tflite").exists()
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["best"] is None and saved["beats_original"] is False
+    assert not any("meets every constraint" in n for n in saved["notes"])
+
+
+def test_without_labels_a_collapsed_fidelity_is_a_broken_limit(tmp_path):
+    """No --data: fidelity on generated inputs is the quality, and the default floor (5 dB SQNR) refuses a
+    candidate whose outputs are noise, so it is never the answer however small it is."""
+    space = build(load_profile("host"), precision=["int8"], prune=["none"], cluster=["none"],
+                  structure=["none", "channels=0.5"], post=["none"])
+    result = tune(MODEL, "host", tmp_path / "t", space=space, epochs=0, objectives=["size"], store=edgesdk.Store())
+    rows = {r["recipe"]: r for r in result.trials if r.get("recipe")}
+    narrow = rows["channels=0.5,int8"]
+    assert narrow["quality"]["inputs"] == "generated" and narrow["quality"]["sqnr_db"] < 5
+    assert any("fidelity" in v and "< 5 dB" in v for v in narrow["violations"])
+    assert rows["int8"]["quality"]["sqnr_db"] > 5 and not rows["int8"]["violations"]
+    assert result.trial(result.best)["recipe"] == "int8"
+
+
+def test_the_space_leaves_out_steps_the_graph_cannot_take(tmp_path, tflite_path, keras3_path):
+    """Low-rank on a .tflite factors float fully connected layers other than the output: an int8 file has
+    none (the space says so); in its float twin the Dense layer feeds the softmax, and can be factored."""
+    space = build(load_profile("host"))
+    int8 = for_model(space, intake.open_model(tflite_path))
+    assert not any(v.startswith("lowrank") for v in int8["structure"])
+    assert any("lowrank" in n and "left out" in n for n in int8.notes) and len(int8) < len(space)
+    fp32 = tmp_path / "float.tflite"
+    edgesdk.compress(keras3_path, "host", "fp32", fp32)
+    assert any(v.startswith("lowrank") for v in for_model(space, intake.open_model(fp32))["structure"])
