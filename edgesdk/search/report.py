@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from ..fileio import write_atomic
+from .cells import quality_cell, quality_heading, versus_cell
 from .objectives import KEPT, objective_value
 
 _CSS = """body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
 h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em}table{border-collapse:collapse;width:100%}
 td,th{border-bottom:1px solid #ddd;padding:4px 8px;text-align:right}td:first-child,th:first-child,
-td.l,th.l{text-align:left}tr.best{background:#e8f5e9}tr.rejected,tr.failed{color:#888}.pill{display:inline-block;
+td.l,th.l{text-align:left}tr.best{background:#e8f5e9}tr.original{background:#f1f5f9}tr.rejected,tr.failed{color:#888}.pill{display:inline-block;
 padding:1px 8px;border-radius:9px;background:#eee;margin-right:4px}.est{color:#b45309;font-weight:600}
 .plots{display:flex;flex-wrap:wrap;gap:16px}svg{background:#fafafa;border:1px solid #ddd}
 .note{background:#fff8e1;border-left:4px solid #f59e0b;padding:6px 10px;margin:6px 0}"""
@@ -23,13 +24,17 @@ def _quality(row: dict[str, Any]) -> float | None:
 
 
 def _scatter(rows: list[dict[str, Any]], pareto: set[int], best: int | None, x_key: str, x_label: str,
-             plot_id: str) -> str:
-    """An SVG scatter of quality (y) against ``x_key``; Pareto points filled, the best ringed."""
+             plot_id: str, baseline: dict[str, Any] | None = None) -> str:
+    """An SVG scatter of quality (y) against ``x_key``; Pareto points filled, the best ringed, the original
+    a black square."""
     points: list[tuple[float, float, dict[str, Any]]] = []
     for r in rows:
         q = _quality(r)
         if r.get(x_key) is not None and q is not None:
             points.append((float(r[x_key]), q, r))
+    original = None
+    if baseline is not None and baseline.get(x_key) is not None and _quality(baseline) is not None and points:
+        original = (float(baseline[x_key]), _quality(baseline) or 0.0)
     width, height, pad = 480, 320, 48
     parts = [f'<svg id="{plot_id}" class="pareto-plot" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" role="img" aria-label="quality against {html.escape(x_label)}">']
@@ -37,7 +42,8 @@ def _scatter(rows: list[dict[str, Any]], pareto: set[int], best: int | None, x_k
         parts.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle">no measured candidates with '
                      'quality to plot</text></svg>')
         return "".join(parts)
-    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    xs = [p[0] for p in points] + ([original[0]] if original else [])
+    ys = [p[1] for p in points] + ([original[1]] if original else [])
     x0, x1 = min(xs), max(xs)
     y0, y1 = min(ys), max(ys)
     x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + 1)
@@ -73,6 +79,10 @@ def _scatter(rows: list[dict[str, Any]], pareto: set[int], best: int | None, x_k
         if r["number"] == best:
             parts.append(f'<circle class="best" cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="9" fill="none" '
                          'stroke="#16a34a" stroke-width="2"/>')
+    if original is not None:
+        title = html.escape(f"the original: {x_key} {original[0]:.4g}, quality {original[1]:.4g}")
+        parts.append(f'<rect class="original" x="{sx(original[0]) - 5:.1f}" y="{sy(original[1]) - 5:.1f}" '
+                     f'width="10" height="10" fill="#111"><title>{title}</title></rect>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -103,26 +113,33 @@ def write_html(result: Any, path: Path) -> None:
         verdict = "meets every constraint" if result.best_meets_constraints else \
             "meets NOT every constraint (closest): " + "; ".join(best.get("violations") or [])
         est = " <span class='est'>estimated</span>" if best.get("estimated") else ""
+        gain = versus_cell(best)
         out.append(f"<h2>Chosen: <code>{e(best['recipe'])}</code></h2><p id='best'>best.tflite, trial "
                    f"#{best['number']}: {e(verdict)}. p50 {best['latency_ms']:.4g} ms{est}, "
-                   f"{best['model_bytes']:,} bytes.</p>")
+                   f"{best['model_bytes']:,} bytes{e('; against the original: ' + gain if gain else '')}.</p>")
+    elif result.beats_original is False:
+        out.append("<h2>Chosen: the original model</h2><p id='best'>No candidate is better than the model as "
+                   "given on the objectives asked for: keep it (no best.tflite is written).</p>")
     out.append("<h2>Pareto front</h2><div class='plots'>")
-    out.append(_scatter(kept, pareto, result.best, "latency_ms", "latency p50 (ms)", "plot-latency"))
-    out.append(_scatter(kept, pareto, result.best, "model_bytes", "size (bytes)", "plot-size"))
+    base = result.baseline if (result.baseline or {}).get("status") in KEPT else None
+    out.append(_scatter(kept, pareto, result.best, "latency_ms", "latency p50 (ms)", "plot-latency", base))
+    out.append(_scatter(kept, pareto, result.best, "model_bytes", "size (bytes)", "plot-size", base))
     if any(r.get("estimated") for r in kept):
         how = "<b class='est'>ESTIMATED</b> by the profile's latency predictor (no device was given), not measured"
     else:
         how = "<b>measured</b> on the device"
     out.append("</div><p>Blue: on the study's Pareto front; dashed: the front of each plot's two axes. "
-               f"Green ring: the chosen model. Every latency here was {how}; estimated figures are marked "
+               f"Green ring: the chosen model; black square: the original. Every latency here was {how}; "
+               "estimated figures are marked "
                "<span class='est'>estimated</span>.</p>")
     out.append("<h2>Trials</h2><table id='trials'><tr><th>#</th><th class='l'>recipe</th><th class='l'>status"
-               "</th><th>quality</th><th>p50 ms</th><th>bytes</th><th>gzip</th>"
+               f"</th><th>{e(quality_heading(rows))}</th><th>p50 ms</th><th>bytes</th><th class='l'>vs original</th>"
+               "<th>gzip</th>"
                "<th title='ideal entropy-coded size of the weights'>weights coded</th><th>memory</th><th>energy mJ</th>"
                "<th class='l'>notes</th></tr>")
-    for r in rows:
-        klass = "best" if r["number"] == result.best else r.get("status", "")
-        q = _quality(r)
+    for r in ([{**result.baseline, "number": ""}] if result.baseline else []) + rows:
+        klass = "best" if r["number"] == result.best else "original" if r["number"] == "" else r.get("status", "")
+        vs = "the model as given" if klass == "original" else versus_cell(r, result.baseline)
         energy = _cell(r.get("energy_mj"), "{:.4g}")
         if r.get("energy_estimated"):
             energy += " <span class='est'>estimated</span>"
@@ -132,9 +149,11 @@ def write_html(result: Any, path: Path) -> None:
             notes = (notes + "; " if notes else "") + "measurement from the store"
         out.append(f"<tr class='{e(klass)}'><td>{r['number']}</td><td class='l'><code>{e(r['recipe'])}</code></td>"
                    f"<td class='l'>{e(r.get('status', ''))}{' · Pareto' if r['number'] in pareto else ''}</td>"
-                   f"<td>{_cell(q, '{:.4f}')}</td><td>{_cell(r.get('latency_ms'), '{:.4g}')}"
+                   f"<td>{e(quality_cell(r))}</td><td>{_cell(r.get('latency_ms'), '{:.4g}')}"
                    f"{' <span class=est>estimated</span>' if r.get('estimated') else ''}</td>"
-                   f"<td>{_cell(r.get('model_bytes'), '{:,}')}</td><td>{_cell(r.get('gzip_bytes'), '{:,}')}</td>"
+                   f"<td>{_cell(r.get('model_bytes'), '{:,}')}</td>"
+                   f"<td class='l'>{e(vs)}</td>"
+                   f"<td>{_cell(r.get('gzip_bytes'), '{:,}')}</td>"
                    f"<td>{_cell(r.get('weight_entropy_bytes'), '{:,}')}</td>"
                    f"<td>{_cell(r.get('memory_bytes'), '{:,}')}</td><td>{energy}</td>"
                    f"<td class='l'>{e(notes)}</td></tr>")

@@ -44,6 +44,9 @@ def test_the_original_is_the_first_row_and_each_candidate_is_compared_with_it(tm
     assert "× smaller" in done.output and "best: weights=int4" in done.output
     fp32 = next(line for line in lines if "│ fp32" in line)
     assert "the same bytes as the original" in fp32
+    page = (out / "report.html").read_text()   # the original: a square in each plot, the first table row
+    assert page.count('<rect class="original"') == 2 and "<tr class='original'>" in page
+    assert "against the original: " in page and "× smaller" in page
 
 
 def test_nothing_beats_the_original_is_an_answer_not_a_failure(tmp_path):
@@ -56,6 +59,7 @@ def test_nothing_beats_the_original_is_an_answer_not_a_failure(tmp_path):
     saved = json.loads((out / "results.json").read_text())
     assert saved["best"] is None and saved["beats_original"] is False
     assert not any("meets every constraint" in n for n in saved["notes"])
+    assert "Chosen: the original model" in (out / "report.html").read_text()
 
 
 def test_without_labels_a_collapsed_fidelity_is_a_broken_limit(tmp_path):
