@@ -1,5 +1,6 @@
-"""How much of the exhaustive grid's Pareto front `tune` finds with a quarter of the trials, and how well
-the latency predictor estimates candidates it was not calibrated on.
+"""How much of the exhaustive grid's Pareto front `tune` finds with a quarter of the trials, how well
+the latency predictor estimates candidates it was not calibrated on, and (``--part answer``,
+benchmarks/search_answer.py) whether tune's answer beats the best single recipe found by brute force.
 
 For the digits CNN and the MLPerf Tiny IC (ResNet-8) and AD (autoencoder) models, on the `host` profile
 and the local device:
@@ -107,10 +108,25 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--part", choices=("all", "front", "answer"), default="all",
+                        help="front: the hypervolume and predictor study; answer: tune's answer against brute "
+                        "force (benchmarks/search_answer.py)")
     args = parser.parse_args()
+    answer = None
+    if args.part in ("all", "answer"):
+        from benchmarks import search_answer
+
+        with tempfile.TemporaryDirectory() as tmp_name:
+            answer = search_answer.run(Path(tmp_name), SETTINGS)
+        search_answer.print_table(answer)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "search_answer.json").write_text(json.dumps(answer, indent=2))
+        print(f"wrote {args.out / 'search_answer.json'}")
+        if args.part == "answer":
+            return 0 if all(r["goal_met"] for r in answer["rows"]) else 1
     profile = load_profile("host")
     space = build(profile, precision=["fp32", "fp16", "dynamic", "int8"], prune=["none", "0.5", "0.75"],
-                  cluster=["none", "16"], structure=["none"])
+                  cluster=["none", "16"], structure=["none"], post=["none"])
     budget = max(1, round(BUDGET_FRACTION * len(space)))
     results = []
     with tempfile.TemporaryDirectory() as tmp_name:

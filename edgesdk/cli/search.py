@@ -28,30 +28,39 @@ FullAccelerationOpt = Annotated[bool, typer.Option(
 @app.command()
 @restricting
 def tune(
-    model: Annotated[Path, typer.Argument(help=".keras, .h5, SavedModel directory or .tflite (the space keeps what "
-                                          "the model can take)")],
+    model: Annotated[Path, typer.Argument(metavar="MODEL", help=".keras, .h5, SavedModel directory or .tflite "
+                                          "(the space keeps what the model can take)")],
     profile: Annotated[str, typer.Option("--profile", "-p", help="target profile name or YAML path")],
     outdir: Annotated[Path, typer.Option("--output", "-o", help="directory for best.tflite, pareto/, results.json, "
                                          "report.html and the study")],
-    device: Annotated[Optional[list[str]], typer.Option("--device", help="where to measure: local, ssh://…, "
+    device: Annotated[Optional[list[str]], typer.Option("--device", metavar="DEVICE",
+                                                        help="where to measure: local, ssh://…, "
                                                         "adb://… or a named device; repeat to measure on several "
                                                         "in parallel; none: latency is predicted (estimated)")] = None,
     data: Annotated[Optional[Path], typer.Option("--data", "-d", help=".npz to evaluate quality on (x, optional "
                                                  "y)")] = None,
     train_data: Annotated[Optional[Path], typer.Option("--train-data", help=".npz to calibrate and fine-tune "
                                                        "on, kept apart from --data")] = None,
-    max_accuracy_drop: Annotated[Optional[float], typer.Option("--max-accuracy-drop", min=0,
+    max_accuracy_drop: Annotated[Optional[float], typer.Option("--max-accuracy-drop", min=0, metavar="FRACTION",
                                                                help="largest accepted drop (0.01 = 1 point)")] = None,
-    min_accuracy: Annotated[Optional[float], typer.Option("--min-accuracy", min=0, max=1)] = None,
-    max_latency_ms: Annotated[Optional[float], typer.Option("--max-latency-ms", min=0)] = None,
-    max_memory: Annotated[Optional[int], typer.Option("--max-memory", min=1, help="bytes of weights (where the "
+    min_accuracy: Annotated[Optional[float], typer.Option(
+        "--min-accuracy", min=0, max=1, metavar="FRACTION", help="lowest accepted accuracy on the labels of --data "
+        "(0.95 = 95 %)")] = None,
+    max_latency_ms: Annotated[Optional[float], typer.Option(
+        "--max-latency-ms", min=0, metavar="MS", help="highest accepted p50 latency on the device; with a calibrated "
+        "predictor, candidates predicted at over twice it are not measured")] = None,
+    max_memory: Annotated[Optional[int], typer.Option("--max-memory", min=1, metavar="BYTES",
+                                                      help="bytes of weights (where the "
                                                       "profile loads them into RAM) plus peak activations")] = None,
-    objectives: Annotated[Optional[str], typer.Option("--objectives", help="comma-separated, first is primary: "
+    objectives: Annotated[Optional[str], typer.Option("--objectives", metavar="LIST",
+                                                      help="comma-separated, first is primary: "
                                                       "accuracy, latency, size, energy (default accuracy,latency "
                                                       "with --data, else latency,size)")] = None,
-    budget: Annotated[Optional[int], typer.Option("--budget", min=1, help="distinct candidates to try "
+    budget: Annotated[Optional[int], typer.Option("--budget", min=1, metavar="N", help="distinct candidates to try "
                                                   "(default: 24, or the whole space with --time-budget)")] = None,
-    time_budget: Annotated[Optional[float], typer.Option("--time-budget", min=1, help="seconds")] = None,
+    time_budget: Annotated[Optional[float], typer.Option(
+        "--time-budget", min=1, metavar="SECONDS", help="stop starting trials after this many seconds (the search "
+        "then covers the whole space unless --budget limits it)")] = None,
     restrict: dict[str, list[str]] | None = None,
     storage: StorageOpt = None,
     study: StudyOpt = None,
@@ -159,7 +168,8 @@ class _TuneProgress:
 @app.command()
 def calibrate(
     profile: Annotated[str, typer.Option("--profile", "-p", help="the profile whose predictor to fit")],
-    device: Annotated[str, typer.Option("--device", help="where to measure: local, ssh://…, adb://… or a named "
+    device: Annotated[str, typer.Option("--device", metavar="DEVICE",
+                                        help="where to measure: local, ssh://…, adb://… or a named "
                                         "device")] = "local",
     models: Annotated[int, typer.Option("--models", min=2, help="generated micro-models (each measured per "
                                         "precision)")] = 16,

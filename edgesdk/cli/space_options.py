@@ -65,7 +65,8 @@ def restricting(command: Callable[..., Any]) -> Callable[..., Any]:
            if p.name != "restrict"]
     added = [inspect.Parameter(_param(d.name), inspect.Parameter.KEYWORD_ONLY, default=None,
                                annotation=Annotated[Optional[list[str]],  # noqa: UP045 (typer reads it)
-                                                    typer.Option(f"--{d.name}", help=dimension_help(d.name))])
+                                                    typer.Option(f"--{d.name}", metavar="VALUE",
+                                                                 help=dimension_help(d.name))])
              for d in DIMENSIONS.values() if d.option]
     added.append(inspect.Parameter(SPACE_PARAM, inspect.Parameter.KEYWORD_ONLY, default=None,
                                    annotation=Annotated[Optional[list[str]],  # noqa: UP045
