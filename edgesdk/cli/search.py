@@ -9,6 +9,7 @@ import typer
 
 from device_agent.protocol import MAX_RUNS, MAX_SECONDS, BenchSettings
 
+from ..search.cells import duration
 from .app import app
 from .common import AcceleratorOpt, JsonOpt, StoreOpt, TrustOpt, brief, err, out, print_json
 from .space_options import restricting
@@ -74,6 +75,8 @@ def tune(
     trust_model_code: TrustOpt = False,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
+    wide: Annotated[bool, typer.Option("--wide", help="one line per trial, with its notes and its change "
+                                       "against the original in words (default: fits 80 columns)")] = False,
 ) -> None:
     """Search compressions of a model for a profile, measure each on the device, keep the best.
 
@@ -109,7 +112,7 @@ def tune(
     if as_json:
         print_json(result.to_dict())
     else:
-        print_tune(result)
+        print_tune(result, wide)
     if result.interrupted:
         raise typer.Exit(130)
     if result.best is None and result.beats_original is not False:  # nothing measured: no answer at all
@@ -147,7 +150,7 @@ class _TuneProgress:
 
         detail = event.detail
         best, row, left = detail.get("best"), detail.get("row"), detail.get("time_budget_s")
-        note = f"best {best['recipe']} p50 {best['latency_ms']:.4g} ms" + \
+        note = f"best {best['recipe']} p50 {duration(best['latency_ms'])}" + \
             (" (estimated)" if best.get("estimated") else "") if best else ""
         if left:
             note += f" · time budget: {max(0.0, left - detail['elapsed_s']):.0f} s left"
@@ -160,7 +163,7 @@ class _TuneProgress:
             self.bar.start()
         elif not err.is_terminal and row.get("recipe"):  # logs (CI, cron) get one line per trial
             err.print(f"[{event.done}/{event.total}] {row['recipe']}: {row.get('status')}"
-                      + (f", p50 {row['latency_ms']:.4g} ms" if row.get("latency_ms") is not None else "")
+                      + (f", p50 {duration(row['latency_ms'])}" if row.get("latency_ms") is not None else "")
                       + (" (estimated)" if row.get("estimated") else "")
                       + (f" ({brief(str(row['reason']))})" if row.get("reason") else ""), highlight=False)
 

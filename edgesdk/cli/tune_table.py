@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.table import Table
 
-from ..search.cells import quality_cell, quality_heading, versus_cell
+from ..search.cells import duration, quality_cell, quality_heading, size, versus_cell
 from .common import err, out, tag
 
 KEPT = ("measured", "estimated")
@@ -40,28 +40,25 @@ def _title(result: Any, shown: list[dict[str, Any]]) -> str:
     return f"{result.study}: {len(shown)} trials ({kept} {how}) on {where}{on}"
 
 
-def print_tune(result: Any) -> None:
+def print_tune(result: Any, wide: bool = False) -> None:
     """The notes (on stderr), the table (the original first, skipped proposals counted below it) and the
-    verdict: the best, or that nothing beats the original, or that nothing could be measured."""
+    verdict: the best, or that nothing beats the original, or that nothing could be measured.
+
+    The table fits 80 columns: each figure in a column of its own, the notes of the rows below it;
+    ``wide`` gives one row per trial with its notes and the change against the original in words."""
     for note in result.notes:
         err.print(tag("note:", "yellow"), note, highlight=False)
     shown = [r for r in result.trials if r.get("recipe") and r.get("status") != "skipped"]
     skipped = [r for r in result.trials if r.get("status") == "skipped"]
     baseline = result.baseline
-    table = Table(title=_title(result, shown))
     heading = quality_heading(([baseline] if baseline else []) + shown)
-    for column in ("#", "recipe", "status", heading, "p50 ms", "bytes", "vs original", "notes"):
-        table.add_column(column, justify="right" if column in ("#", heading, "p50 ms", "bytes") else "left",
-                         no_wrap=column == "recipe")
-    if baseline is not None:
-        table.add_row("", baseline.get("recipe", "original"), baseline.get("status", ""), quality_cell(baseline),
-                      _latency(baseline), _bytes(baseline), "(the model as given)", _notes(baseline),
-                      style="dim")
-    for r in shown:
-        mark = " ★ best" if r["number"] == result.best else " · Pareto" if r["number"] in result.pareto else ""
-        table.add_row(str(r["number"]), r["recipe"], r.get("status", "") + mark, quality_cell(r), _latency(r),
-                      _bytes(r), versus_cell(r, baseline), _notes(r))
+    table = _wide(result, shown, heading) if wide else _compact(result, shown, heading)
     out.print(table)
+    if not wide:
+        for r in ([baseline] if baseline else []) + shown:
+            if _notes(r):
+                out.print(f"  {'#' + str(r['number']) if 'number' in r else ''} {r['recipe']}: {_notes(r)}",
+                          highlight=False, soft_wrap=not out.is_terminal)
     if skipped:
         out.print(f"{len(skipped)} proposal(s) skipped without a trial: a weaker candidate had already broken a "
                   "limit (results.json lists them)", highlight=False)
@@ -78,6 +75,65 @@ def print_tune(result: Any) -> None:
                   f"{measured}", highlight=False)
     else:
         out.print("no candidate could be measured; see the notes column", highlight=False)
+
+
+def _mark(result: Any, row: dict[str, Any]) -> str:
+    return " ★ best" if row["number"] == result.best else " · Pareto" if row["number"] in result.pareto else ""
+
+
+def _wide(result: Any, shown: list[dict[str, Any]], heading: str) -> Table:
+    """One line per trial, the notes and the change against the original in words (--wide)."""
+    baseline = result.baseline
+    table = Table(title=_title(result, shown))
+    for column in ("#", "recipe", "status", heading, "p50 ms", "bytes", "vs original", "notes"):
+        table.add_column(column, justify="right" if column in ("#", heading, "p50 ms", "bytes") else "left",
+                         no_wrap=column == "recipe")
+    if baseline is not None:
+        table.add_row("", baseline.get("recipe", "original"), baseline.get("status", ""), quality_cell(baseline),
+                      _latency(baseline), _bytes(baseline), "(the model as given)", _notes(baseline),
+                      style="dim")
+    for r in shown:
+        table.add_row(str(r["number"]), r["recipe"], r.get("status", "") + _mark(result, r), quality_cell(r),
+                      _latency(r), _bytes(r), versus_cell(r, baseline), _notes(r))
+    return table
+
+
+def _compact(result: Any, shown: list[dict[str, Any]], heading: str) -> Table:
+    """The figures only, each in its column, readable at 80 columns: a long recipe folds."""
+    from rich import box
+
+    baseline = result.baseline
+    table = Table(title=_title(result, shown), box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1),
+                  collapse_padding=True,
+                  caption="★ the best · P on the Pareto front · = the same bytes as the original",
+                  caption_justify="left")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("recipe", overflow="fold", min_width=10)
+    table.add_column("status", no_wrap=True)
+    for column in (heading, "Δ pt", "p50", "size", "smaller", "faster"):
+        table.add_column(column, justify="right", no_wrap=True)
+    if baseline is not None:
+        table.add_row("", baseline.get("recipe", "original"), baseline.get("status", ""),
+                      quality_cell(baseline), "", _duration(baseline), size(baseline.get("model_bytes")), "1×", "1×",
+                      style="dim")
+    for r in shown:
+        vs = r.get("versus") or {}
+        delta = vs.get("quality_delta")
+        same = baseline is not None and r.get("sha256") and r.get("sha256") == baseline.get("sha256")
+        mark = "★" if r["number"] == result.best else "P" if r["number"] in result.pareto else ""
+        table.add_row(f"{mark}{r['number']}", r["recipe"], r.get("status", ""), quality_cell(r),
+                      "" if delta is None else f"{100 * delta:+.1f}".replace("-", "−"), _duration(r),
+                      size(r.get("model_bytes")), "=" if same else _times(vs.get("smaller")),
+                      "=" if same else _times(vs.get("faster")))
+    return table
+
+
+def _duration(row: dict[str, Any]) -> str:
+    return duration(row.get("latency_ms")) + ("*" if row.get("estimated") else "")
+
+
+def _times(ratio: float | None) -> str:
+    return "–" if ratio is None else f"{ratio:.2f}×"
 
 
 def _bytes(row: dict[str, Any]) -> str:

@@ -59,8 +59,30 @@ def versus_cell(row: dict[str, Any], baseline: dict[str, Any] | None = None) -> 
     return " · ".join(parts) or ("same" if vs else "")
 
 
+def duration(ms: float | None) -> str:
+    """A latency in the unit that keeps three or four significant digits: µs, ms or s."""
+    if ms is None:
+        return "–"
+    if ms < 1:
+        return f"{ms * 1000:.3g} µs"
+    if ms < 1000:
+        return f"{ms:.4g} ms"
+    return f"{ms / 1000:.3g} s"
+
+
+def size(n: int | None) -> str:
+    """A byte count as B, KiB or MiB (three significant digits above 1 KiB)."""
+    if n is None:
+        return "–"
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 ** 2:
+        return f"{n / 1024:.3g} KiB" if n < 100 * 1024 else f"{n / 1024:.0f} KiB"
+    return f"{n / 1024 ** 2:.3g} MiB" if n < 100 * 1024 ** 2 else f"{n / 1024 ** 2:.0f} MiB"
+
+
 def _opposite(word: str) -> str:
     return {"smaller": "bigger", "faster": "slower"}[word]
 
 
-__all__ = ["quality_cell", "quality_heading", "versus_cell"]
+__all__ = ["duration", "quality_cell", "quality_heading", "size", "versus_cell"]

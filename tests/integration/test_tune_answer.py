@@ -38,11 +38,17 @@ def test_the_original_is_the_first_row_and_each_candidate_is_compared_with_it(tm
     assert int4["versus"]["smaller"] > 3 and int4["model_bytes"] * int4["versus"]["smaller"] == \
         pytest.approx(base["model_bytes"])
     assert saved["beats_original"] is True and saved["best"] == int4["number"]
-    lines = done.output.splitlines()
-    header = next(i for i, line in enumerate(lines) if "vs original" in line)
+    lines = done.output.splitlines()   # the default table: figures only, notes below it, short lines
+    header = next(i for i, line in enumerate(lines) if "smaller" in line and "faster" in line)
     assert "accuracy" in lines[header] and "original" in lines[header + 2]   # the original comes first
-    assert "× smaller" in done.output and "best: weights=int4" in done.output
-    fp32 = next(line for line in lines if "│ fp32" in line)
+    caption = next(i for i, line in enumerate(lines) if line.startswith("★ the best"))
+    assert max(len(line) for line in lines[header:caption]) <= 100, done.output
+    assert "KiB" in lines[header + 2] and "best: weights=int4" in done.output
+    # --wide, on the finished study (nothing runs again): one line per trial, the change in words.
+    wide = CliRunner().invoke(app, [*args, "--wide"], terminal_width=200)
+    assert wide.exit_code == 0, wide.output
+    assert "vs original" in wide.output and "× smaller" in wide.output
+    fp32 = next(line for line in wide.output.splitlines() if "│ fp32" in line)
     assert "the same bytes as the original" in fp32
     page = (out / "report.html").read_text()   # the original: a square in each plot, the first table row
     assert page.count('<rect class="original"') == 2 and "<tr class='original'>" in page
