@@ -44,6 +44,7 @@ class TuneResult:
     budget: int | None = None
     baseline: dict[str, Any] | None = None     # the original model, measured like a candidate
     beats_original: bool | None = None         # False: no candidate is better than the original on an objective
+    limits: dict[str, float] = field(default_factory=dict)   # what the report marks: quality (its unit), latency_ms
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,7 +104,26 @@ def collect(study: Any, out: Path, objectives: list[str], devices: list[str], ne
         notes.append("no candidate meets every constraint: best.tflite is the closest (fewest violations)")
     return TuneResult(outdir=str(out), study=study.study_name, objectives=objectives, trials=trials, pareto=front,
                       best=best, best_meets_constraints=meets, devices=devices, new_measurements=new_measurements,
-                      interrupted=interrupted, notes=notes, baseline=baseline, beats_original=beats)
+                      interrupted=interrupted, notes=notes, baseline=baseline, beats_original=beats,
+                      limits=plotted_limits(constraints, kept))
+
+
+def plotted_limits(constraints: Constraints, kept: list[dict[str, Any]]) -> dict[str, float]:
+    """The limits in the units the report plots: the lowest accuracy accepted (from --max-accuracy-drop
+    and --min-accuracy), or the SQNR floor where SQNR is the quality; the latency limit."""
+    out: dict[str, float] = {}
+    found = next((q for r in kept if (q := Quality.from_dict(r.get("quality"))) is not None), None)
+    if found is not None and found.metric == "accuracy" and found.before is not None:
+        floors = [v for v in (None if constraints.max_accuracy_drop is None else
+                              found.before - constraints.max_accuracy_drop, constraints.min_accuracy) if v is not None]
+        if floors:
+            out["quality"] = max(floors)
+    elif found is not None and found.top1_agreement is None and found.metric == "fidelity" and \
+            constraints.min_sqnr_db is not None:
+        out["quality"] = constraints.min_sqnr_db
+    if constraints.max_latency_ms is not None:
+        out["latency_ms"] = constraints.max_latency_ms
+    return out
 
 
 def with_reference_quality(baseline: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:

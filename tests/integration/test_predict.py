@@ -149,5 +149,7 @@ def test_tune_without_a_device_estimates_and_says_so(tmp_path):
     assert store.count_measurements() == 0 and result.new_measurements == 0
     assert any("ESTIMATED" in note for note in result.notes)
     html = (tmp_path / "t/report.html").read_text()
-    assert "ESTIMATED" in html and html.count("<span class=est>estimated</span>") == 2
+    # the two candidates' latencies and the original's, each marked
+    trials = html.split('id="trials"')[1].split("</table>")[0]
+    assert "ESTIMATED" in html and trials.count('<span class="est">estimated</span>') == 3
     assert analyze(tmp_path / "t/best.tflite").precision in ("fp32", "int8")

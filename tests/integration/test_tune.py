@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,9 @@ def test_search_writes_best_pareto_results_and_report(searched):
     saved = json.loads((outdir / "results.json").read_text())
     assert saved["best"] == result.best and len(saved["trials"]) == len(result.trials)
     html = (outdir / "report.html").read_text()
-    assert html.count('class="point') == 2 * len(rows) and 'id="plot-latency"' in html and "<script" not in html
+    assert html.count('id="plot-latency-trial-') == html.count('id="plot-size-trial-') == len(rows)
+    # nothing fetched at view time: no script, no link to anything
+    assert 'id="plot-latency"' in html and "<script" not in html and not re.search(r"(src|href)=\S*https?:", html)
     assert result.new_measurements == store.count_measurements() == 4
     assert seen and seen[-1].done == 4 and seen[-1].total == 4 and seen[-1].detail["best"] is not None
 
@@ -85,12 +88,18 @@ def test_report_renders_in_headless_chromium(searched):
     page.feed(browser.dom(outdir / "report.html"))
     svgs = [a["id"] for t, a in page.tags if t == "svg"]
     assert svgs == ["plot-latency", "plot-size"]
-    points = [a for t, a in page.tags if t == "circle" and "point" in a.get("class", "")]
+    ids = [a.get("id", "") for t, a in page.tags if t == "g"]
     measured = [r for r in result.trials if r["status"] == "measured"]
-    assert len(points) == 2 * len(measured)
-    assert {int(a["data-trial"]) for a in points if "pareto" in a["class"]} == set(result.pareto)
-    assert sum(1 for t, a in page.tags if t == "circle" and a.get("class") == "best") == 2
-    assert sum(1 for t, a in page.tags if t == "tr") >= len(result.trials) + 1
+    for plot in svgs:   # a point per measured candidate, the front marked, the chosen one and the original
+        points = [i for i in ids if i.startswith(f"{plot}-trial-")]
+        assert len(points) == len(measured)
+        assert {int(i.split("-")[3]) for i in points if i.endswith("-pareto")} == set(result.pareto)
+        assert f"{plot}-best" in ids and f"{plot}-original" in ids and f"{plot}-limit-quality" in ids
+    # Real axes: tick labels are text a person reads (more than the two ends), and the units are named.
+    texts = re.findall(r"<text[^>]*>([^<]+)</text>", browser.dom(outdir / "report.html"))
+    assert sum(1 for t in texts if re.fullmatch(r"[0-9.−-]+", t.strip())) >= 12
+    assert any("latency p50 (µs)" in t or "latency p50 (ms)" in t for t in texts) and "size (KiB)" in texts
+    assert sum(1 for t, a in page.tags if t == "tr") >= len(result.trials) + 2   # the header and the original
     shot = browser.screenshot(outdir / "report.html", ROOT / "tests/artifacts/tune_report.png")
     assert shot.stat().st_size > 10_000  # a rendered page, not an empty image
 
