@@ -11,7 +11,7 @@ from rich.logging import RichHandler
 from .common import err
 
 app = typer.Typer(help="Compress Keras and TFLite models for a hardware target and measure them on the device.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
                   rich_markup_mode=None)
 profiles_app = typer.Typer(help="List and show hardware profiles.", no_args_is_help=True)
 app.add_typer(profiles_app, name="profiles")
