@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import csv
-import html
 import io
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 from ..fileio import dumps, make_dirs, write_atomic
+from ..search.cells import duration, size
 from .gates import Comparison, Verdict, p50, quality_points
 
 CSV_FIELDS = ["model", "recipe", "device", "status", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "runs",
@@ -79,18 +79,23 @@ def write_csv(run: dict[str, Any], path: Path, comparison: Comparison | None = N
     writer.writeheader()
     for cell in run["cells"]:
         verdict = verdicts.get(cell["cell"])
-        writer.writerow({**row(cell), "verdict": verdict.verdict if verdict else None})
+        figures = {k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row(cell).items()}
+        writer.writerow({**figures, "verdict": verdict.verdict if verdict else None})
     _atomic(path, text.getvalue())
 
 
-def _boxplot(m: dict[str, Any], scale: float) -> str:
-    """min, p50, p90, p99 and max of one cell's latency on a shared axis (ms -> px)."""
+def _boxplot(m: dict[str, Any], top: float) -> str:
+    """min, p50, p90, p99 and max of one cell's latency on its row's axis, 0 to ``top`` ms (labelled)."""
     lat = m["latency"]
     pts = [lat["min_ms"], p50(m), lat.get("p90_ms") or lat["mean_ms"], lat.get("p99_ms") or lat["max_ms"],
            lat["max_ms"]]
-    x = [min(176.0, 4 + v * scale) for v in pts]  # a max beyond every cell's p99 runs off the edge
-    return (f'<svg width="180" height="18" role="img"><title>min {pts[0]:.4g} · p50 {pts[1]:.4g} · p90 {pts[2]:.4g}'
+    scale = 150 / (top or 1.0)
+    x = [min(154.0, 4 + v * scale) for v in pts]  # a max beyond the row's p99 runs off the edge
+    return (f'<svg width="200" height="30" role="img"><title>min {pts[0]:.4g} · p50 {pts[1]:.4g} · p90 {pts[2]:.4g}'
             f' · p99 {pts[3]:.4g} · max {pts[4]:.4g} ms</title>'
+            '<line x1="4" x2="154" y1="19" y2="19" stroke="#bbb"/><line x1="4" x2="4" y1="17" y2="21" stroke="#bbb"/>'
+            '<line x1="154" x2="154" y1="17" y2="21" stroke="#bbb"/>'
+            f'<text x="4" y="29">0</text><text x="154" y="29" text-anchor="middle">{duration(top)}</text>'
             f'<line x1="{x[0]:.1f}" x2="{x[4]:.1f}" y1="9" y2="9" stroke="#888"/>'
             f'<rect x="{x[1]:.1f}" y="3" width="{max(1.0, x[2] - x[1]):.1f}" height="12" fill="#9cc3e6" stroke="#357"/>'
             f'<line x1="{x[1]:.1f}" x2="{x[1]:.1f}" y1="2" y2="16" stroke="#123" stroke-width="2"/>'
@@ -98,70 +103,69 @@ def _boxplot(m: dict[str, Any], scale: float) -> str:
 
 
 def _sparkline(values: list[float | None]) -> str:
+    """p50 over the runs, on an axis at least ±5 % of their mean wide, and the change since the oldest."""
     points = [(i, v) for i, v in enumerate(values) if v is not None]
     if len(points) < 2:
         return ""
     lo, hi = min(v for _, v in points), max(v for _, v in points)
+    mean = sum(v for _, v in points) / len(points)
+    floor = 0.1 * mean
+    if hi - lo < floor:   # a flat trend stays flat: ±0.6 % must not fill the box like a cliff
+        middle = (hi + lo) / 2
+        lo, hi = middle - floor / 2, middle + floor / 2
     span = (hi - lo) or 1.0
     step = 100 / max(1, len(values) - 1)
     coords = " ".join(f"{4 + i * step:.1f},{16 - (v - lo) / span * 12:.1f}" for i, v in points)
-    return (f'<svg width="108" height="20" role="img"><title>p50 over the last {len(values)} runs: '
+    change = (points[-1][1] - points[0][1]) / points[0][1] if points[0][1] else 0.0
+    return (f'<svg width="160" height="20" role="img"><title>p50 over the last {len(values)} runs: '
             f'{", ".join("-" if v is None else f"{v:.4g}" for v in values)} ms</title>'
-            f'<polyline points="{coords}" fill="none" stroke="#357" stroke-width="1.5"/></svg>')
+            f'<polyline points="{coords}" fill="none" stroke="#357" stroke-width="1.5"/>'
+            f'<text x="110" y="14">{change:+.1%}</text></svg>')
 
 
 def write_html(run: dict[str, Any], path: Path, history: list[dict[str, Any]],
                comparison: Comparison | None = None) -> None:
-    """The matrix of cells (latency distribution, size, quality, trend over earlier runs of the suite)."""
-    e = html.escape
+    """The matrix of cells (latency distribution, size, quality, trend over earlier runs of the suite),
+    rendered from ``templates/index.html.j2`` with autoescaping."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
     verdicts = _verdicts(comparison)
     devices = list(dict.fromkeys(c["device"] for c in run["cells"]))
-    rows = list(dict.fromkeys((c["model"], c["recipe"]) for c in run["cells"]))
+    keys = list(dict.fromkeys((c["model"], c["recipe"]) for c in run["cells"]))
     cells = {(c["model"], c["recipe"], c["device"]): c for c in run["cells"]}
-    measured = [c["measurement"] for c in run["cells"] if c.get("measurement")]
-    scale = 170 / max([m["latency"].get("p99_ms") or m["latency"]["max_ms"] for m in measured] or [1.0])
     past = [{c["cell"]: p50(c["measurement"]) if c.get("measurement") else None for c in h["cells"]}
             for h in history]
-    body = []
-    for model, recipe in rows:
-        tds = []
+    rows = []
+    for model, recipe in keys:
+        mine = [c for d in devices if (c := cells.get((model, recipe, d))) is not None and c.get("measurement")]
+        top = max([c["measurement"]["latency"].get("p99_ms") or c["measurement"]["latency"]["max_ms"]
+                   for c in mine] or [1.0])
+        shown: list[dict[str, Any] | None] = []
         for device in devices:
             c = cells.get((model, recipe, device))
             if c is None:
-                tds.append("<td></td>")
+                shown.append(None)
                 continue
             v = verdicts.get(c["cell"])
             klass = c["status"] if not (v and v.verdict == Verdict.REGRESSION) else "regression"
             if c.get("measurement"):
                 r = row(c)
-                quality = f" · quality {r['quality_points']:.2f} pt" if r["quality_points"] is not None else ""
-                trend = _sparkline([p.get(c["cell"]) for p in past] + [r["p50_ms"]])
-                note = f"<div class=v>{e('; '.join(v.reasons))}</div>" if v and v.reasons else ""
-                tds.append(f'<td class="{klass}"><b>{r["p50_ms"]:.4g} ms</b> p50 · {r["model_bytes"]:,} B{quality}'
-                           f"<div>{_boxplot(c['measurement'], scale)}</div><div>{trend}</div>{note}</td>")
+                shown.append({"measured": True, "klass": klass, "p50": duration(r["p50_ms"]),
+                              "size": size(r["model_bytes"]),
+                              "quality": None if r["quality_points"] is None else f"{r['quality_points']:.2f} pt",
+                              "box": _boxplot(c["measurement"], top),
+                              "trend": _sparkline([p.get(c["cell"]) for p in past] + [r["p50_ms"]]),
+                              "reasons": "; ".join(v.reasons) if v and v.reasons else ""})
             else:
-                tds.append(f'<td class="{klass}">{e(c["status"])}: {e(str(c.get("reason") or ""))}</td>')
-        body.append(f"<tr><th>{e(model)}<br><small>{e(recipe)}</small></th>{''.join(tds)}</tr>")
-    gate = ""
-    if comparison is not None:
-        gate = f"<p class={'passed' if comparison.passed else 'regression'}>Against {e(comparison.baseline)}: " \
-               f"{e(comparison.summary()).replace(chr(10), '<br>')}</p>"
+                shown.append({"measured": False, "klass": klass, "status": c["status"],
+                              "reason": str(c.get("reason") or "")})
+        rows.append({"model": model, "recipe": recipe, "cells": shown})
     counts = {s: sum(c["status"] == s for c in run["cells"]) for s in ("passed", "failed", "skipped", "pending")}
-    tag = f" · tag {e(run['tag'])}" if run.get("tag") else ""
-    header = (f"<p>Run <code>{e(run['run_id'])}</code>{tag} · {e(str(run['created_at']))} · "
-              f"{', '.join(f'{n} {s}' for s, n in counts.items() if n)} · trend over {len(history) + 1} runs</p>")
-    doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>edgesdk suite {e(run['suite'])}</title>
-<style>body{{font:14px system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:6px;vertical-align:top;text-align:left}}.passed{{background:#eef8ee}}
-.failed,.regression{{background:#fbe9e9}}.skipped,.pending,.running{{background:#f4f4f4;color:#666}}
-.v{{color:#a22;font-size:12px}}small{{color:#666}}</style></head><body>
-<h1>Suite {e(run['suite'])}</h1>
-{header}{gate}
-<table><tr><th>model · recipe</th>{''.join(f'<th>{e(d)}</th>' for d in devices)}</tr>{''.join(body)}</table>
-<p><small>Bars: min to max (cut at the largest p99); box p50 to p90; dot p99; one axis for all cells.
-Lines: p50 in earlier runs of this suite, oldest first.</small></p></body></html>
-"""
-    _atomic(path, doc)
+    env = Environment(loader=PackageLoader("edgesdk.suite"), autoescape=select_autoescape(["html", "j2"]))
+    page = env.get_template("index.html.j2").render(
+        run=run, devices=devices, rows=rows, comparison=comparison, runs=len(history) + 1,
+        counts=", ".join(f"{n} {s}" for s, n in counts.items() if n))
+    _atomic(path, page)
 
 
 NAMES = ("results.json", "results.csv", "index.html")   # in OUTDIR; junit.xml unless --junit names a path

@@ -98,6 +98,7 @@ def test_suite_over_local_ssh_and_a_device_that_is_down(server, keras3_path, h5_
     page = (tmp_path / "out" / "index.html").read_text()
     assert page.count("<svg") >= 8 and "src=" not in page and "href=" not in page  # self-contained
     assert "unreachable after 2 attempts" in page
+    assert "<text" in page and ("ms</text>" in page or "µs</text>" in page)   # each latency axis is labelled
 
 
 @needs_sshd
