@@ -28,6 +28,7 @@ from typing import Any
 import edgesdk
 from edgesdk.profiles import load_profile
 from edgesdk.search import Constraints, build, tune
+from edgesdk.search.cells import duration
 
 ROOT = Path(__file__).resolve().parent.parent
 LIMIT = Constraints(max_accuracy_drop=0.01)
@@ -58,7 +59,8 @@ def run(tmp: Path, settings: Any) -> dict[str, Any]:
     profile = load_profile("host")
     store = edgesdk.Store(f"sqlite:///{tmp / 'answer.sqlite'}")
     common = {"data": ROOT / "examples/digits/val.npz", "train_data": ROOT / "examples/digits/train.npz",
-              "store": store, "settings": settings, "devices": ["local"], "constraints": LIMIT}
+              "store": store, "settings": settings, "devices": ["local"], "constraints": LIMIT,
+              "epochs": 1}
     model = ROOT / "examples/digits/model.keras"
     t0 = time.perf_counter()
     grid: dict[str, dict[str, Any]] = {}
@@ -96,12 +98,11 @@ def run(tmp: Path, settings: Any) -> dict[str, Any]:
 def print_table(result: dict[str, Any]) -> None:
     print(f"\ntune's answer vs brute force over {result['grid_size']} single recipes ({result['grid_within_limit']} "
           f"within the 1-point limit; {result['grid_seconds']:.0f} s) on digits, host/local")
-    print(f"{'objective':9} {'budget':10} {'brute-force best':28} {'value':>10} {'tune best':34} {'value':>10} "
+    print(f"{'objective':9} {'budget':10} {'brute-force best':33} {'value':>10} {'tune best':33} {'value':>10} "
           f"{'acc. drop':>9} {'goal':>5}")
     for r in result["rows"]:
-        unit = " B" if r["objective"] == "size" else " ms"
-        fmt = "{:,.0f}" if r["objective"] == "size" else "{:.4g}"
-        tune_v = "–" if r["tune_value"] is None else fmt.format(r["tune_value"]) + unit
-        drop = "–" if r["tune_drop"] is None else f"{100 * r['tune_drop']:+.1f} pt"
-        print(f"{r['objective']:9} {r['budget']:10} {r['grid_best']:28} {fmt.format(r['grid_value']) + unit:>10} "
-              f"{str(r['tune_best']):34} {tune_v:>10} {drop:>9} {'yes' if r['goal_met'] else 'NO':>5}")
+        show = (lambda v: f"{v:,.0f} B") if r["objective"] == "size" else duration
+        tune_v = "–" if r["tune_value"] is None else show(r["tune_value"])
+        drop = "–" if r["tune_drop"] is None else f"{100 * r['tune_drop']:.1f} pt"
+        print(f"{r['objective']:9} {r['budget']:10} {r['grid_best']:33} {show(r['grid_value']):>10} "
+              f"{str(r['tune_best']):33} {tune_v:>10} {drop:>9} {'yes' if r['goal_met'] else 'NO':>5}")

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from .. import __version__
+from ..techniques.training import DEFAULT_EPOCHS
 from .app import app, export_app
 from .common import JsonOpt, StoreOpt, TrustOpt, err, human_bytes, out, print_json, tag, warn
 
@@ -132,7 +133,8 @@ def compress(
                                                  "and evaluation")] = None,
     train_data: Annotated[Optional[Path], typer.Option("--train-data", help=".npz to calibrate and fine-tune "
                                                        "on instead of --data, so evaluation stays honest")] = None,
-    epochs: Annotated[int, typer.Option(help="fine-tuning epochs for prune/cluster/qat", min=0)] = 2,
+    epochs: Annotated[int, typer.Option(help="fine-tuning epochs for the steps that train (prune, cluster, channels, "
+                                      "lowrank, qat)", min=0)] = DEFAULT_EPOCHS,
     seed: Annotated[int, typer.Option(help="random seed", min=0, max=2**32 - 1)] = 0,
     trust_model_code: TrustOpt = False,
     store: StoreOpt = None,

@@ -10,6 +10,7 @@ import typer
 from device_agent.protocol import MAX_RUNS, MAX_SECONDS, BenchSettings
 
 from ..search.cells import duration
+from ..techniques.training import DEFAULT_EPOCHS
 from .app import app
 from .common import AcceleratorOpt, JsonOpt, StoreOpt, TrustOpt, brief, err, out, print_json
 from .space_options import restricting
@@ -66,7 +67,8 @@ def tune(
     storage: StorageOpt = None,
     study: StudyOpt = None,
     seed: Annotated[int, typer.Option(help="sampler and fine-tuning seed", min=0, max=2**32 - 1)] = 0,
-    epochs: Annotated[int, typer.Option(help="fine-tuning epochs per candidate", min=0)] = 1,
+    epochs: Annotated[int, typer.Option(help="fine-tuning epochs per candidate (as compress)",
+                                        min=0)] = DEFAULT_EPOCHS,
     runs: Annotated[int, typer.Option(help="minimum timed runs per measurement", min=1,
                                       max=MAX_RUNS)] = DEFAULT_BENCH.runs,
     min_time: MinTimeOpt = DEFAULT_BENCH.min_time_s,

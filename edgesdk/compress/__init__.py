@@ -11,6 +11,7 @@ from .. import interrupt
 from ..profiles import Profile
 from ..progress import Event, Progress
 from ..techniques import Recipe
+from ..techniques.training import DEFAULT_EPOCHS
 from . import stages
 from .checks import CALIBRATION_SAMPLES, check_output
 from .result import CompressResult
@@ -21,8 +22,8 @@ log = logging.getLogger(__name__)
 @interrupt.watched
 def compress(model: str | os.PathLike[str], profile: str | Profile, recipe: str | Recipe,
              output: str | os.PathLike[str], data: str | os.PathLike[str] | None = None, *,
-             train_data: str | os.PathLike[str] | None = None, epochs: int = 2, seed: int = 0, store: Any = None,
-             progress: Progress | None = None, trust_model_code: bool = False) -> CompressResult:
+             train_data: str | os.PathLike[str] | None = None, epochs: int = DEFAULT_EPOCHS, seed: int = 0,
+             store: Any = None, progress: Progress | None = None, trust_model_code: bool = False) -> CompressResult:
     """Compress ``model`` with ``recipe`` for ``profile`` and write the .tflite to ``output``.
 
     Args:

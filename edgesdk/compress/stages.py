@@ -24,6 +24,7 @@ from ..kinds import ModelForm, Precision
 from ..profiles import Profile, load_profile
 from ..quality import LOW_FIDELITY_DB
 from ..techniques import FLATBUFFER_FORMS, REGISTRY, Context, Recipe, parse_recipe, parse_step
+from ..techniques.training import DEFAULT_EPOCHS
 from ..tflite import facts
 from . import checks
 from .result import CompressResult
@@ -42,7 +43,7 @@ class Job:
     handle: ModelHandle
     output: Path
     say: Callable[[str], None]
-    epochs: int = 2
+    epochs: int = DEFAULT_EPOCHS
     seed: int = 0
     dataset: datamod.Dataset | None = None
     trainset: datamod.Dataset | None = None

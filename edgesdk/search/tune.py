@@ -33,6 +33,7 @@ from ..measure import with_accelerator
 from ..profiles import Profile, load_profile
 from ..progress import Event, Progress
 from ..quality import LOW_FIDELITY_DB
+from ..techniques.training import DEFAULT_EPOCHS
 from . import plan as planmod
 from . import predict
 from . import space as spacemod
@@ -79,7 +80,7 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
          devices: list[str] | None = None, data: str | os.PathLike[str] | None = None,
          train_data: str | os.PathLike[str] | None = None, constraints: Constraints | None = None,
          objectives: list[str] | None = None, budget: int | None = None, time_budget_s: float | None = None,
-         storage: str | None = None, study_name: str | None = None, seed: int = 0, epochs: int = 1,
+         storage: str | None = None, study_name: str | None = None, seed: int = 0, epochs: int = DEFAULT_EPOCHS,
          settings: Any = None, store: Any = None, space: spacemod.Space | None = None,
          progress: Progress | None = None, trust_model_code: bool = False,
          heartbeat_s: int = studymod.HEARTBEAT_S) -> TuneResult:

@@ -15,6 +15,9 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 
+DEFAULT_EPOCHS = 2   # fine-tuning epochs per compression: compress, tune and suites alike
+
+
 @dataclass(frozen=True)
 class FineTune:
     """Data and settings for fine-tuning. ``y`` None means: distil from ``teacher`` outputs."""
@@ -22,7 +25,7 @@ class FineTune:
     x: np.ndarray
     y: np.ndarray | None
     teacher: np.ndarray
-    epochs: int = 2
+    epochs: int = DEFAULT_EPOCHS
     batch_size: int = 32
     learning_rate: float = 1e-4
     seed: int = 0
