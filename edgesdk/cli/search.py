@@ -13,6 +13,7 @@ from ..search.cells import duration
 from ..techniques.training import DEFAULT_EPOCHS
 from .app import app
 from .common import AcceleratorOpt, JsonOpt, StoreOpt, TrustOpt, brief, err, out, print_json
+from .config import ConfigOpt
 from .space_options import restricting
 from .tune_table import print_tune
 
@@ -77,6 +78,7 @@ def tune(
     trust_model_code: TrustOpt = False,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
+    config: ConfigOpt = None,
     wide: Annotated[bool, typer.Option("--wide", help="one line per trial, with its notes and its change "
                                        "against the original in words (default: fits 80 columns)")] = False,
 ) -> None:

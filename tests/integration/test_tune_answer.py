@@ -93,3 +93,22 @@ def test_the_space_leaves_out_steps_the_graph_cannot_take(tmp_path, tflite_path,
     fp32 = tmp_path / "float.tflite"
     edgesdk.compress(keras3_path, "host", "fp32", fp32)
     assert any(v.startswith("lowrank") for v in for_model(space, intake.open_model(fp32))["structure"])
+
+
+def test_a_config_file_gives_the_options_and_the_command_line_overrides_it(tmp_path):
+    config = tmp_path / "tune.yaml"
+    config.write_text(f"model: {MODEL}\nprofile: host\ndata: {VAL}\nobjectives: size,accuracy\n"
+                      "max-accuracy-drop: 0.05\nprecision: [fp32, weights=int4]\nbudget: 2\n"
+                      "space: [prune=none, post=none]\ncluster: none\nstructure: none\nepochs: 0\n")
+    out = tmp_path / "t"
+    done = CliRunner().invoke(app, ["tune", "--config", str(config), "--budget", "1", "-o", str(out)])
+    assert done.exit_code == 0, done.output
+    saved = json.loads((out / "results.json").read_text())
+    assert [t["recipe"] for t in saved["trials"]] == ["weights=int4"]   # --budget 1 won over the file's 2
+    for text, why in (("budgett: 3\n", "unknown key 'budgett'"), ("budget: many\n", "budget: "),
+                      ("- a\n", "must be a mapping"), ("budget: [1, 2]\n", "takes one value")):
+        config.write_text(text)
+        refused = CliRunner().invoke(app, ["tune", str(MODEL), "-p", "host", "--config", str(config),
+                                           "-o", str(tmp_path / "refused")])
+        assert refused.exit_code == 2 and why in refused.output and str(config) in refused.output, refused.output
+    assert not (tmp_path / "refused").exists()
