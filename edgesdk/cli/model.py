@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -14,6 +15,17 @@ from ..techniques.training import DEFAULT_EPOCHS
 from .app import app, export_app
 from .common import JsonOpt, StoreOpt, TrustOpt, err, human_bytes, out, print_json, tag, warn
 
+# operators that move or convert data and compute nothing worth a line of their own (counted below the table)
+TRIVIAL = frozenset({"DEQUANTIZE", "QUANTIZE", "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "CAST", "TRANSPOSE", "PACK",
+                     "UNPACK", "SHAPE", "STRIDED_SLICE", "GATHER", "CONCATENATION", "PAD", "SLICE", "IDENTITY"})
+
+
+def _short(name: str, width: int = 20) -> str:
+    """A tensor name as a person tells layers apart: its first fused name, its last two path parts
+    (``conv2d_2/Relu``), its middle cut when still long."""
+    name = "/".join(name.split(";")[0].split("/")[-2:])
+    return name if len(name) <= width else f"{name[:width // 2 - 1]}…{name[-(width // 2):]}"
+
 
 @app.command("inspect")
 def inspect_cmd(
@@ -22,6 +34,8 @@ def inspect_cmd(
                                                   "profile (name or YAML path)")] = None,
     trust_model_code: TrustOpt = False,
     as_json: JsonOpt = False,
+    show_all: Annotated[bool, typer.Option("--all", help="every layer with its full tensor name (default: the "
+                                           "layers that compute, names shortened, the rest counted)")] = False,
 ) -> None:
     """Operators, parameters, MACs, tensor sizes and memory of a model, and whether it fits a profile.
 
@@ -54,12 +68,24 @@ def inspect_cmd(
     for op, version in rep["operators"].items():
         ops.add_row(op, str(version), str(rep["op_counts"][op]))
     out.print(ops)
-    layers = Table(title="layers")
-    for col in ("#", "operator", "output", "shape", "dtype", "bytes", "MACs"):
-        layers.add_column(col, justify="right" if col in ("#", "bytes", "MACs") else "left")
-    for layer in rep["layers"]:
-        layers.add_row(str(layer["index"]), layer["op"], layer["output"], str(layer["output_shape"]),
-                       layer["dtype"], f"{layer['output_bytes']:,}", f"{layer['macs']:,}")
+    shown = rep["layers"] if show_all else [la for la in rep["layers"] if la["macs"] or la["op"] not in TRIVIAL]
+    hidden = Counter(la["op"] for la in rep["layers"] if la not in shown)
+    from rich import box
+
+    cells = [[str(la["index"]), la["op"], la["output"] if show_all else _short(la["output"]),
+              "×".join(str(d) for d in la["output_shape"]), la["dtype"].lower(), human_bytes(la["output_bytes"]),
+              f"{la['macs']:,}"] for la in shown]
+    caption = "not shown (--all shows them): " + ", ".join(f"{n} {op}" for op, n in hidden.most_common()) \
+        if hidden else None
+    layers = Table(title="layers", box=box.SIMPLE_HEAD, caption=caption, caption_justify="left",
+                   collapse_padding=True, pad_edge=False)
+    for i, col in enumerate(("#", "operator", "output", "shape", "dtype", "bytes", "MACs")):
+        widest = max([len(col), *(len(c[i]) for c in cells)])
+        layers.add_column(col, justify="right" if col in ("#", "bytes", "MACs") else "left",
+                          overflow="fold" if col == "output" else "ellipsis", no_wrap=col != "output",
+                          min_width=None if col == "output" else widest)
+    for c in cells:
+        layers.add_row(*c)
     out.print(layers)
     if result.get("takes"):
         _print_takes(result["takes"])

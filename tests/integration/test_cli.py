@@ -124,3 +124,16 @@ def test_inspect_json_and_table(tflite_path):
     assert doc["report"]["precision"] == "int8" and doc["fit"]["ok"]
     table = run("inspect", tflite_path, "-p", "cortex-m4", check_rc=0).stdout
     assert "CONV_2D" in table and "MACs" in table and "fits" in table
+
+
+def test_inspect_counts_trivial_operators_below_the_layers_and_all_shows_them(tmp_path, keras3_path):
+    import edgesdk
+
+    weights = tmp_path / "w4.tflite"
+    edgesdk.compress(keras3_path, "host", "weights=int4", weights)
+    short = run("inspect", weights, check_rc=0).stdout
+    full = run("inspect", weights, "--all", check_rc=0).stdout
+    layers = short.split("layers")[-1]
+    assert "DEQUANTIZE" not in layers.split("not shown")[0] and "not shown (--all shows them):" in short
+    assert "DEQUANTIZE" in full.split("layers")[-1] and "not shown" not in full
+    assert ";" in full and ";" not in layers.split("not shown")[0]   # fused names in full only with --all
