@@ -28,6 +28,29 @@ FullAccelerationOpt = Annotated[bool, typer.Option(
     "accelerator (before any device time), and those the device reports partly on the CPU")]
 
 
+# The limits and the budget of `tune`, as options.
+MaxAccuracyDropOpt = Annotated[Optional[float], typer.Option(
+    "--max-accuracy-drop", min=0, metavar="FRACTION", help="largest accepted drop (0.01 = 1 point)")]
+MinAccuracyOpt = Annotated[Optional[float], typer.Option(
+    "--min-accuracy", min=0, max=1, metavar="FRACTION", help="lowest accepted accuracy on the labels of --data "
+    "(0.95 = 95 %)")]
+MaxLatencyOpt = Annotated[Optional[float], typer.Option(
+    "--max-latency-ms", min=0, metavar="MS", help="highest accepted p50 latency on the device; with a calibrated "
+    "predictor, candidates predicted at over twice it are not measured")]
+MaxMemoryOpt = Annotated[Optional[int], typer.Option(
+    "--max-memory", min=1, metavar="BYTES", help="bytes of weights (where the profile loads them into RAM) plus "
+    "peak activations")]
+ObjectivesOpt = Annotated[Optional[str], typer.Option(
+    "--objectives", metavar="LIST", help="comma-separated, first is primary: accuracy, latency, size, energy "
+    "(default accuracy,latency with --data, else latency,size)")]
+BudgetOpt = Annotated[Optional[int], typer.Option(
+    "--budget", min=1, metavar="N", help="distinct candidates to try (default: 24, or the whole space with "
+    "--time-budget)")]
+TimeBudgetOpt = Annotated[Optional[float], typer.Option(
+    "--time-budget", min=1, metavar="SECONDS", help="stop starting trials after this many seconds (the search "
+    "then covers the whole space unless --budget limits it)")]
+
+
 @app.command()
 @restricting
 def tune(
@@ -44,26 +67,13 @@ def tune(
                                                  "y)")] = None,
     train_data: Annotated[Optional[Path], typer.Option("--train-data", help=".npz to calibrate and fine-tune "
                                                        "on, kept apart from --data")] = None,
-    max_accuracy_drop: Annotated[Optional[float], typer.Option("--max-accuracy-drop", min=0, metavar="FRACTION",
-                                                               help="largest accepted drop (0.01 = 1 point)")] = None,
-    min_accuracy: Annotated[Optional[float], typer.Option(
-        "--min-accuracy", min=0, max=1, metavar="FRACTION", help="lowest accepted accuracy on the labels of --data "
-        "(0.95 = 95 %)")] = None,
-    max_latency_ms: Annotated[Optional[float], typer.Option(
-        "--max-latency-ms", min=0, metavar="MS", help="highest accepted p50 latency on the device; with a calibrated "
-        "predictor, candidates predicted at over twice it are not measured")] = None,
-    max_memory: Annotated[Optional[int], typer.Option("--max-memory", min=1, metavar="BYTES",
-                                                      help="bytes of weights (where the "
-                                                      "profile loads them into RAM) plus peak activations")] = None,
-    objectives: Annotated[Optional[str], typer.Option("--objectives", metavar="LIST",
-                                                      help="comma-separated, first is primary: "
-                                                      "accuracy, latency, size, energy (default accuracy,latency "
-                                                      "with --data, else latency,size)")] = None,
-    budget: Annotated[Optional[int], typer.Option("--budget", min=1, metavar="N", help="distinct candidates to try "
-                                                  "(default: 24, or the whole space with --time-budget)")] = None,
-    time_budget: Annotated[Optional[float], typer.Option(
-        "--time-budget", min=1, metavar="SECONDS", help="stop starting trials after this many seconds (the search "
-        "then covers the whole space unless --budget limits it)")] = None,
+    max_accuracy_drop: MaxAccuracyDropOpt = None,
+    min_accuracy: MinAccuracyOpt = None,
+    max_latency_ms: MaxLatencyOpt = None,
+    max_memory: MaxMemoryOpt = None,
+    objectives: ObjectivesOpt = None,
+    budget: BudgetOpt = None,
+    time_budget: TimeBudgetOpt = None,
     restrict: dict[str, list[str]] | None = None,
     storage: StorageOpt = None,
     study: StudyOpt = None,

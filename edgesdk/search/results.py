@@ -215,6 +215,18 @@ def _wrote(out: Path, name: str, recorded: dict[str, str]) -> bool:
     return isinstance(doc, dict) and {"study", "objectives", "trials", "pareto"} <= doc.keys()
 
 
+def refuse_overwriting_input(out: Path, inputs: list[Any]) -> None:
+    """No input (the model, the data) may be one of the files tune writes into OUTDIR (best.tflite,
+    pareto/, ...), be inside one of them, or hold them."""
+    for given in inputs:
+        target = Path(given).resolve()
+        for name in OUTPUTS:
+            written = (out / name).resolve()
+            if target == written or target.is_relative_to(written) or written.is_relative_to(target):
+                raise OutputError(f"{out}: tune writes {name} there, which would overwrite the input {given}; "
+                                  "choose another -o")
+
+
 def check_outdir(out: Path) -> None:
     """Refuse an OUTDIR where tune would replace a file that is not its own (``tune -o .`` in a folder with
     the user's results.json): before any trial.

@@ -202,7 +202,10 @@ def for_model(space: Space, handle: Any) -> Space:
                 continue
             technique = REGISTRY[parse_step(step_text(dim, value)).name]
             if technique.name not in problems:
-                problem = technique.model_problem(handle, content) if technique.model_problem else None
+                try:  # a problem hook that finds nothing to work on may say so by refusing
+                    problem = technique.model_problem(handle, content) if technique.model_problem else None
+                except RecipeError as exc:
+                    problem = str(exc)
                 if problem is None and unrunnable and technique.runs_model:
                     problem = (f"it runs the model on samples and the custom operators "
                                f"({', '.join(handle.custom_ops)}) have no kernel here")

@@ -26,7 +26,7 @@ from device_agent.protocol import OFFLOADED
 
 from .. import interrupt
 from ..claims import Claims
-from ..errors import EdgeSdkError, OutputError, RecipeError, StoreError
+from ..errors import EdgeSdkError, RecipeError, StoreError
 from ..fileio import make_dirs
 from ..kinds import TrialStatus
 from ..measure import with_accelerator
@@ -39,7 +39,7 @@ from . import predict
 from . import space as spacemod
 from . import study as studymod
 from .objectives import KEPT, OBJECTIVES, Constraints, check_objectives, choose, objective_value
-from .results import OUTPUTS, TuneResult, check_outdir, collect, write_outputs
+from .results import TuneResult, check_outdir, collect, refuse_overwriting_input, write_outputs
 from .row import repeat_row
 from .trial import CandidateRunner
 
@@ -98,7 +98,6 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
         EdgeSdkError: bad input (model, profile, devices, data, objectives, limits) before any trial;
             device errors stop the search with what was measured kept.
     """
-    from .. import data as datamod
     from .. import devices as devmod
     from .. import intake
     from ..store import Store
@@ -114,19 +113,12 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
     objectives = objectives if objectives is not None else (["accuracy", "latency"] if data is not None
                                                             else ["latency", "size"])
     check_objectives(objectives, data is not None)
-    constraints = constraints or Constraints()
-    constraints.check(data is not None)
-    labelled = False
-    for path in (data, train_data):
-        if path is not None:  # unreadable, non-numeric or non-finite data fails now, not in a trial
-            labelled = labelled or (path == data and datamod.load_npz(path).y is not None)
-    if not labelled and constraints.min_sqnr_db is None:  # fidelity is the quality: a collapsed one is no answer
-        constraints = replace(constraints, min_sqnr_db=LOW_FIDELITY_DB)
+    constraints = _quality_limits(constraints or Constraints(), data, train_data)
     space = spacemod.for_model(space or spacemod.build(prof), handle)
     if budget is not None and budget < 1:
         raise RecipeError(f"budget must be at least 1 trial. Received: {budget}")
     out = Path(outdir)
-    _refuse_overwriting_input(out, [p for p in (source.path, data, train_data) if p is not None])
+    refuse_overwriting_input(out, [p for p in (source.path, data, train_data) if p is not None])
     check_outdir(out)
     make_dirs(out / "candidates")
     storage = storage or f"sqlite:///{(out / 'study.sqlite3').resolve()}"
@@ -148,9 +140,7 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
         _seed_queue(study, space)
     search.report(None)
     interrupted, stopped = search.run(list[str | None](devices) or [None])
-    done = list(search.done_rows().values())
-    measured = devices and not interrupted and stopped is None and any(r.get("status") in KEPT for r in done)
-    baseline = runner.baseline(handle.as_given(), devices[0] if measured else None, done).to_dict()
+    baseline = search.baseline(handle.as_given(), devices, finished=not interrupted and stopped is None)
     result = collect(study, out, objectives, devices, runner.new_measurements, interrupted, space, constraints,
                      predictor, baseline)
     result.budget = total
@@ -165,16 +155,20 @@ def tune(model: str | os.PathLike[str], profile: str | Profile, outdir: str | os
     return result
 
 
-def _refuse_overwriting_input(out: Path, inputs: list[Any]) -> None:
-    """No input (the model, the data) may be one of the files tune writes into OUTDIR (best.tflite,
-    pareto/, ...), be inside one of them, or hold them."""
-    for given in inputs:
-        target = Path(given).resolve()
-        for name in OUTPUTS:
-            written = (out / name).resolve()
-            if target == written or target.is_relative_to(written) or written.is_relative_to(target):
-                raise OutputError(f"{out}: tune writes {name} there, which would overwrite the input {given}; "
-                                  "choose another -o")
+def _quality_limits(constraints: Constraints, data: Any, train_data: Any) -> Constraints:
+    """``constraints`` checked against the data (read now: unreadable, non-numeric or non-finite data fails
+    before any trial); without labels fidelity is the quality, and a collapsed one (below
+    LOW_FIDELITY_DB) is no answer."""
+    from .. import data as datamod
+
+    constraints.check(data is not None)
+    labelled = False
+    for path in (data, train_data):
+        if path is not None:
+            labelled = labelled or (path == data and datamod.load_npz(path).y is not None)
+    if not labelled and constraints.min_sqnr_db is None:
+        constraints = replace(constraints, min_sqnr_db=LOW_FIDELITY_DB)
+    return constraints
 
 
 def _study(name: str, storage: str, objectives: list[str], seed: int, budget: int | None, size: int,
@@ -260,6 +254,13 @@ class _Search:
         if error is not None and not isinstance(error, EdgeSdkError):
             raise error
         return interrupted, error
+
+    def baseline(self, content: bytes, devices: list[str], finished: bool) -> dict[str, Any]:
+        """The original's row: measured on the first device when the search finished and measured a
+        candidate (no device time for a search that measured nothing), else estimated."""
+        done = list(self.done_rows().values())
+        measured = bool(devices) and finished and any(r.get("status") in KEPT for r in done)
+        return self.runner.baseline(content, devices[0] if measured else None, done).to_dict()
 
     def _worker(self, device: str | None) -> None:
         try:
