@@ -7,6 +7,7 @@ how many times smaller and faster a kept candidate is, and the quality it gave u
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..quality import Quality
@@ -36,11 +37,16 @@ def quality_cell(row: dict[str, Any]) -> str:
     if q.metric == "accuracy" and q.after is not None:
         return f"{q.after:.4f}"
     if q.top1_agreement is not None:
-        sqnr = "" if q.sqnr_db is None or row.get("quality", {}).get("reference") else f" ({q.sqnr_db:.1f} dB)"
+        sqnr = "" if q.sqnr_db is None or not math.isfinite(q.sqnr_db) or row.get("quality", {}).get("reference") \
+            else f" ({q.sqnr_db:.1f} dB)"
         return f"{q.top1_agreement:.3f}{sqnr}"
     if q.metric == "mse" and q.after is not None:
         return f"{q.after:.4g}"
-    return "ref." if row.get("quality", {}).get("reference") else "–" if q.sqnr_db is None else f"{q.sqnr_db:.1f}"
+    if row.get("quality", {}).get("reference"):
+        return "ref."
+    if q.sqnr_db is None:
+        return "–"
+    return f"{q.sqnr_db:.1f}" if math.isfinite(q.sqnr_db) else "∞ (same outputs)"
 
 
 def versus_cell(row: dict[str, Any], baseline: dict[str, Any] | None = None) -> str:
