@@ -12,8 +12,9 @@ from rich.text import Text
 from device_agent.protocol import MAX_RUNS, MAX_SECONDS, OFFLOADED, BenchSettings
 
 from ..deploy import examples
+from ..search.cells import duration
 from .app import app
-from .common import AcceleratorOpt, JsonOpt, StoreOpt, err, fmt_ms, human_bytes, out, print_json, tag, warn
+from .common import AcceleratorOpt, JsonOpt, StoreOpt, err, human_bytes, out, print_json, tag, warn
 
 DEFAULT_BENCH = BenchSettings()
 
@@ -103,10 +104,10 @@ def _print_bench(model: Path, m: Any, check: dict | None, profile: str) -> None:
         else "measured now"
     out.print(tag(str(model), "bold"), f"on {m.device}:", origin)
     table = Table(show_header=False, box=None)
-    table.add_row("latency", f"p50 {fmt_ms(lat['p50_ms'])} ms · mean {lat['mean_ms']:.3f} · "
-                  f"p90 {fmt_ms(lat['p90_ms'])} · p99 {fmt_ms(lat['p99_ms'])} · min {lat['min_ms']:.3f} · "
-                  f"std {lat['std_ms']:.3f} ms ({lat['runs']} runs, {lat['warmup_runs']} warm-up)")
-    table.add_row("first inference", f"{lat['first_inference_ms']:.3f} ms (init {lat['init_ms']:.1f} ms)")
+    table.add_row("latency", f"p50 {duration(lat['p50_ms'])} · mean {duration(lat['mean_ms'])} · "
+                  f"p90 {duration(lat['p90_ms'])} · p99 {duration(lat['p99_ms'])} · min {duration(lat['min_ms'])} · "
+                  f"std {duration(lat['std_ms'])} ({lat['runs']} runs, {lat['warmup_runs']} warm-up)")
+    table.add_row("first inference", f"{duration(lat['first_inference_ms'])} (init {duration(lat['init_ms'])})")
     table.add_row("memory", f"peak RSS {human_bytes(mem['peak_rss_bytes'])} "
                   f"(+{human_bytes(mem['peak_rss_increase_bytes'])} to load and run it); "
                   f"model {human_bytes(mem['model_bytes'])}")

@@ -76,10 +76,6 @@ def human_bytes(n: int | None) -> str:
     return f"{n / 1024:,.1f} KiB" if n < 2**20 else f"{n / 2**20:,.1f} MiB" if n < 2**30 else f"{n / 2**30:,.1f} GiB"
 
 
-def fmt_ms(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
 def warn(messages: list[str]) -> None:
     for message in messages:
         err.print(tag("warning:", "yellow"), brief(message), highlight=False)
