@@ -17,6 +17,12 @@ from .tflite.facts import ModelReport
 def predict(model_bytes: bytes, x: np.ndarray | list[np.ndarray]) -> np.ndarray:
     """Outputs (first output tensor, dequantized to float) of a .tflite model for every sample; ``x`` is
     one array (samples first) per model input, in the model's input order (an array for one input)."""
+    return next(iter(predict_outputs(model_bytes, x).values()))
+
+
+def predict_outputs(model_bytes: bytes, x: np.ndarray | list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Every output tensor of a .tflite model for every sample, dequantized to float, by output name in
+    the model's output order (see :func:`predict`)."""
     from ai_edge_litert.interpreter import Interpreter
 
     from ._native import quiet
@@ -26,18 +32,33 @@ def predict(model_bytes: bytes, x: np.ndarray | list[np.ndarray]) -> np.ndarray:
         interp.allocate_tensors()
     arrays = [x] if isinstance(x, np.ndarray) else list(x)
     inputs = interp.get_input_details()
-    out = interp.get_output_details()[0]
-    out_scale, out_zero = out["quantization"]
-    results = []
+    outputs = interp.get_output_details()
+    results: list[list[np.ndarray]] = [[] for _ in outputs]
     for i in range(len(arrays[0])):
         for inp, array in zip(inputs, arrays, strict=True):
             interp.set_tensor(inp["index"], _fed(inp, array[i]))
         interp.invoke()
-        result = interp.get_tensor(out["index"]).astype(np.float32)
-        if np.issubdtype(out["dtype"], np.integer) and out_scale:
-            result = (result - out_zero) * out_scale
-        results.append(result[0])
-    return np.stack(results)
+        for out, found in zip(outputs, results, strict=True):
+            result = interp.get_tensor(out["index"]).astype(np.float32)
+            scale, zero = out["quantization"]
+            if np.issubdtype(out["dtype"], np.integer) and scale:
+                result = (result - zero) * scale
+            found.append(result[0])
+    named: dict[str, np.ndarray] = {}
+    for n, (out, found) in enumerate(zip(outputs, results, strict=True)):
+        named[out["name"] if out["name"] and out["name"] not in named else f"output_{n}"] = np.stack(found)
+    return named
+
+
+def paired_outputs(reference: dict[str, np.ndarray],
+                   test: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """The outputs of two versions of one model, paired: by name where both have the same names (a
+    converter may reorder outputs), else in order; pairs whose shapes differ are left out."""
+    if set(reference) == set(test):
+        pairs = [(name, reference[name], test[name]) for name in reference]
+    else:
+        pairs = [(name, ref, other) for (name, ref), other in zip(reference.items(), test.values(), strict=False)]
+    return [(name, ref, other) for name, ref, other in pairs if ref.shape == other.shape]
 
 
 def first_overflow(model_bytes: bytes, x: np.ndarray | list[np.ndarray]) -> str | None:
@@ -120,10 +141,26 @@ def accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(outputs.argmax(axis=1) == labels.reshape(-1)))
 
 
-def quality(reference: np.ndarray, test: np.ndarray, y: np.ndarray | None, classifier: bool) -> dict[str, Any]:
+def quality(reference: np.ndarray | dict[str, np.ndarray], test: np.ndarray | dict[str, np.ndarray],
+            y: np.ndarray | None, classifier: bool) -> dict[str, Any]:
     """Compare outputs: accuracy before/after with integer labels, fidelity (SQNR, and top-1
-    agreement for classifiers) otherwise. The dict of a :class:`edgesdk.quality.Quality`."""
+    agreement for classifiers) otherwise. The dict of a :class:`edgesdk.quality.Quality`.
+
+    Given every output (dicts by name, from :func:`predict_outputs`), labels, accuracy and top-1
+    agreement are the first output's; each output's SQNR is in ``outputs`` and ``sqnr_db`` is the lowest
+    of them, so a candidate whose second output collapsed does not pass for faithful.
+    """
+    per_output: list[dict[str, Any]] = []
+    if isinstance(reference, dict) or isinstance(test, dict):
+        assert isinstance(reference, dict) and isinstance(test, dict)
+        pairs = paired_outputs(reference, test)
+        per_output = [{"name": name, "sqnr_db": sqnr_db(ref, other)} for name, ref, other in pairs]
+        first = pairs[0] if pairs and pairs[0][0] == next(iter(reference)) else \
+            (None, next(iter(reference.values())), next(iter(test.values())))
+        reference, test = first[1], first[2]
     result: dict[str, Any] = {"samples": len(test), "sqnr_db": sqnr_db(reference, test)}
+    if len(per_output) > 1:
+        result.update(sqnr_db=min(o["sqnr_db"] for o in per_output), outputs=per_output)
     if y is not None and np.issubdtype(y.dtype, np.integer) and classifier:
         result.update(metric="accuracy", before=accuracy(reference, y), after=accuracy(test, y))
     elif y is not None:

@@ -28,6 +28,8 @@ class Quality:
     after: float | None = None
     top1_agreement: float | None = None
     inputs: str | None = None          # None: the user's data; "generated": no data was given
+    # A model with several outputs: each one's name and SQNR against the original (sqnr_db is the lowest).
+    outputs: list[dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         if self.metric not in ("accuracy", "mse", "fidelity"):

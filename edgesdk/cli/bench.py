@@ -21,9 +21,9 @@ DEFAULT_BENCH = BenchSettings()
 
 @app.command()
 def bench(
-    model: Annotated[Path, typer.Argument(help="a .tflite model")],
-    device: Annotated[str, typer.Option("--device", help=f"where to measure: {examples()} (a board running the "
-                                        "edgesdk firmware harness) or a named device")] = "local",
+    model: Annotated[Path, typer.Argument(metavar="MODEL", help="a .tflite model")],
+    device: Annotated[str, typer.Option("--device", help=f"where to measure: {examples(wrappable=True)} "
+                                        "(a board running the edgesdk firmware harness) or a named device")] = "local",
     runs: Annotated[int, typer.Option(help="minimum timed runs", min=1, max=MAX_RUNS)] = DEFAULT_BENCH.runs,
     warmup: Annotated[int, typer.Option(help="untimed runs first", min=0, max=MAX_RUNS)] = DEFAULT_BENCH.warmup,
     min_time: Annotated[float, typer.Option("--min-time", help="minimum seconds of timed runs",
@@ -68,10 +68,13 @@ def bench(
     CPU, the GPU adapter (a software one is flagged: its timings are not GPU speed) and how far the
     GPU's fp16 outputs are from the CPU's (SQNR). A device without that accelerator is an error.
 
-    Example: edgesdk bench model_int8.tflite --runs 100 --threads 1
-    Example: edgesdk bench model_fp16.tflite -p mobile-gpu --device adb://R58M123ABC
-    Example: edgesdk bench model.tflite --device ssh://pi@raspberrypi.local?python=/home/pi/venv/bin/python
-    Example: edgesdk bench model.tflite --device "adb://R58M123ABC?benchmark_model=./android_aarch64_benchmark_model"
+    Examples:
+
+    \b
+      edgesdk bench model_int8.tflite --runs 100 --threads 1
+      edgesdk bench model_fp16.tflite -p mobile-gpu --device adb://R58M123ABC
+      edgesdk bench model.tflite --device ssh://pi@raspberrypi.local?python=/home/pi/venv/bin/python
+      edgesdk bench model.tflite --device "adb://R58M123ABC?benchmark_model=./android_aarch64_benchmark_model"
     """
     from ..measure import bench as run_bench
     from ..profiles import load_profile

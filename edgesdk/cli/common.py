@@ -69,11 +69,10 @@ def print_json(doc: Any) -> None:
 
 
 def human_bytes(n: int | None) -> str:
-    if n is None:
-        return "n/a"
-    if n < 10_000:
-        return f"{n:,} B"
-    return f"{n / 1024:,.1f} KiB" if n < 2**20 else f"{n / 2**20:,.1f} MiB" if n < 2**30 else f"{n / 2**30:,.1f} GiB"
+    """A byte count in the unit that fits (the one formatter, :func:`edgesdk.search.cells.size`)."""
+    from ..search.cells import size
+
+    return "n/a" if n is None else size(n)
 
 
 def warn(messages: list[str]) -> None:

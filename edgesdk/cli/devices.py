@@ -16,14 +16,17 @@ from .common import JsonOpt, StoreOpt, err, out, print_json, tag
 
 
 @devices_app.command("add")
-def devices_add(name: Annotated[str, typer.Argument(help="a name, e.g. pi5-lab")],
-                url: Annotated[str, typer.Argument(help=f"one of: {examples()}")],
+def devices_add(name: Annotated[str, typer.Argument(metavar="NAME", help="a name, e.g. pi5-lab")],
+                url: Annotated[str, typer.Argument(metavar="URL", help=f"one of: {examples(wrappable=True)}")],
                 replace: Annotated[bool, typer.Option("--replace", help="overwrite a device of that name")] = False,
                 store: StoreOpt = None) -> None:
     """Name a device URL; the name then works wherever --device takes a URL.
 
-    Example: edgesdk devices add pi5 "ssh://pi@raspberrypi.local?python=/home/pi/venv/bin/python"
-    Example: edgesdk devices add pixel8 "adb://38121FDJH000AB?benchmark_model=/opt/tflite/android_aarch64_benchmark_model"
+    Examples:
+
+    \b
+      edgesdk devices add pi5 "ssh://pi@raspberrypi.local?python=/home/pi/venv/bin/python"
+      edgesdk devices add pixel8 "adb://38121FDJH000AB?benchmark_model=/opt/tflite/android_aarch64_benchmark_model"
     """
     from .. import devices
     from ..store import Store
@@ -53,7 +56,8 @@ def devices_list(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
 
 
 @devices_app.command("remove")
-def devices_remove(name: Annotated[str, typer.Argument(help="a named device")], store: StoreOpt = None) -> None:
+def devices_remove(name: Annotated[str, typer.Argument(metavar="NAME",
+                                                       help="a named device")], store: StoreOpt = None) -> None:
     """Forget a named device (what was uploaded to it stays; see `devices clean`)."""
     from ..errors import DeployError
     from ..store import Store
@@ -64,7 +68,7 @@ def devices_remove(name: Annotated[str, typer.Argument(help="a named device")], 
 
 
 @devices_app.command("check")
-def devices_check(device: Annotated[str, typer.Argument(help="a named device or a URL")],
+def devices_check(device: Annotated[str, typer.Argument(metavar="DEVICE", help="a named device or a URL")],
                   trust_new_host: Annotated[bool, typer.Option("--trust-new-host", help="accept and record an "
                                                                "unknown SSH host key")] = False,
                   store: StoreOpt = None, as_json: JsonOpt = False) -> None:
@@ -104,7 +108,8 @@ def devices_check(device: Annotated[str, typer.Argument(help="a named device or 
 
 
 @devices_app.command("clean")
-def devices_clean(device: Annotated[str, typer.Argument(help="a named device, an ssh:// or adb:// URL")],
+def devices_clean(device: Annotated[str, typer.Argument(metavar="DEVICE",
+                                                        help="a named device, an ssh:// or adb:// URL")],
                   store: StoreOpt = None) -> None:
     """Remove the agent and models edgesdk uploaded to a device: only the files it recorded there, never
     other files in the same folder (?cache= / ?dir=); the environment `devices setup` made stays."""
@@ -121,7 +126,8 @@ INSTALLABLE = list(installable())  # what `devices setup` can install, preferred
 
 
 @devices_app.command("setup")
-def devices_setup(device: Annotated[str, typer.Argument(help="a named device or an ssh:// or adb:// URL")],
+def devices_setup(device: Annotated[str, typer.Argument(metavar="DEVICE",
+                                                        help="a named device or an ssh:// or adb:// URL")],
                   runtime: Annotated[Optional[str], typer.Option(
                       "--runtime", metavar="|".join(INSTALLABLE),
                       help=f"the TFLite runtime to install (default: the first of {', '.join(INSTALLABLE)} that "
@@ -140,9 +146,11 @@ def devices_setup(device: Annotated[str, typer.Argument(help="a named device or 
     later command uses it; for a URL the new URL is printed. Running it again changes nothing on a device
     that is ready; a failure leaves the device and its record as they were.
 
-    Example: edgesdk devices setup pi5
+    Examples:
 
-    Example: edgesdk devices setup "ssh://pi@raspberrypi.local" --offline --runtime tflite-runtime
+    \b
+      edgesdk devices setup pi5
+      edgesdk devices setup "ssh://pi@raspberrypi.local" --offline --runtime tflite-runtime
     """
     from .. import provision
     from ..store import Store

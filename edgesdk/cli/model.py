@@ -29,7 +29,7 @@ def _short(name: str, width: int = 20) -> str:
 
 @app.command("inspect")
 def inspect_cmd(
-    model: Annotated[Path, typer.Argument(help=".keras, .h5, SavedModel directory or .tflite")],
+    model: Annotated[Path, typer.Argument(metavar="MODEL", help=".keras, .h5, SavedModel directory or .tflite")],
     profile: Annotated[Optional[str], typer.Option("--profile", "-p", help="check the model against this "
                                                   "profile (name or YAML path)")] = None,
     trust_model_code: TrustOpt = False,
@@ -41,7 +41,10 @@ def inspect_cmd(
 
     Keras and SavedModel models are converted to an fp32 .tflite in memory first.
 
-    Example: edgesdk inspect model.tflite --profile cortex-m4
+    Examples:
+
+    \b
+      edgesdk inspect model.tflite --profile cortex-m4
     """
     from ..inspection import inspect_model
 
@@ -147,7 +150,8 @@ def _print_fit(fit: dict[str, Any]) -> None:
 
 @app.command()
 def compress(
-    model: Annotated[Path, typer.Argument(help=".keras, .h5, SavedModel directory or .tflite (float, fp16-weight "
+    model: Annotated[Path, typer.Argument(metavar="MODEL",
+                                          help=".keras, .h5, SavedModel directory or .tflite (float, fp16-weight "
                                           "or integer; `edgesdk inspect` says what it takes)")],
     profile: Annotated[str, typer.Option("--profile", "-p", help="target profile name or YAML path")],
     recipe: Annotated[str, typer.Option("--recipe", "-r", help="steps such as 'int8', 'prune=0.5,int8', "
@@ -173,10 +177,14 @@ def compress(
     A .tflite takes the same recipes but the training steps (qat, distill, channels, fine-tuning); an
     integer .tflite keeps its precision (int8, int8=io, prune, cluster, strip).
 
-    Example: edgesdk compress model.keras -p rpi5 -r prune=0.5,int8 -d val.npz -o model_int8.tflite
+    Examples:
+
+    \b
+      edgesdk compress model.keras -p rpi5 -r prune=0.5,int8 -d val.npz -o model_int8.tflite
     """
     from ..compress import compress as run_compress
     from ..quality import Quality
+    from ..search.cells import per_output
     from ..store import Store
 
     with err.status("compressing…") as status:
@@ -201,7 +209,10 @@ def compress(
         if q.top1_agreement is not None:
             table.add_row("top-1 agreement", f"{q.top1_agreement:.4f}")
         if q.sqnr_db is not None:
-            table.add_row("SQNR", f"{q.sqnr_db:.1f} dB vs the float model")
+            table.add_row("SQNR", f"{q.sqnr_db:.1f} dB vs the float model"
+                          + (f" (the lowest of {len(q.outputs)} outputs)" if q.outputs else ""))
+        if q.outputs:
+            table.add_row("per output", per_output({"quality": result.quality}).removeprefix("SQNR per output: "))
     out.print(table)
     if result.target:
         _print_target(result.target)
@@ -209,7 +220,7 @@ def compress(
 
 @export_app.command("c")
 def export_c_cmd(
-    model: Annotated[Path, typer.Argument(help="the .tflite to embed")],
+    model: Annotated[Path, typer.Argument(metavar="MODEL", help="the .tflite to embed")],
     output: Annotated[Path, typer.Option("--output", "-o", help="folder for model_data.h/.cc and model_ops.h")],
     arena: Annotated[Optional[int], typer.Option("--arena", help="tensor arena bytes to declare (default: the "
                                                  "host TFLite Micro arena + 1 KiB + 5 %)", min=1)] = None,
@@ -220,7 +231,10 @@ def export_c_cmd(
     size (found by allocating the model in TFLite Micro on this machine) and an op resolver that
     registers exactly the operators used. firmware_examples/ has harnesses that include them.
 
-    Example: edgesdk export c model.tflite -o firmware/src
+    Examples:
+
+    \b
+      edgesdk export c model.tflite -o firmware/src
     """
     from ..export_c import export_c
 

@@ -99,8 +99,12 @@ def tune(
     measured; the results store answers repeated measurements. Running the same command again resumes
     the study in OUTDIR. Ctrl-C stops and keeps what was measured.
 
-    Example: edgesdk tune model.keras -p rpi5 --device pi5 -d val.npz --train-data train.npz
-    --max-accuracy-drop 0.01 -o tuned/
+    Examples:
+
+    \b
+      edgesdk tune model.keras -p rpi5 --device pi5 -d val.npz --max-accuracy-drop 0.01 -o tuned/
+      edgesdk tune model.tflite -p cortex-m4 --objectives size,accuracy --budget 12 -o tuned/
+      edgesdk tune model.keras -p host --config tune.yaml
     """
     from ..intake import open_model
     from ..profiles import load_profile
@@ -137,7 +141,7 @@ class _TuneProgress:
     """tune's progress on stderr: a bar with the best so far on a terminal, one line per trial in a log.
     The bar appears with the first report, after tune has checked its input: an error stays one line."""
 
-    def __init__(self, title: str, size: int, total: int, *, chosen: object) -> None:
+    def __init__(self, title: str, size: int, total: int, *, chosen: object, console: Any = None) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -146,11 +150,17 @@ class _TuneProgress:
             TimeElapsedColumn,
             TimeRemainingColumn,
         )
+        from rich.table import Column
 
-        self.size, self.total, self.chosen = size, total, chosen
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
-                            TextColumn("{task.fields[best]}"), console=err, transient=False)
+        self.size, self.total, self.chosen, self.title = size, total, chosen, title
+        self.console = console or err
+        # One line at any width: the title is printed once above it, the bar is short, and the best so far
+        # takes what is left of the line and is cut with an ellipsis rather than wrapped.
+        self.bar = Progress(BarColumn(bar_width=16), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("left"),
+                            TimeRemainingColumn(),
+                            TextColumn("{task.fields[best]}", table_column=Column(no_wrap=True, overflow="ellipsis",
+                                                                                    ratio=1)),
+                            console=self.console, transient=False, expand=True)
         self.task = self.bar.add_task(title, total=total, best="", start=False)
 
     def __enter__(self) -> _TuneProgress:
@@ -164,22 +174,24 @@ class _TuneProgress:
 
         detail = event.detail
         best, row, left = detail.get("best"), detail.get("row"), detail.get("time_budget_s")
-        note = f"best {best['recipe']} p50 {duration(best['latency_ms'])}" + \
-            (" (estimated)" if best.get("estimated") else "") if best else ""
+        note = f"best {best['recipe']} {duration(best['latency_ms'])}" + \
+            (" (est.)" if best.get("estimated") else "") if best else ""
         if left:
-            note += f" · time budget: {max(0.0, left - detail['elapsed_s']):.0f} s left"
+            note = f"{max(0.0, left - detail['elapsed_s']):.0f} s of budget left · {note}"
         self.bar.update(self.task, completed=event.done, total=event.total, best=note)
         if row is None:  # before the first trial: a resumed study starts from what it has done
+            self.console.print(self.title, highlight=False)
             if self.chosen is None and self.total < self.size:
-                err.print(f"trying {self.total} of the {self.size} candidates (the default budget is "
-                          f"{DEFAULT_BUDGET}; --budget N or --time-budget S to search further)", highlight=False)
+                self.console.print(f"trying {self.total} of the {self.size} candidates (the default budget is "
+                                   f"{DEFAULT_BUDGET}; --budget N or --time-budget S to search further)",
+                                   highlight=False)
             self.bar.start_task(self.task)
             self.bar.start()
-        elif not err.is_terminal and row.get("recipe"):  # logs (CI, cron) get one line per trial
-            err.print(f"[{event.done}/{event.total}] {row['recipe']}: {row.get('status')}"
-                      + (f", p50 {duration(row['latency_ms'])}" if row.get("latency_ms") is not None else "")
-                      + (" (estimated)" if row.get("estimated") else "")
-                      + (f" ({brief(str(row['reason']))})" if row.get("reason") else ""), highlight=False)
+        elif not self.console.is_terminal and row.get("recipe"):  # logs (CI, cron) get one line per trial
+            self.console.print(f"[{event.done}/{event.total}] {row['recipe']}: {row.get('status')}"
+                               + (f", p50 {duration(row['latency_ms'])}" if row.get("latency_ms") is not None else "")
+                               + (" (estimated)" if row.get("estimated") else "")
+                               + (f" ({brief(str(row['reason']))})" if row.get("reason") else ""), highlight=False)
 
 
 @app.command()
@@ -204,7 +216,10 @@ def calibrate(
     skip candidates predicted far over --max-latency-ms. The fit is saved beside a user's profile YAML
     (NAME.calibration.json), or in the data directory for a shipped profile.
 
-    Example: edgesdk calibrate -p rpi5 --device pi5
+    Examples:
+
+    \b
+      edgesdk calibrate -p rpi5 --device pi5
     """
     from device_agent.protocol import BenchSettings
 

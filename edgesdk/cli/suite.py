@@ -96,7 +96,7 @@ def _verdict(result: Any) -> str:
 
 @suite_app.command("run")
 def suite_run(
-    suite: Annotated[Path, typer.Argument(help="the suite YAML file")],
+    suite: Annotated[Path, typer.Argument(metavar="SUITE", help="the suite YAML file")],
     output: Annotated[Path, typer.Option("--output", "-o", help="folder for results.json, results.csv, "
                                          "junit.xml and index.html")],
     store: StoreOpt = None,
@@ -125,7 +125,10 @@ def suite_run(
     p50 rose past the gate is measured again alternately with the baseline's model (kept in the
     store), and that pair decides, so a device that drifted between runs raises no false alarm.
 
-    Example: edgesdk suite run lab.yaml -o out/nightly --tag "$(git rev-parse --short HEAD)" --baseline latest
+    Examples:
+
+    \b
+      edgesdk suite run lab.yaml -o out/nightly --tag "$(git rev-parse --short HEAD)" --baseline latest
     """
     from ..store import Store
     from ..suite import run_suite
@@ -154,8 +157,10 @@ def suite_run(
 
 @suite_app.command("compare")
 def suite_compare(
-    baseline: Annotated[str, typer.Argument(help="the earlier run: a run id, a results.json or its folder")],
-    candidate: Annotated[str, typer.Argument(help="the later run: a run id, a results.json or its folder")],
+    baseline: Annotated[str, typer.Argument(metavar="BASELINE",
+                                            help="the earlier run: a run id, a results.json or its folder")],
+    candidate: Annotated[str, typer.Argument(metavar="CANDIDATE",
+                                             help="the later run: a run id, a results.json or its folder")],
     max_latency_increase: LatencyGate = "5%",
     max_size_increase: SizeGate = "0",
     max_quality_drop: QualityGate = "0.5pt",
@@ -167,7 +172,10 @@ def suite_compare(
     re-measurement recorded by `suite run --baseline` between these two runs decides latency. Measures
     nothing itself.
 
-    Example: edgesdk suite compare out/monday out/tuesday --max-latency-increase 5%
+    Examples:
+
+    \b
+      edgesdk suite compare out/monday out/tuesday --max-latency-increase 5%
     """
     from ..store import Store
     from ..suite import compare, load_results

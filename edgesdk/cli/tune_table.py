@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.table import Table
 
-from ..search.cells import duration, quality_cell, quality_heading, size, versus_cell
+from ..search.cells import duration, per_output, quality_cell, quality_heading, size, versus_cell
 from .common import err, out, tag
 
 KEPT = ("measured", "estimated")
@@ -23,10 +23,11 @@ def _latency(row: dict[str, Any]) -> str:
 
 def _notes(row: dict[str, Any]) -> str:
     acc = row.get("accelerator") or {}
-    return row.get("reason") or "; ".join(row.get("violations") or []) or \
+    said = row.get("reason") or "; ".join(row.get("violations") or []) or \
         (f"repeat of #{row['repeat_of']}" if "repeat_of" in row else "") or \
         (f"{', '.join(acc.get('fallback_ops') or []) or 'some operators'} on the CPU"
          if acc.get("fully_accelerated") is False else "")
+    return "; ".join(part for part in (said, per_output(row)) if part)
 
 
 def _title(result: Any, shown: list[dict[str, Any]]) -> str:

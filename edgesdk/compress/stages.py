@@ -56,7 +56,7 @@ class Job:
     x_train: Any = None
     labels: Any = None
     train_labels: Any = None
-    reference: Any = None                       # the float model's outputs on x
+    reference: Any = None                       # the float model's outputs on x, by output name
 
     @property
     def flat(self) -> bool:
@@ -106,7 +106,7 @@ def load(job: Job) -> list[str]:
     job.labels = datamod.labels_for(job.dataset, shape, name) if job.dataset else None
     job.train_labels = job.labels if job.trainset is job.dataset else \
         datamod.labels_for(job.trainset, shape, name) if job.trainset else None
-    job.reference = evaluation.predict(job.float_bytes, job.x) if job.x is not None else None
+    job.reference = evaluation.predict_outputs(job.float_bytes, job.x) if job.x is not None else None
     return warnings
 
 
@@ -122,7 +122,8 @@ def _fine_tuning(job: Job) -> tuple[Any, list[str]]:
     if job.flat or job.x_train is None or job.trainset is None or job.epochs <= 0 or not job.rec.keras_steps:
         return None, warnings
     same = job.trainset is job.dataset
-    teacher = job.reference if same and job.reference is not None else evaluation.predict(job.float_bytes, job.x_train)
+    teacher = next(iter(job.reference.values())) if same and job.reference is not None else \
+        evaluation.predict(job.float_bytes, job.x_train)
     assert isinstance(job.x_train, np.ndarray)  # a Keras model: its first input
     if same:
         warnings.append("fine-tuned and evaluated on the same --data: the quality reported is optimistic; "
@@ -202,7 +203,7 @@ def evaluate(job: Job, tflite: bytes) -> tuple[dict[str, Any] | None, list[str]]
         job.say(f"evaluating on {len(job.x)} samples")
         assert job.float_report is not None
         classifier = evaluation.looks_like_classifier(job.float_report, job.labels)
-        return evaluation.quality(job.reference, evaluation.predict(tflite, job.x), job.labels,
+        return evaluation.quality(job.reference, evaluation.predict_outputs(tflite, job.x), job.labels,
                                   classifier=classifier), []
     if job.dataset is None and not job.unrunnable:
         return _fidelity_on_generated(job, tflite)
@@ -218,15 +219,17 @@ def _fidelity_on_generated(job: Job, tflite: bytes) -> tuple[dict[str, Any], lis
     job.say(f"comparing with the original on {GENERATED_SAMPLES} generated inputs (no data)")
     shapes = [shape for _, shape in job.inputs]
     x = datamod.random_calibration(shapes[0] if len(shapes) == 1 else shapes, GENERATED_SAMPLES, seed=job.seed + 1)
-    reference = evaluation.predict(job.float_bytes, x)
+    reference = evaluation.predict_outputs(job.float_bytes, x)
     classifier = evaluation.looks_like_classifier(job.float_report, None)
-    found = evaluation.quality(reference, evaluation.predict(tflite, x), None, classifier=classifier)
+    found = evaluation.quality(reference, evaluation.predict_outputs(tflite, x), None, classifier=classifier)
     found["inputs"] = "generated"
     warnings = ["no data: quality is the fidelity to the original on generated inputs, not accuracy"]
     sqnr = found.get("sqnr_db")
     if sqnr is not None and sqnr < LOW_FIDELITY_DB:
-        warnings.append(f"fidelity to the original is low ({sqnr:.1f} dB SQNR < {LOW_FIDELITY_DB:g} dB on generated "
-                        "inputs): its outputs barely follow the original's; check it on real data (--data)")
+        worst = min(found.get("outputs") or [{}], key=lambda o: o.get("sqnr_db", 0.0)).get("name")
+        where = f" (output {worst}, the lowest of {len(found['outputs'])})" if worst else ""
+        warnings.append(f"fidelity to the original is low ({sqnr:.1f} dB SQNR{where} < {LOW_FIDELITY_DB:g} dB on "
+                        "generated inputs): its outputs barely follow the original's; check it on real data (--data)")
     return found, warnings
 
 

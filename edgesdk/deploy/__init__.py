@@ -56,9 +56,12 @@ register_scheme(Scheme("serial://", "serial:///dev/ttyACM0[?baud=115200]", "edge
 LOCAL = ("local", "local://")
 
 
-def examples() -> str:
-    """Every scheme as a user writes it, for help texts and errors."""
-    return ", ".join(["local", *(s.example for s in SCHEMES.values())])
+def examples(wrappable: bool = False) -> str:
+    """Every scheme as a user writes it, for help texts and errors; ``wrappable`` puts a space before each
+    URL's options (``ssh://user@host [?python=PATH]``) so that a narrow ``--help`` breaks the line there
+    instead of inside the URL."""
+    forms = [s.example.replace("[?", " [?") if wrappable else s.example for s in SCHEMES.values()]
+    return ", ".join(["local", *forms])
 
 
 def scheme_of(url: str) -> Scheme:

@@ -26,7 +26,21 @@ def quality_heading(rows: list[dict[str, Any]]) -> str:
         name = "MSE"
     else:
         name = "SQNR dB"
+    if found.outputs and name == "SQNR dB":
+        name = f"SQNR dB (lowest of {len(found.outputs)} outputs)"
     return f"{name} (generated inputs)" if found.inputs == "generated" else name
+
+
+def per_output(row: dict[str, Any]) -> str:
+    """Each output's SQNR against the original, for a model with several (``boxes 31.2 dB · scores 8.4 dB``)."""
+    q = Quality.from_dict(row.get("quality"))
+    if q is None or not q.outputs:
+        return ""
+    return "SQNR per output: " + " · ".join(f"{o.get('name')} {_db(o.get('sqnr_db'))}" for o in q.outputs)
+
+
+def _db(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f} dB" if math.isfinite(value) else "∞ dB"
 
 
 def quality_cell(row: dict[str, Any]) -> str:
@@ -76,19 +90,29 @@ def duration(ms: float | None) -> str:
     return f"{ms / 1000:.3g} s"
 
 
-def size(n: int | None) -> str:
-    """A byte count as B, KiB or MiB (three significant digits above 1 KiB)."""
+def size(n: int | float | None) -> str:
+    """A byte count as B, KiB, MiB or GiB (three significant digits above 1 KiB)."""
     if n is None:
         return "–"
     if n < 1024:
-        return f"{n} B"
-    if n < 1024 ** 2:
-        return f"{n / 1024:.3g} KiB" if n < 100 * 1024 else f"{n / 1024:.0f} KiB"
-    return f"{n / 1024 ** 2:.3g} MiB" if n < 100 * 1024 ** 2 else f"{n / 1024 ** 2:.0f} MiB"
+        return f"{int(n)} B"
+    for power, unit in ((1, "KiB"), (2, "MiB"), (3, "GiB")):
+        value = n / 1024 ** power
+        if value < 1024 or unit == "GiB":
+            return f"{value:.3g} {unit}" if value < 100 else f"{value:,.0f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def rate(per_s: float, unit: str) -> str:
+    """A rate with an SI prefix: ``rate(7.68e10, "MAC/s")`` is ``76.8 GMAC/s``."""
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if per_s >= factor:
+            return f"{per_s / factor:.3g} {prefix}{unit}"
+    return f"{per_s:.3g} {unit}"
 
 
 def _opposite(word: str) -> str:
     return {"smaller": "bigger", "faster": "slower"}[word]
 
 
-__all__ = ["duration", "quality_cell", "quality_heading", "size", "versus_cell"]
+__all__ = ["duration", "per_output", "quality_cell", "quality_heading", "rate", "size", "versus_cell"]

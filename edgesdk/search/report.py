@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..fileio import write_atomic
-from .cells import duration, quality_cell, quality_heading, versus_cell
+from .cells import duration, per_output, quality_cell, quality_heading, size, versus_cell
 from .objectives import KEPT
 from .plots import Limits, scatter
 
@@ -79,8 +79,9 @@ def _device(kept: list[dict[str, Any]]) -> list[tuple[str, str]]:
     device = next((r.get("device") for r in kept if r.get("device")), None)
     if not device:
         return []
-    out = [(key, _fmt(device.get(key))) for key in ("hostname", "machine", "cpu_model", "emulated", "cores",
-                                                    "ram_bytes", "os", "governor", "fingerprint")]
+    out = [(key, _fmt(device.get(key))) for key in ("hostname", "machine", "cpu_model", "emulated", "cores")]
+    out.append(("RAM", size(device["ram_bytes"]) if device.get("ram_bytes") else "–"))
+    out += [(key, _fmt(device.get(key))) for key in ("os", "governor", "fingerprint")]
     runtime = kept[0].get("runtime") or {}
     out.append(("runtime", f"{runtime.get('name')} {runtime.get('version')}"))
     acc = next((r.get("accelerator") for r in kept if r.get("accelerator")), None) or {}
@@ -96,9 +97,13 @@ def _device(kept: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 def _describe(row: dict[str, Any], lat: dict[str, Any]) -> str:
     lines = [f"file      {row.get('path')}", f"sha256    {row.get('sha256')}", f"precision {row.get('precision')}",
-             f"quality   {row.get('quality')}"]
-    for key in ("p50_ms", "mean_ms", "p90_ms", "p99_ms", "min_ms", "max_ms", "std_ms", "runs"):
-        lines.append(f"{key:9} {lat.get(key)}")
-    lines.append(f"memory    {row.get('measured_memory')}")
+             f"quality   {quality_cell(row)}"] + ([f"outputs   {per_output(row)}"] if per_output(row) else [])
+    for key in ("p50_ms", "mean_ms", "p90_ms", "p99_ms", "min_ms", "max_ms", "std_ms"):
+        lines.append(f"{key[:-3]:9} {duration(lat.get(key))}")
+    lines.append(f"runs      {_fmt(lat.get('runs'))}")
+    memory = row.get("measured_memory") or {}
+    shown = [f"{key.removesuffix('_bytes').replace('_', ' ')} {size(value)}" for key, value in memory.items()
+             if key.endswith("_bytes") and isinstance(value, (int, float))]
+    lines.append(f"memory    {', '.join(shown) or '–'}")
     lines.append(f"key       {row.get('measurement_key')}")
     return "\n".join(lines)

@@ -53,12 +53,55 @@ def test_help_lists_every_command():
     assert "--recipe" in run("compress", "--help", check_rc=0).stdout
 
 
-def test_profiles_list_and_show():
+def test_help_reads_at_80_columns():
+    """At 80 columns every option names its value (``--runs RUNS``, not typer's ``<int range>``), every
+    example is a whole command on a line of its own (not run into the text or broken for copy-paste), and
+    no URL form of --device is cut inside."""
+    import shlex
+
+    import typer
+    from typer.testing import CliRunner
+
+    from edgesdk.cli import app
+
+    def walk(group, path):
+        for name, command in group.commands.items():
+            if hasattr(command, "commands"):
+                yield from walk(command, [*path, name])
+            elif not command.hidden:
+                yield [*path, name]
+
+    examples = 0
+    for path in walk(typer.main.get_command(app), []):
+        shown = CliRunner().invoke(app, [*path, "--help"], terminal_width=80).output
+        where = " ".join(path)
+        for typed in ("<int range>", "<float range>", "<list[", "<str>", "<float>", "<int>"):
+            options = shown.split("Options:", 1)[-1]
+            assert typed not in options, f"{where} --help shows {typed}"
+        assert "Example:" not in shown, f"{where} --help runs an example into its text"
+        lines = shown.splitlines()
+        if "  Examples:" in lines:
+            block = lines[lines.index("  Examples:") + 2:]
+            for line in block[:block.index("") if "" in block else len(block)]:
+                words = shlex.split(line)
+                assert words[:1 + len(path)] == ["edgesdk", *path], f"{where}: example {line!r} is not whole"
+                examples += 1
+        for line in lines:
+            assert not line.rstrip().endswith(("://", "adb://SERIAL[?")), f"{where}: a URL is cut: {line!r}"
+    assert examples >= 10
+
+
+def test_profiles_list_and_show(tmp_path):
     names = {p["name"] for p in json.loads(run("profiles", "list", "--json", check_rc=0).stdout)}
     assert {"host", "rpi5", "cortex-m4", "edgetpu"} <= names
     shown = json.loads(run("profiles", "show", "cortex-m4", "--json", check_rc=0).stdout)
     assert shown["memory"]["ram_bytes"] == 655360 and "CONV_2D" in shown["operators"]
-    assert "ram_bytes" in run("profiles", "show", "rpi5", check_rc=0).stdout
+    shown = run("profiles", "show", "rpi5", check_rc=0).stdout
+    # every figure also in the unit a person reads, as a comment: the text is still a profile that loads
+    assert "ram_bytes: 2147483648  # 2 GiB" in shown and "# 76.8 GMAC/s" in shown and "# 17 GB/s" in shown
+    copy = tmp_path / "mine.yaml"
+    copy.write_text("".join(line + "\n" for line in shown.splitlines() if not line.startswith("path:")))
+    assert run("profiles", "show", str(copy), "--json", check_rc=0).stdout.count('"ram_bytes": 2147483648') == 1
 
 
 @pytest.mark.parametrize("args, fragment", [

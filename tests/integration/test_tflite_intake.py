@@ -145,8 +145,17 @@ def test_two_inputs_two_outputs_and_lowrank(two_inputs, tmp_path, capsys):
     path, data, only_a = two_inputs
     for recipe in ("int8", "mixed=int4:0.5", "dynamic", "sparsegpt=0.5,int8"):
         result = edgesdk.compress(path, "host", recipe, tmp_path / "o.tflite", data)
-        assert result.quality["metric"] == "fidelity" and result.quality["sqnr_db"] > 10, (recipe, result.quality)
+        # int4 weights and half the weights pruned cost the small regression head most (about 5.5 dB where the
+        # classifier keeps 16): the headline is the worse output, so it shows
+        floor = 4 if recipe.startswith(("mixed=int4", "sparsegpt")) else 10
+        assert result.quality["metric"] == "fidelity" and result.quality["sqnr_db"] > floor, (recipe, result.quality)
         assert len(analyze(tmp_path / "o.tflite").outputs) == 2
+        # quality per output: both heads, the headline SQNR the lower of the two
+        outputs = result.quality["outputs"]
+        assert len({o["name"] for o in outputs}) == 2 and all(o["sqnr_db"] > floor for o in outputs), outputs
+        assert result.quality["sqnr_db"] == min(o["sqnr_db"] for o in outputs)
+    rc, shown, _ = cli(capsys, "compress", path, "-p", "host", "-r", "int8", "-o", tmp_path / "g.tflite")
+    assert rc == 0 and "per output" in shown and "lowest of 2 outputs" in shown, shown
     low = edgesdk.compress(path, "host", "lowrank=0.5", tmp_path / "low.tflite", data)
     ops = [op.op for op in analyze(tmp_path / "low.tflite").layers]
     assert ops.count("FULLY_CONNECTED") == 4 + 2  # the two hidden ones split in two; the heads stay
