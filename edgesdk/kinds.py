@@ -55,3 +55,6 @@ class TrialStatus(StrEnum):
     FAILED = "failed"
     REPEAT = "repeat"          # a candidate already tried
     SKIPPED = "skipped"        # a proposal that what earlier trials taught rules out; no work, no budget
+
+# The latency predictor's compute classes: how a precision's kernels are costed (PrecisionSpec.cost).
+COST_CLASSES: tuple[str, ...] = ("float", "dynamic", "int8", "int16x8")

@@ -10,7 +10,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before anything imports TensorFlow
 
-from .. import interrupt
+from .. import _native, interrupt
 from ..errors import EdgeSdkError
 
 # isort: off
@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
 
     Usage errors are click's (exit 2 with the usage line); edgesdk's own errors print their message.
     """
+    _native.quiet_tensorflow_imports()
     try:
         with interrupt.watch():  # an error raised after Ctrl-C (a converter that wrapped it) is the interrupt
             app(args=argv, prog_name="edgesdk", standalone_mode=True)

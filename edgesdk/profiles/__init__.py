@@ -15,7 +15,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ..errors import ProfileError, first_line
 from ..fileio import read_text
-from ..kinds import PRECISIONS
+from ..kinds import COST_CLASSES, PRECISIONS
 from ..strict import Strict, StrictBool
 
 PROFILE_DIR = Path(__file__).parent
@@ -44,6 +44,32 @@ class Roofline(Strict):
     # does. 1 (the default) counts plain MACs.
     quantized_k_tile: int = Field(1, ge=1)
     depthwise_channel_tile: int = Field(1, ge=1)
+    # Kernel facts, beside the peaks: the share of the peak the runtime's kernels reach, by precision class
+    # (float, dynamic, int8, int16x8), by kind of layer (conv, fc, depthwise) or both ("int8_depthwise");
+    # the cost of each operator launched and of each inference; the last-level cache, whose traffic
+    # moves at its own bandwidth. `edgesdk calibrate` replaces them with what the device measures.
+    kernel_efficiency: dict[str, float] = Field(default_factory=dict)
+    per_op_us: float = Field(0.0, ge=0)
+    fixed_us: float = Field(0.0, ge=0)
+    cache_bytes: int = Field(0, ge=0)
+    cache_bandwidth_bytes_per_s: float | None = Field(None, gt=0)
+    # How far an uncalibrated estimate can be off: within this factor of the device's latency (either way),
+    # as measured on the models benchmarks/predictor_error.py runs (or assumed, where the YAML says so).
+    uncalibrated_error: float = Field(3.0, ge=1)
+
+    @field_validator("kernel_efficiency")
+    @classmethod
+    def _efficiencies(cls, value: dict[str, float]) -> dict[str, float]:
+        kinds = ("conv", "fc", "depthwise")
+        known = {*COST_CLASSES, *kinds, *(f"{c}_{k}" for c in COST_CLASSES for k in kinds)}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown kernel class(es) {unknown}; expected a precision class "
+                             f"({', '.join(COST_CLASSES)}), a kind ({', '.join(kinds)}) or both (int8_depthwise)")
+        bad = {k: v for k, v in value.items() if not 0 < v <= 10}
+        if bad:
+            raise ValueError(f"an efficiency is a share of the peak, above 0 and at most 10. Received: {bad}")
+        return value
 
 
 class Power(Strict):

@@ -57,17 +57,37 @@ def on_gpu(profile: Profile | None) -> bool:
 
 
 def roofline(profile: Profile) -> dict[str, float]:
-    """Uncalibrated coefficients: MACs at the profile's peak rate, bytes at its bandwidth (ms per unit)."""
-    coefficients = {"fixed_ms": 0.0, "per_op_ms": 0.0, "memory": 1e3 / profile.roofline.memory_bandwidth_bytes_per_s}
-    fallback = max(profile.roofline.peak_macs_per_s.values())
+    """Uncalibrated coefficients (ms per unit): MACs at the profile's peak rate times the share of it its
+    kernels reach (``kernel_efficiency``), bytes at its bandwidth, its per-operator and per-inference costs."""
+    roof = profile.roofline
+    coefficients = {"fixed_ms": roof.fixed_us / 1e3, "per_op_ms": roof.per_op_us / 1e3,
+                    "memory": 1e3 / roof.memory_bandwidth_bytes_per_s}
+    fallback = max(roof.peak_macs_per_s.values())
     if on_gpu(profile):  # every precision computes as fp16 on the GPU
-        peak = profile.roofline.peak_macs_per_s.get("fp16", fallback)
-        coefficients.update({f"float_{kind}": 1e3 / peak for kind in KINDS})
+        peak = roof.peak_macs_per_s.get("fp16", fallback)
+        coefficients.update({f"float_{kind}": 1e3 / (peak * efficiency(profile, "float", kind)) for kind in KINDS})
     for precision, klass in CLASSES.items():
-        peak = profile.roofline.peak_macs_per_s.get(precision, fallback)
+        peak = roof.peak_macs_per_s.get(precision, fallback)
         for kind in KINDS:
-            coefficients.setdefault(f"{klass}_{kind}", 1e3 / peak)
+            coefficients.setdefault(f"{klass}_{kind}", 1e3 / (peak * efficiency(profile, klass, kind)))
     return coefficients
+
+
+def efficiency(profile: Profile, klass: str, kind: str) -> float:
+    """The share of the peak ``profile``'s kernels of a class and kind reach: ``int8_depthwise`` if the
+    profile names it, else the product of what it says of ``int8`` and of ``depthwise`` (1 where silent)."""
+    facts = profile.roofline.kernel_efficiency
+    return facts.get(f"{klass}_{kind}", facts.get(klass, 1.0) * facts.get(kind, 1.0))
+
+
+def dram_bytes(traffic: float, profile: Profile | None) -> float:
+    """Bytes moved per inference, in DRAM bytes: what fits in the profile's last-level cache moves at the
+    cache's bandwidth (weights stay there from one inference to the next), only the rest at DRAM's."""
+    roof = profile.roofline if profile is not None else None
+    if roof is None or not roof.cache_bytes or not roof.cache_bandwidth_bytes_per_s:
+        return traffic
+    cached = min(traffic, float(roof.cache_bytes))
+    return traffic - cached + cached * roof.memory_bandwidth_bytes_per_s / roof.cache_bandwidth_bytes_per_s
 
 
 def _up(n: int, tile: int) -> int:
@@ -120,7 +140,7 @@ def features(report: ModelReport, profile: Profile | None = None) -> dict[str, f
     if gpu:  # the GPU holds every weight as fp16, whatever the file stores
         held = [t for t in report.tensors if t.constant and t.index not in unpacked]
         weights = sum(2 * int(np.prod(t.shape or [1])) for t in held) + sum(layer.output_bytes // 2 for layer in folded)
-    out["memory"] = float(sum(layer.output_bytes for layer in layers) + weights)
+    out["memory"] = dram_bytes(float(sum(layer.output_bytes for layer in layers) + weights), profile)
     out["fixed_ms"], out["per_op_ms"] = 1.0, float(len(layers))
     return out
 
@@ -139,6 +159,17 @@ class Predictor:
     runtime: dict[str, str] | None = None
     samples: int = 0
     fit_mape: float | None = None
+    # How far an uncalibrated estimate can be off (the profile's ``uncalibrated_error``): within this factor.
+    within: float | None = None
+
+    def uncertainty(self) -> str:
+        """How far this predictor's estimates can be off, in words."""
+        if self.calibrated and self.fit_mape is not None:
+            return (f"calibrated on {self.device}: a median error of {100 * self.fit_mape:.0f} % on the "
+                    "micro-models it was fitted to")
+        within = f"expect within {self.within:g}× of the device's latency either way" if self.within else \
+            "its error is unknown"
+        return f"uncalibrated: {within}; `edgesdk calibrate -p {self.profile} --device D` measures it"
 
     def predict_ms(self, model: str | os.PathLike[str] | ModelReport, profile: Profile) -> float:
         report = model if isinstance(model, ModelReport) else analyze(Path(model))
@@ -161,7 +192,13 @@ def calibration_path(profile: Profile) -> Path:
 
 def load(profile: Profile) -> Predictor:
     """The calibrated predictor for ``profile`` if one was saved (and fits these features), else the
-    plain roofline."""
+    plain roofline; either knows how far the profile's uncalibrated estimates can be off."""
+    predictor = _load(profile)
+    predictor.within = profile.roofline.uncalibrated_error
+    return predictor
+
+
+def _load(profile: Profile) -> Predictor:
     path = calibration_path(profile)
     if not path.is_file():
         return Predictor(profile.name, roofline(profile))

@@ -45,6 +45,7 @@ class TuneResult:
     baseline: dict[str, Any] | None = None     # the original model, measured like a candidate
     beats_original: bool | None = None         # False: no candidate is better than the original on an objective
     limits: dict[str, float] = field(default_factory=dict)   # what the report marks: quality (its unit), latency_ms
+    estimate_within: float | None = None       # estimated latencies (no device, uncalibrated): within this factor
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,7 +94,7 @@ def collect(study: Any, out: Path, objectives: list[str], devices: list[str], ne
     elif not devices:
         kind = "calibrated" if predictor.calibrated else "uncalibrated roofline"
         notes.append(f"no device: every latency is ESTIMATED by the {kind} predictor of profile "
-                     f"{predictor.profile}, not measured")
+                     f"{predictor.profile} ({predictor.uncertainty()}), not measured")
     hardware = {tuple((r.get("device") or {}).get(k) for k in ("machine", "cpu_model", "cores", "ram_bytes"))
                 for r in kept if r.get("device")}
     if len(hardware) > 1:
@@ -105,7 +106,9 @@ def collect(study: Any, out: Path, objectives: list[str], devices: list[str], ne
     return TuneResult(outdir=str(out), study=study.study_name, objectives=objectives, trials=trials, pareto=front,
                       best=best, best_meets_constraints=meets, devices=devices, new_measurements=new_measurements,
                       interrupted=interrupted, notes=notes, baseline=baseline, beats_original=beats,
-                      limits=plotted_limits(constraints, kept))
+                      limits=plotted_limits(constraints, kept),
+                      estimate_within=None if devices else predictor.within if not predictor.calibrated or basis
+                      else None)
 
 
 def plotted_limits(constraints: Constraints, kept: list[dict[str, Any]]) -> dict[str, float]:

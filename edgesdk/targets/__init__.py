@@ -9,6 +9,8 @@ Edge TPU compiler would map. Every latency here is an estimate, and is flagged s
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..profiles import Profile
 from ..tflite.facts import ModelReport
 from .facts import Placement, TargetFacts
@@ -21,20 +23,25 @@ def applies(profile: Profile) -> bool:
 
 def assess(model: bytes, report: ModelReport, profile: Profile) -> TargetFacts | None:
     """The target facts of a .tflite model (its bytes and report) on ``profile``, or None for profiles
-    (CPUs, GPUs) that have no such assessment."""
+    (CPUs, GPUs) that have no such assessment. Its latency's basis says how far it can be off (the
+    profile's ``uncalibrated_error``)."""
+    facts: TargetFacts | None = None
     if profile.npu is not None and profile.npu.compiler == "vela":
         from . import vela
 
-        return vela.assess(model, report, profile)
-    if profile.npu is not None and profile.npu.compiler == "edgetpu-rules":
+        facts = vela.assess(model, report, profile)
+    elif profile.npu is not None and profile.npu.compiler == "edgetpu-rules":
         from . import edgetpu
 
-        return edgetpu.assess(report, profile)
-    if profile.runtime == "tflite-micro":
+        facts = edgetpu.assess(report, profile)
+    elif profile.runtime == "tflite-micro":
         from . import tflm
 
-        return tflm.assess(model, report, profile)
-    return None
+        facts = tflm.assess(model, report, profile)
+    if facts is None or facts.latency_ms is None:
+        return facts
+    within = f"expect within {profile.roofline.uncalibrated_error:g}× either way"
+    return replace(facts, basis=f"{facts.basis}; {within}" if facts.basis else within)
 
 
 __all__ = ["Placement", "TargetFacts", "applies", "assess"]

@@ -95,6 +95,74 @@ def test_quantized_kernels_are_costed_on_whole_tiles(tmp_path):
         assert tiled[f"{klass}_fc"] == fc  # 6144 input features: whole tiles already
 
 
+def _estimate(path, name):
+    profile = load_profile(name)
+    return predict.Predictor(name, predict.roofline(profile)).predict_ms(analyze(path), profile)
+
+
+def test_kernel_facts_make_estimates_differ_where_the_hardware_does(tmp_path):
+    """Uncalibrated, the shipped profiles differ where their hardware does: rpi5's slower memory makes 8 MiB
+    of fp32 weights (past its 2 MiB cache) cost more than on android-cpu while a small CNN costs the same;
+    the GPU pays per operator, so a deep thin model is bound by launches and halving a CNN's width gains
+    less there than on a CPU; fp32 and fp16 cost the same on the GPU (it computes in fp16); dynamic runs
+    at the int8 rate on XNNPACK."""
+    import tf_keras as k
+
+    from edgesdk.techniques import Step
+    from edgesdk.techniques.conversion import convert
+
+    def write(name, model, precision="fp32"):
+        shape = [8, *model.input_shape[1:]]
+        path = tmp_path / f"{name}-{precision}.tflite"
+        path.write_bytes(convert(model, Step(precision), np.random.default_rng(0).standard_normal(shape)
+                                 .astype(np.float32)))
+        return path
+
+    inp = k.Input((1024,))
+    fc = k.Model(inp, k.layers.Dense(1024)(k.layers.Dense(1024, activation="relu")(inp)))   # 8 MiB of fp32
+    wide = write("fc", fc)
+
+    def cnn(width):
+        x = inp = k.Input((32, 32, 3))
+        for _ in range(3):
+            x = k.layers.Conv2D(width, 3, padding="same", activation="relu")(x)
+        return k.Model(inp, k.layers.Dense(10)(k.layers.GlobalAveragePooling2D()(x)))
+
+    small, half = write("cnn", cnn(32)), write("cnn16", cnn(16))
+    x = inp = k.Input((8,))
+    for _ in range(30):
+        x = k.layers.Dense(8, activation="relu")(x)
+    thin = write("thin", k.Model(inp, x))
+
+    assert _estimate(wide, "rpi5") / _estimate(wide, "android-cpu") > 1.25
+    assert 0.9 < _estimate(small, "rpi5") / _estimate(small, "android-cpu") < 1.15
+    ops = len(analyze(thin).layers)
+    assert _estimate(thin, "mobile-gpu") >= (100 + 10 * ops) / 1e3 > 10 * _estimate(thin, "android-cpu")
+    gain_cpu = _estimate(small, "android-cpu") / _estimate(half, "android-cpu")
+    gain_gpu = _estimate(small, "mobile-gpu") / _estimate(half, "mobile-gpu")
+    assert gain_cpu > 2.5 and 1.0 < gain_gpu < gain_cpu
+    assert _estimate(write("thin", k.Model(inp, x), "fp16"), "mobile-gpu") == \
+        pytest.approx(_estimate(thin, "mobile-gpu"))
+    assert _estimate(write("fc", fc, "dynamic"), "host") < 1.5 * _estimate(write("fc", fc, "int8"), "host")
+
+
+def test_a_profile_names_its_kernel_facts_correctly(tmp_path):
+    import yaml
+
+    from edgesdk.errors import ProfileError
+
+    doc = yaml.safe_load(open(load_profile("rpi5").path))
+    doc["name"] = "mine"
+    doc["roofline"]["kernel_efficiency"] = {"int8_depthwsie": 0.1}
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(ProfileError, match="unknown kernel class.*int8_depthwsie"):
+        load_profile(tmp_path / "mine.yaml")
+    doc["roofline"]["kernel_efficiency"] = {"depthwise": 0}
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(ProfileError, match="share of the peak"):
+        load_profile(tmp_path / "mine.yaml")
+
+
 @pytest.fixture(scope="module")
 def held_out(tmp_path_factory):
     """A model no micro-model resembles exactly (three 3x3 convolutions at 32x32, int8), big enough
@@ -147,8 +215,10 @@ def test_tune_without_a_device_estimates_and_says_so(tmp_path):
     assert not any(r["status"] == "measured" for r in result.trials)
     assert len(rows) == 2 and all(r["estimated"] and r["latency_ms"] > 0 for r in rows)
     assert store.count_measurements() == 0 and result.new_measurements == 0
-    assert any("ESTIMATED" in note for note in result.notes)
+    assert any("ESTIMATED" in note and "expect within 1.5× of the device's latency" in note for note in result.notes)
+    assert result.estimate_within == 1.5   # the host profile's uncalibrated_error
     html = (tmp_path / "t/report.html").read_text()
+    assert "expect each within 1.5×" in html
     # the two candidates' latencies and the original's, each marked
     trials = html.split('id="trials"')[1].split("</table>")[0]
     assert "ESTIMATED" in html and trials.count('<span class="est">estimated</span>') == 3
