@@ -180,3 +180,17 @@ def test_inspect_counts_trivial_operators_below_the_layers_and_all_shows_them(tm
     assert "DEQUANTIZE" not in layers.split("not shown")[0] and "not shown (--all shows them):" in short
     assert "DEQUANTIZE" in full.split("layers")[-1] and "not shown" not in full
     assert ";" in full and ";" not in layers.split("not shown")[0]   # fused names in full only with --all
+
+
+def test_tensorflow_chatter_stays_off_the_terminal():
+    """TensorFlow prints absl's "All log messages before absl::InitializeLog()" and "oneDNN custom
+    operations are on" straight to fd 2 when it is first imported, whichever module imports it (tf_keras
+    here, as `calibrate` does); the CLI's import hook sends that to the log (--verbose shows it)."""
+    hooked = "from edgesdk import _native; _native.quiet_tensorflow_imports(); import tf_keras; import tensorflow"
+    loud = subprocess.run([sys.executable, "-c", "import tf_keras"], capture_output=True, text=True,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"})
+    quiet = subprocess.run([sys.executable, "-c", hooked], capture_output=True, text=True,
+                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"})
+    assert loud.returncode == 0 and quiet.returncode == 0, quiet.stderr
+    assert "oneDNN" in loud.stderr or "absl" in loud.stderr   # the chatter exists without the hook
+    assert "oneDNN" not in quiet.stderr and "absl" not in quiet.stderr, quiet.stderr
