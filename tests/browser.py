@@ -35,3 +35,47 @@ def screenshot(page: Path, png: Path, size: str = "1200,1600") -> Path:
     png.parent.mkdir(parents=True, exist_ok=True)
     _run(page, f"--window-size={size}", f"--screenshot={png.resolve()}")
     return png
+
+
+_LAYOUT_CHECK = """<script>
+(() => {
+  const bad = [];
+  const boxed = new Set(["TD", "TH", "P", "LI", "H1", "H2", "H3", "BUTTON", "SPAN", "CODE", "PRE", "DIV"]);
+  for (const el of document.querySelectorAll("body *")) {
+    if (el.closest("svg") || !boxed.has(el.tagName) || el.clientWidth === 0) continue;
+    const style = getComputedStyle(el);
+    const scrolls = ["auto", "scroll"].includes(style.overflowX);
+    if (!scrolls && el.scrollWidth > el.clientWidth + 1 && !el.closest("[data-scrolls]"))
+      bad.push(`${el.tagName} overflows its box: ${el.textContent.trim().slice(0, 80)}`);
+  }
+  for (const svg of document.querySelectorAll("svg")) {
+    const frame = svg.getBoundingClientRect();
+    for (const text of svg.querySelectorAll("text")) {
+      const r = text.getBoundingClientRect();
+      if (r.width && (r.left < frame.left - 1 || r.right > frame.right + 1 || r.top < frame.top - 1 ||
+                      r.bottom > frame.bottom + 1))
+        bad.push(`plot text outside its plot: ${text.textContent.trim()}`);
+    }
+  }
+  const page = document.scrollingElement;
+  if (page.scrollWidth > window.innerWidth + 1) bad.push(`the page is ${page.scrollWidth}px wide in a ${window.innerWidth}px window`);
+  document.body.setAttribute("data-layout-problems", JSON.stringify(bad));
+})();
+</script>"""
+
+
+def layout_problems(page: Path, width: int = 1200) -> list[str]:
+    """What a person would see wrong in a screenshot of ``page`` at ``width`` pixels: text overflowing its
+    box (a table cell, a paragraph), a plot's text outside the plot, a page wider than the window. The
+    page is laid out by Chromium with a script appended that measures the rendered boxes."""
+    import html
+    import json
+    import re
+
+    with tempfile.TemporaryDirectory() as tmp:
+        probe = Path(tmp) / page.name
+        probe.write_text(page.read_text().replace("</body>", _LAYOUT_CHECK + "</body>"))
+        out = _run(probe, f"--window-size={width},1600", "--dump-dom").stdout
+    found = re.search(r'data-layout-problems="([^"]*)"', out)
+    assert found, "the layout check did not run"
+    return list(json.loads(html.unescape(found.group(1))))

@@ -19,7 +19,7 @@ from edgesdk.errors import SuiteError
 from edgesdk.suite import Gates, compare, load_results, run_suite
 from edgesdk.suite.runner import health
 from edgesdk.suite.spec import Health
-from tests import sshd
+from tests import browser, sshd
 
 CLI = Path(sys.executable).parent / "edgesdk"
 FAST = {"runs": 5, "warmup": 1, "min_time_s": 0.05, "power": False}
@@ -99,6 +99,9 @@ def test_suite_over_local_ssh_and_a_device_that_is_down(server, keras3_path, h5_
     assert page.count("<svg") >= 8 and "src=" not in page and "href=" not in page  # self-contained
     assert "unreachable after 2 attempts" in page
     assert "<text" in page and ("ms</text>" in page or "µs</text>" in page)   # each latency axis is labelled
+    if browser.available() is None:  # what a person would see wrong in a screenshot, at two widths
+        for width in (1200, 700):
+            assert browser.layout_problems(tmp_path / "out" / "index.html", width) == [], width
 
 
 @needs_sshd

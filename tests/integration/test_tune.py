@@ -100,6 +100,9 @@ def test_report_renders_in_headless_chromium(searched):
     assert sum(1 for t in texts if re.fullmatch(r"[0-9.−-]+", t.strip())) >= 12
     assert any("latency p50 (µs)" in t or "latency p50 (ms)" in t for t in texts) and "size (KiB)" in texts
     assert sum(1 for t, a in page.tags if t == "tr") >= len(result.trials) + 2   # the header and the original
+    # what a person checks in a screenshot: no text out of its box or plot, no page wider than the window
+    for width in (1200, 800):
+        assert browser.layout_problems(outdir / "report.html", width) == [], width
     shot = browser.screenshot(outdir / "report.html", ROOT / "tests/artifacts/tune_report.png")
     assert shot.stat().st_size > 10_000  # a rendered page, not an empty image
 
