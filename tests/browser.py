@@ -58,7 +58,8 @@ _LAYOUT_CHECK = """<script>
     }
   }
   const page = document.scrollingElement;
-  if (page.scrollWidth > window.innerWidth + 1) bad.push(`the page is ${page.scrollWidth}px wide in a ${window.innerWidth}px window`);
+  if (page.scrollWidth > window.innerWidth + 1)
+    bad.push(`the page is ${page.scrollWidth}px wide in a ${window.innerWidth}px window`);
   document.body.setAttribute("data-layout-problems", JSON.stringify(bad));
 })();
 </script>"""

@@ -11,7 +11,8 @@ from .cells import duration, per_output, quality_cell, quality_heading, size, ve
 from .objectives import KEPT
 from .plots import Limits, scatter
 
-_CSS = """.wide{overflow-x:auto}body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
+_CSS = """.wide{overflow-x:auto}
+body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
 h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em}table{border-collapse:collapse;width:100%}
 td,th{border-bottom:1px solid #ddd;padding:4px 8px;text-align:right}td:first-child,th:first-child,
 td.l,th.l{text-align:left}td:not(.l){white-space:nowrap}tr.best{background:#e8f5e9}tr.original{background:#f1f5f9}tr.rejected,tr.failed{color:#888}.pill{display:inline-block;
