@@ -30,7 +30,8 @@ FullAccelerationOpt = Annotated[bool, typer.Option(
 
 # The limits and the budget of `tune`, as options.
 MaxAccuracyDropOpt = Annotated[Optional[float], typer.Option(
-    "--max-accuracy-drop", min=0, metavar="FRACTION", help="largest accepted drop (0.01 = 1 point)")]
+    "--max-accuracy-drop", min=0, metavar="FRACTION", help="largest accepted drop (0.01 = 1 point); with "
+    "unlabelled --data, a classifier's top-1 agreement with the original must be at least 1 - FRACTION")]
 MinAccuracyOpt = Annotated[Optional[float], typer.Option(
     "--min-accuracy", min=0, max=1, metavar="FRACTION", help="lowest accepted accuracy on the labels of --data "
     "(0.95 = 95 %)")]
@@ -43,6 +44,13 @@ MaxMemoryOpt = Annotated[Optional[int], typer.Option(
 ObjectivesOpt = Annotated[Optional[str], typer.Option(
     "--objectives", metavar="LIST", help="comma-separated, first is primary: accuracy, latency, size, energy "
     "(default accuracy,latency with --data, else latency,size)")]
+MinSqnrOpt = Annotated[Optional[float], typer.Option(
+    "--min-sqnr", metavar="DB", help="lowest accepted SQNR, in dB, of every output against the original's "
+    "(default without labels: 5)")]
+WideOpt = Annotated[bool, typer.Option("--wide", help="one line per trial, with its notes and its change "
+                                       "against the original in words (default: fits 80 columns)")]
+SeedOpt = Annotated[int, typer.Option(help="sampler and fine-tuning seed", min=0, max=2**32 - 1)]
+EpochsOpt = Annotated[int, typer.Option(help="fine-tuning epochs per candidate (as compress)", min=0)]
 BudgetOpt = Annotated[Optional[int], typer.Option(
     "--budget", min=1, metavar="N", help="distinct candidates to try (default: 24, or the whole space with "
     "--time-budget)")]
@@ -69,6 +77,7 @@ def tune(
                                                        "on, kept apart from --data")] = None,
     max_accuracy_drop: MaxAccuracyDropOpt = None,
     min_accuracy: MinAccuracyOpt = None,
+    min_sqnr: MinSqnrOpt = None,
     max_latency_ms: MaxLatencyOpt = None,
     max_memory: MaxMemoryOpt = None,
     objectives: ObjectivesOpt = None,
@@ -77,9 +86,8 @@ def tune(
     restrict: dict[str, list[str]] | None = None,
     storage: StorageOpt = None,
     study: StudyOpt = None,
-    seed: Annotated[int, typer.Option(help="sampler and fine-tuning seed", min=0, max=2**32 - 1)] = 0,
-    epochs: Annotated[int, typer.Option(help="fine-tuning epochs per candidate (as compress)",
-                                        min=0)] = DEFAULT_EPOCHS,
+    seed: SeedOpt = 0,
+    epochs: EpochsOpt = DEFAULT_EPOCHS,
     runs: Annotated[int, typer.Option(help="minimum timed runs per measurement", min=1,
                                       max=MAX_RUNS)] = DEFAULT_BENCH.runs,
     min_time: MinTimeOpt = DEFAULT_BENCH.min_time_s,
@@ -89,8 +97,7 @@ def tune(
     store: StoreOpt = None,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
-    wide: Annotated[bool, typer.Option("--wide", help="one line per trial, with its notes and its change "
-                                       "against the original in words (default: fits 80 columns)")] = False,
+    wide: WideOpt = False,
 ) -> None:
     """Search compressions of a model for a profile, measure each on the device, keep the best.
 
@@ -104,7 +111,6 @@ def tune(
     \b
       edgesdk tune model.keras -p rpi5 --device pi5 -d val.npz --max-accuracy-drop 0.01 -o tuned/
       edgesdk tune model.tflite -p cortex-m4 --objectives size,accuracy --budget 12 -o tuned/
-      edgesdk tune model.keras -p host --config tune.yaml
     """
     from ..intake import open_model
     from ..profiles import load_profile
@@ -115,7 +121,7 @@ def tune(
     prof = load_profile(profile)
     space = build(prof, restrict)
     space = for_form(space, open_model(model, trust_code=trust_model_code).form)  # what this model can take
-    constraints = Constraints(max_accuracy_drop=max_accuracy_drop, min_accuracy=min_accuracy,
+    constraints = Constraints(max_accuracy_drop=max_accuracy_drop, min_accuracy=min_accuracy, min_sqnr_db=min_sqnr,
                               max_latency_ms=max_latency_ms, max_memory_bytes=max_memory,
                               require_full_acceleration=require_full_acceleration)
     wanted = [o.strip() for o in objectives.split(",")] if objectives is not None else None

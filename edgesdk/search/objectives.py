@@ -75,6 +75,14 @@ class Constraints:
         drop = quality.drop
         if self.max_accuracy_drop is not None and drop is not None and drop > self.max_accuracy_drop:
             out.append(f"{quality.metric} drop {drop:.4f} > {self.max_accuracy_drop}")
+        elif self.max_accuracy_drop is not None and drop is None and quality.top1_agreement is not None and \
+                quality.top1_agreement < 1 - self.max_accuracy_drop:
+            # no labels: the accuracy can drop by as much as the share of samples whose class changed
+            out.append(f"top-1 agreement {quality.top1_agreement:.4f} < {1 - self.max_accuracy_drop:.4f} (no labels: "
+                       "the accuracy may drop by as much as the disagreement)")
+        elif self.max_accuracy_drop is not None and drop is None and quality.top1_agreement is None:
+            out.append("the accuracy drop cannot be checked: no labels, and the model is not a classifier "
+                       "(give labels in --data, or limit the fidelity with --min-sqnr)")
         if self.min_accuracy is not None and quality.metric == "accuracy" and \
                 quality.after is not None and quality.after < self.min_accuracy:
             out.append(f"accuracy {quality.after:.4f} < {self.min_accuracy}")

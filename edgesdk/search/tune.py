@@ -166,6 +166,9 @@ def _quality_limits(constraints: Constraints, data: Any, train_data: Any) -> Con
     for path in (data, train_data):
         if path is not None:
             labelled = labelled or (path == data and datamod.load_npz(path).y is not None)
+    if not labelled and constraints.min_accuracy is not None:
+        raise RecipeError("--min-accuracy needs labels: give --data an .npz with 'y' (without labels, "
+                          "--max-accuracy-drop limits a classifier's top-1 agreement, --min-sqnr the fidelity)")
     if not labelled and constraints.min_sqnr_db is None:
         constraints = replace(constraints, min_sqnr_db=LOW_FIDELITY_DB)
     return constraints

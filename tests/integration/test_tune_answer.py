@@ -83,6 +83,35 @@ def test_without_labels_a_collapsed_fidelity_is_a_broken_limit(tmp_path):
     assert result.trial(result.best)["recipe"] == "int8"
 
 
+def test_without_labels_an_accuracy_limit_holds_the_top1_agreement(tmp_path):
+    """Unlabelled --data: --max-accuracy-drop D holds a classifier's top-1 agreement with the original at
+    1 - D or more (the accuracy can drop by as much as the disagreement): channels=0.25 one-shot, which
+    changes many classes, breaks it; int8 keeps it. --min-accuracy needs labels and is refused; --min-sqnr
+    is a limit of its own."""
+    import numpy as np
+
+    unlabelled = tmp_path / "x.npz"
+    np.savez(unlabelled, x=np.load(VAL)["x"])
+    space = build(load_profile("host"), precision=["int8"], prune=["none"], cluster=["none"],
+                  structure=["none", "channels=0.25"], post=["none"])
+    common = {"space": space, "epochs": 0, "objectives": ["size"], "store": edgesdk.Store(), "data": unlabelled}
+    result = tune(MODEL, "host", tmp_path / "t", constraints=edgesdk.search.Constraints(max_accuracy_drop=0.01),
+                  **common)
+    rows = {r["recipe"]: r for r in result.trials if r.get("recipe")}
+    narrow, plain = rows["channels=0.25,int8"], rows["int8"]
+    assert narrow["quality"]["metric"] == "fidelity" and narrow["quality"]["top1_agreement"] < 0.99
+    assert any("top-1 agreement" in v and "< 0.9900" in v for v in narrow["violations"])
+    assert plain["quality"]["top1_agreement"] >= 0.99 and not plain["violations"]
+    assert result.trial(result.best)["recipe"] == "int8"
+    with pytest.raises(edgesdk.RecipeError, match="--min-accuracy needs labels"):
+        tune(MODEL, "host", tmp_path / "u", constraints=edgesdk.search.Constraints(min_accuracy=0.9), **common)
+    shown = CliRunner().invoke(app, ["tune", str(MODEL), "-p", "host", "-d", str(unlabelled), "--min-sqnr", "60",
+                                     "--epochs", "0", "--objectives", "size", *ONLY, "--precision", "int8",
+                                     "-o", str(tmp_path / "v")], terminal_width=200)
+    assert shown.exit_code == 0, shown.output
+    assert "< 60 dB" in shown.output and "NOT every constraint" in shown.output
+
+
 def test_the_space_leaves_out_steps_the_graph_cannot_take(tmp_path, tflite_path, keras3_path):
     """Low-rank on a .tflite factors float fully connected layers other than the output: an int8 file has
     none (the space says so); in its float twin the Dense layer feeds the softmax, and can be factored."""
