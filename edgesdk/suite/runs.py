@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 
 from ..claims import Claims
-from ..errors import StoreError, SuiteError
-from ..store import Store, db_reason, shown_url, suite_cells, suite_runs
+from ..errors import SuiteError
+from ..store import Store, shown_url, suite_cells, suite_runs
 from .spec import LoadedSuite
 
 CLAIMABLE = ("pending", "skipped")
@@ -39,10 +39,6 @@ def cell_id(model: str, recipe: str, device: str) -> str:
     return f"{model}|{recipe}|{device}"
 
 
-def _fail(store: Store, exc: SQLAlchemyError) -> StoreError:
-    return StoreError(f"results store {shown_url(store.url)}: {db_reason(exc)}")
-
-
 def open_run(store: Store, run_id: str, suite: LoadedSuite, tag: str | None) -> bool:
     """Create the run and its cells, or join the run of that id. True when this call created it.
 
@@ -52,7 +48,7 @@ def open_run(store: Store, run_id: str, suite: LoadedSuite, tag: str | None) -> 
     spec = suite.spec
     now = datetime.now(UTC)
     created = False
-    try:
+    with store.db("open a suite run in"):
         try:
             with store.engine.begin() as conn:
                 conn.execute(suite_runs.insert().values(
@@ -77,8 +73,6 @@ def open_run(store: Store, run_id: str, suite: LoadedSuite, tag: str | None) -> 
                                 recipe=recipe, device=device.name, status="pending", claims=0))
                     except IntegrityError:
                         pass
-    except SQLAlchemyError as exc:
-        raise _fail(store, exc) from exc
     return created
 
 
@@ -89,7 +83,7 @@ def claim(store: Store, run_id: str, device: str, worker: str, lease_s: float) -
     now = datetime.now(UTC)
     open_cells = suite_cells.c.status.in_((*CLAIMABLE, "running"))   # running: perhaps a dead worker's
     mine = and_(suite_cells.c.run_id == run_id, suite_cells.c.device == device)
-    try:
+    with store.db("claim a cell in"):
         claims = Claims(store.engine)
         with store.engine.connect() as conn:
             candidates = [r[0] for r in conn.execute(
@@ -103,32 +97,26 @@ def claim(store: Store, run_id: str, device: str, worker: str, lease_s: float) -
             if won == 1:
                 return cell
         return None
-    except SQLAlchemyError as exc:
-        raise _fail(store, exc) from exc
 
 
 def finish(store: Store, run_id: str, cell: str, worker: str, status: str, result: dict[str, Any]) -> None:
     """Record a claimed cell's outcome (passed, failed) in one transaction."""
-    try:
+    with store.db("record a cell in"):
         with store.engine.begin() as conn:
             conn.execute(update(suite_cells).where(suite_cells.c.run_id == run_id, suite_cells.c.cell == cell,
                                                    suite_cells.c.worker == worker)
                          .values(status=status, finished_at=datetime.now(UTC), result=json.dumps(result, default=str)))
-    except SQLAlchemyError as exc:
-        raise _fail(store, exc) from exc
 
 
 def skip_device(store: Store, run_id: str, device: str, worker: str, reason: str) -> int:
     """Mark the device's unclaimed cells skipped (another worker that reaches it may still take them)."""
-    try:
+    with store.db("skip cells in"):
         with store.engine.begin() as conn:
             return int(conn.execute(update(suite_cells).where(
                 suite_cells.c.run_id == run_id, suite_cells.c.device == device,
                 suite_cells.c.status.in_(CLAIMABLE)).values(
                     status="skipped", worker=worker, finished_at=datetime.now(UTC),
                     result=json.dumps({"reason": reason}))).rowcount)
-    except SQLAlchemyError as exc:
-        raise _fail(store, exc) from exc
 
 
 def load_run(store: Store, run_id: str) -> dict[str, Any]:
@@ -137,7 +125,7 @@ def load_run(store: Store, run_id: str) -> dict[str, Any]:
     Raises:
         SuiteError: no run of that id.
     """
-    try:
+    with store.db("read a run from"):
         with store.engine.connect() as conn:
             run = conn.execute(select(suite_runs).where(suite_runs.c.run_id == run_id)).first()
             if run is None:
@@ -145,8 +133,6 @@ def load_run(store: Store, run_id: str) -> dict[str, Any]:
                                  "the runs")
             cells = conn.execute(select(suite_cells).where(suite_cells.c.run_id == run_id)
                                  .order_by(suite_cells.c.model, suite_cells.c.recipe, suite_cells.c.device)).all()
-    except SQLAlchemyError as exc:
-        raise _fail(store, exc) from exc
     suite_doc = json.loads(run.document)
     order = {"model": [m.get("name") or _label(m) for m in suite_doc["models"]], "recipe": suite_doc["recipes"],
              "device": [d["name"] for d in suite_doc["devices"]]}
@@ -176,7 +162,7 @@ def list_runs(store: Store, suite: str | None = None, limit: int = 50) -> list[d
     query = select(suite_runs.c.run_id, suite_runs.c.suite, suite_runs.c.tag, suite_runs.c.created_at)
     if suite:
         query = query.where(suite_runs.c.suite == suite)
-    try:
+    with store.db("list the runs in"):
         with store.engine.connect() as conn:
             runs = conn.execute(query.order_by(suite_runs.c.created_at.desc()).limit(limit)).all()
             out = []
@@ -185,8 +171,6 @@ def list_runs(store: Store, suite: str | None = None, limit: int = 50) -> list[d
                                                        .where(suite_cells.c.run_id == r.run_id))]
                 out.append({"run_id": r.run_id, "suite": r.suite, "tag": r.tag, "created_at": r.created_at,
                             "cells": {s: statuses.count(s) for s in sorted(set(statuses))}})
-    except SQLAlchemyError as exc:
-        raise _fail(store, exc) from exc
     return out
 
 
@@ -194,11 +178,9 @@ def run_ids(store: Store, suite: str, limit: int = 1000) -> list[str]:
     """Ids of the runs of ``suite``, newest first (no cell counts: cheaper than :func:`list_runs`)."""
     query = select(suite_runs.c.run_id).where(suite_runs.c.suite == suite) \
         .order_by(suite_runs.c.created_at.desc()).limit(limit)
-    try:
+    with store.db("list the runs in"):
         with store.engine.connect() as conn:
             return [r[0] for r in conn.execute(query)]
-    except SQLAlchemyError as exc:
-        raise _fail(store, exc) from exc
 
 
 def previous_run(store: Store, suite: str, before: str) -> str | None:
