@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from ..profiles import Profile
 from ..tflite.facts import ModelReport
-from .facts import Placement, TargetFacts
+from .assessment import Placement, TargetFacts
 
 
 def applies(profile: Profile) -> bool:

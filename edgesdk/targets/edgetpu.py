@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ..profiles import Profile
 from ..tflite.facts import ModelReport, OpInfo, TensorInfo
-from .facts import Placement, TargetFacts
+from .assessment import Placement, TargetFacts
 
 _TYPES = {"INT8", "UINT8"}
 

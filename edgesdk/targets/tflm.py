@@ -24,7 +24,7 @@ from ..errors import ModelError
 from ..profiles import Profile
 from ..tflite.facts import ModelReport
 from . import mcu
-from .facts import TargetFacts
+from .assessment import TargetFacts
 
 # Approximate .text of each kernel on a Cortex-M (CMSIS-NN where it has one), bytes. Convolutions carry
 # several specialised CMSIS-NN variants (1x1, 1xN, generic s8/s16), hence their size; other kernels are

@@ -21,7 +21,7 @@ from ..errors import ModelError
 from ..profiles import Profile
 from ..tflite.facts import ModelReport
 from . import mcu
-from .facts import Placement, TargetFacts
+from .assessment import Placement, TargetFacts
 
 _CPU_OP = re.compile(r"Warning \(supported operators\) operator: (\w+), ofm: '(.*)'\s*\nReason: (.*)")
 
