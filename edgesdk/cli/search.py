@@ -166,7 +166,8 @@ class _TuneProgress:
                             TimeRemainingColumn(),
                             TextColumn("{task.fields[best]}", table_column=Column(no_wrap=True, overflow="ellipsis",
                                                                                     ratio=1)),
-                            console=self.console, transient=False, expand=True)
+                            console=self.console, transient=False, expand=True,
+                            disable=not self.console.is_terminal)  # a log gets one line per trial instead
         self.task = self.bar.add_task(title, total=total, best="", start=False)
 
     def __enter__(self) -> _TuneProgress:

@@ -44,6 +44,7 @@ def test_the_original_is_the_first_row_and_each_candidate_is_compared_with_it(tm
     caption = next(i for i, line in enumerate(lines) if line.startswith("★ the best"))
     assert max(len(line) for line in lines[header:caption]) <= 100, done.output
     assert "KiB" in lines[header + 2] and "best: weights=int4" in done.output
+    assert "━" not in done.output  # piped: one line per trial, no progress bar drawn into the log
     # --wide, on the finished study (nothing runs again): one line per trial, the change in words.
     wide = CliRunner().invoke(app, [*args, "--wide"], terminal_width=200)
     assert wide.exit_code == 0, wide.output
