@@ -449,9 +449,10 @@ def test_without_a_budget_tune_says_what_it_will_try(tmp_path):
     proc = subprocess.Popen([EDGESDK, "tune", str(MODEL), "-p", "host", "-o", str(tmp_path / "t")],
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     assert proc.stderr is not None
-    first = proc.stderr.readline()
+    title, first = proc.stderr.readline(), proc.stderr.readline()   # what it tunes, then what it will try
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=300)
+    assert title.startswith("tuning model.keras for host (") and "candidates)" in title, title
     assert first.startswith("trying 24 of the ") and "--budget N" in first, first
 
 
